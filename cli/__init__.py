@@ -1,0 +1,1 @@
+"""The ``scalinglaws`` command (installed as ``scalinglaws.cli``).  It only parses and prints."""

@@ -1,0 +1,92 @@
+"""Shared pieces of the command line: error handling, printing, option parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scalinglaws.errors import InputError, ScalingLawsError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line to stderr and exit with ``code`` (2: bad input)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn the package's own errors into one line on stderr and exit code 2."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ScalingLawsError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+    return wrapper
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain-data copy of ``obj`` for ``--json`` (numpy scalars, NaN -> null)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
+
+
+def fmt(x: Any) -> str:
+    """A number for a table: 4 significant digits, plain text otherwise."""
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, (int,)) and abs(x) < 1e6:
+        return str(x)
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.5g}"
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, justify="right" if c not in ("parameter", "law", "name", "format", "note") else "left")
+    for r in rows:
+        t.add_row(*[fmt(v) for v in r])
+    return t
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
+    """``["alpha=0.3", "E=1.7"]`` -> ``{"alpha": 0.3, "E": 1.7}`` (suffixes allowed)."""
+    from scalinglaws.units import parse_number
+    out: dict[str, float] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"{option} {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_number(v.strip(), f"{option} {k.strip()}")
+    return out

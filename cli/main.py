@@ -1,0 +1,74 @@
+"""Entry point of the ``scalinglaws`` command.
+
+Each group of commands lives in its own module with a ``register(app)`` function;
+this file only assembles them and turns usage errors into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from scalinglaws import __version__
+
+app = typer.Typer(
+    name="scalinglaws",
+    help="Fit and predict scaling laws for low-precision LLM training, and train small models for new points.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"scalinglaws {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Fit and predict scaling laws for low-precision LLM training."""
+
+
+def _register_all() -> None:
+    from . import fit_cmds
+    fit_cmds.register(app)
+    try:
+        from . import train_cmds
+    except ImportError:  # the trainer's commands are optional while it is being built
+        return
+    train_cmds.register(app)
+
+
+_register_all()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv``; returns the exit code (used by tests)."""
+    try:
+        app(args=argv, prog_name="scalinglaws", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("error: aborted\n")
+        return 130
+    except click.exceptions.ClickException as exc:  # usage errors: one line, exit 2
+        msg = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        sys.stderr.write(f"error: {msg}{where}\n")
+        return exc.exit_code
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

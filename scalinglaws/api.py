@@ -1,0 +1,326 @@
+"""The user-facing Python API: ``fit``, ``FitResult``, ``load_fit``, ``resolve_params``.
+
+This module joins a law (what to fit) to the fitter (how to fit): the fitter sees
+only a model with values, a Jacobian and (optionally) curvature.
+
+>>> import scalinglaws as sl
+>>> res = sl.fit("data/chinchilla_runs.csv", law="chinchilla")   # doctest: +SKIP
+>>> res.params                                                   # doctest: +SKIP
+{'E': 1.81, 'A': 477.8, 'B': 2143.4, 'alpha': 0.347, 'beta': 0.367}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import FitError, InputError
+from .fitter import RobustLoss, minimize_multistart
+from .laws import Law, find_preset, get_law
+from .runs import load_runs
+
+
+class LawModel:
+    """A law and its data seen as a plain model ``f(theta)`` for the fitter.
+
+    ``space="log"`` fits ``log L`` (the default); ``space="linear"`` fits ``L`` itself.
+    """
+
+    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log"):
+        if space not in ("log", "linear"):
+            raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
+        self.law, self.X, self.space = law, X, space
+        self.has_curvature = law.has_curvature
+
+    def value(self, theta):
+        g = self.law.log_predict(theta, self.X)
+        return g if self.space == "log" else np.exp(g)
+
+    def value_jac(self, theta):
+        g, J = self.law.log_predict_jac(theta, self.X)
+        if self.space == "log":
+            return g, J
+        e = np.exp(g)
+        return e, J * e[:, :, None]
+
+    def curvature(self, theta, w):
+        if self.space == "log":
+            return self.law.curvature(theta, self.X, w)
+        # Hessian of exp(g) = exp(g) (J J^T + Hessian(g))
+        g, J = self.law.log_predict_jac(theta, self.X)
+        we = w * np.exp(g)
+        return np.einsum("snp,snq->spq", J * we[:, :, None], J) + self.law.curvature(theta, self.X, we)
+
+
+@dataclass
+class FitResult:
+    """A fitted law: plain data, saved as ``fit.json``.
+
+    Attributes
+    ----------
+    law : str             registered law name
+    params : dict         parameter name -> value (plain floats)
+    objective : float     the minimised objective (summed robust loss)
+    n_runs : int          runs used in the fit
+    loss : dict           ``{"loss": "huber", "delta": 1e-3, "space": "log"}``
+    fixed : dict          parameters held fixed and their values
+    status : dict         convergence: message, starts, starts reaching the best, parameters on bounds
+    data : dict           where the runs came from and how they were filtered
+    extra : dict          room for later additions (bootstrap samples, diagnostics)
+    version : str         package version that made the fit
+    """
+
+    law: str
+    params: dict[str, float]
+    objective: float
+    n_runs: int
+    loss: dict = field(default_factory=lambda: {"loss": "huber", "delta": 1e-3, "space": "log"})
+    fixed: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    version: str = __version__
+
+    @property
+    def law_obj(self) -> Law:
+        return get_law(self.law)
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.status.get("converged", True))
+
+    def predict(self, runs) -> np.ndarray:
+        """Predicted loss for each run (a DataFrame, a path, or a dict of columns/scalars)."""
+        law = self.law_obj
+        return law.predict(self.params, as_table(runs, law))
+
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``fit.json`` atomically (a temporary file in the same folder, then rename)."""
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def summary(self) -> str:
+        lines = [f"law {self.law}: objective {self.objective:.10g} on {self.n_runs} runs "
+                 f"({self.loss.get('loss')}, delta {self.loss.get('delta')}, {self.loss.get('space')} space)"]
+        for k, v in self.params.items():
+            lines.append(f"  {k:>10} = {v:.6g}" + ("  (fixed)" if k in self.fixed else ""))
+        st = self.status
+        if st:
+            lines.append(f"  {st.get('message', '')}; {st.get('n_best', '?')} of {st.get('n_starts', '?')} "
+                         f"starts reached the best optimum")
+            if st.get("on_bound"):
+                lines.append(f"  on a bound: {', '.join(st['on_bound'])}")
+        return "\n".join(lines)
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _plain(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path}: folder {folder} does not exist")
+    mode = "wb" if isinstance(text, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_fit(path: str | os.PathLike) -> FitResult:
+    """Load a ``fit.json`` written by :meth:`FitResult.save`."""
+    path = os.fspath(path)
+    try:
+        with open(path) as fh:
+            d = json.load(fh)
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a fit file (invalid JSON: {exc})", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=path) from None
+    if not isinstance(d, dict) or "law" not in d or "params" not in d:
+        raise InputError("not a fit file (needs 'law' and 'params')", file=path)
+    law = get_law(d["law"])
+    law.to_internal(d["params"], where=f"{path}: ")  # validates names and values
+    known = {k: d[k] for k in FitResult.__dataclass_fields__ if k in d}
+    known.setdefault("objective", float("nan"))
+    known.setdefault("n_runs", 0)
+    known["params"] = {k: float(v) for k, v in d["params"].items()}
+    return FitResult(**known)
+
+
+def from_preset(name: str) -> FitResult:
+    """A FitResult holding a published preset (no data behind it)."""
+    law, key = find_preset(name)
+    p = law.presets[key]
+    return FitResult(law=law.name, params=dict(p.values), objective=float("nan"), n_runs=0,
+                     status={"message": f"preset {key}: {p.source}", "preset": key},
+                     data={"preset": key, "source": p.source})
+
+
+def resolve_fit(source: str | os.PathLike | FitResult, law: str | None = None) -> FitResult:
+    """A fit from a FitResult, a ``fit.json`` path, or a preset name (``hoffmann2022``)."""
+    if isinstance(source, FitResult):
+        res = source
+    else:
+        s = os.fspath(source)
+        if os.path.exists(s) or s.endswith(".json"):
+            res = load_fit(s)
+        else:
+            res = from_preset(s)
+    if law is not None and get_law(law).name != res.law:
+        raise InputError(f"{source} is a '{res.law}' fit, not '{law}'")
+    return res
+
+
+def as_table(runs, law: Law | None = None) -> pd.DataFrame:
+    """A DataFrame of runs from a DataFrame, a path, or a dict of columns (scalars broadcast)."""
+    if isinstance(runs, pd.DataFrame):
+        return runs
+    if isinstance(runs, Mapping):
+        cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in runs.items()}
+        n = max(len(v) for v in cols.values())
+        df = pd.DataFrame({k: np.broadcast_to(v, (n,)) if len(v) == 1 else v for k, v in cols.items()})
+        return load_runs(df, required=(), name="<arguments>")
+    req = law.required_columns() if law is not None else ()
+    return load_runs(runs, required=req)
+
+
+def _starts(law: Law, starts, seed: int) -> np.ndarray:
+    if starts is None or (isinstance(starts, str) and starts == "grid"):
+        return law.start_grid()
+    if isinstance(starts, (int, np.integer)):
+        if starts < 1:
+            raise InputError(f"--starts must be >= 1, got {starts}")
+        grid = law.start_grid()
+        lo, hi = grid.min(0), grid.max(0)
+        rng = np.random.default_rng(seed)
+        return lo + (hi - lo) * rng.random((int(starts), grid.shape[1]))
+    arr = np.atleast_2d(np.asarray(starts, dtype=float))
+    if arr.shape[1] != len(law.params):
+        raise InputError(f"starts must have {len(law.params)} columns ({', '.join(law.param_names)})")
+    return arr
+
+
+def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: float = 1e-3, space: str = "log",
+        fix: Mapping[str, float] | None = None, starts=None, seed: int = 0, where: str | None = None,
+        exclude_top: int = 0, mapping=None, weights=None, init: Mapping[str, float] | None = None,
+        max_iter: int = 400, progress=None) -> FitResult:
+    """Fit ``law`` to ``runs`` by robust multi-start minimisation.
+
+    Parameters
+    ----------
+    runs : DataFrame or path
+        Run table (see :func:`scalinglaws.load_runs`).
+    law : str or Law
+        A registered law name (``scalinglaws laws`` lists them).
+    loss : ``"huber"`` or ``"mse"``
+        Robust Huber loss (quadratic within ``delta``) or half squared error, *summed* over runs.
+    delta : float
+        Huber threshold on residuals (in ``space``).
+    space : ``"log"`` or ``"linear"``
+        Residuals of ``log(loss)`` (default) or of ``loss``.
+    fix : dict, optional
+        Parameters to hold fixed, by public name and value.
+    starts : None, int or array
+        ``None``: the law's full start grid; an int: that many seeded random starts
+        inside the grid's range; an array (S, P) in fitted space.
+    init : dict, optional
+        One extra start at these public values (added to the grid).
+    weights : array, optional
+        Run weights (bootstrap counts).
+    """
+    law = get_law(law)
+    if loss not in ("huber", "mse"):
+        raise InputError(f"--loss must be 'huber' or 'mse', got {loss!r}")
+    if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
+        raise InputError(f"--delta must be a finite number > 0, got {delta}")
+    if space not in ("log", "linear"):
+        raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
+    required = tuple(law.required_columns()) + (law.target,)
+    if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
+        table = _check_frame(runs, required)  # already canonical (from load_runs)
+    else:
+        table = load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
+    table = law.prepare(table)
+    if len(table) == 0:
+        raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+    X = law.design(table)
+    y_obs = law.observed(table)
+    model = LawModel(law, X, space)
+    y = np.log(y_obs) if space == "log" else y_obs
+
+    S0 = _starts(law, starts, seed)
+    if init:
+        S0 = np.vstack([law.to_internal({**law.to_public(S0[0]), **init}, "init: "), S0])
+    lo, hi = law.bounds()
+    free = np.ones(len(law.params), bool)
+    fix = dict(fix or {})
+    for name, value in fix.items():
+        if name not in law.param_names:
+            raise InputError(f"--fix {name}: law '{law.name}' has no parameter {name!r}; "
+                             f"its parameters are {', '.join(law.param_names)}")
+        j = law.param_names.index(name)
+        v = law.params[j].to_internal(float(value), "--fix ")
+        S0[:, j] = v
+        lo[j] = min(lo[j], v)
+        hi[j] = max(hi[j], v)
+        free[j] = False
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    res = minimize_multistart(model, y, S0, lo, hi, RobustLoss(loss, delta), free=free, weights=w,
+                              max_iter=max_iter, progress=progress)
+    if not np.isfinite(res.fun):
+        raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
+    span = hi - lo
+    on_bound = [p.name for j, p in enumerate(law.params)
+                if free[j] and (abs(res.x[j] - lo[j]) <= 1e-6 * max(1, span[j])
+                                or abs(res.x[j] - hi[j]) <= 1e-6 * max(1, span[j]))]
+    status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
+              "n_best": res.n_best, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
+              "n_evals": res.n_evals}
+    out = FitResult(
+        law=law.name, params=law.to_public(res.x), objective=res.fun, n_runs=len(table),
+        loss={"loss": loss, "delta": delta, "space": space}, fixed={k: float(v) for k, v in fix.items()},
+        status=status,
+        data={"source": table.attrs.get("source"), "where": where, "exclude_top": exclude_top})
+    out.multistart = res  # every start's end point, for diagnostics (not saved)
+    return out
+
+
+def _check_frame(df: pd.DataFrame, required) -> pd.DataFrame:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(repr(m) for m in missing)}", file=df.attrs.get("source"))
+    return df

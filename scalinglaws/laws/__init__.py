@@ -1,0 +1,34 @@
+"""The registry of law families.  Adding a law: one file in this folder, one line below."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .base import Law, Param, Planner, Preset
+from .chinchilla import Chinchilla
+
+#: name -> Law instance.  One line per family.
+REGISTRY: dict[str, Law] = {law.name: law for law in (
+    Chinchilla(),
+)}
+
+
+def get_law(name: str | Law) -> Law:
+    """The registered law called ``name`` (or ``name`` itself when it is a Law)."""
+    if isinstance(name, Law):
+        return name
+    try:
+        return REGISTRY[str(name).strip().lower()]
+    except KeyError:
+        raise InputError(f"unknown law {name!r}; registered laws: {', '.join(REGISTRY)}") from None
+
+
+def find_preset(name: str) -> tuple[Law, str]:
+    """The law that owns preset ``name`` (preset names are unique across laws)."""
+    for law in REGISTRY.values():
+        if name in law.presets:
+            return law, name
+    every = ", ".join(f"{p} ({law.name})" for law in REGISTRY.values() for p in law.presets)
+    raise InputError(f"unknown preset {name!r}; presets: {every}")
+
+
+__all__ = ["Law", "Param", "Planner", "Preset", "REGISTRY", "get_law", "find_preset"]

@@ -1,0 +1,1 @@
+"""The bundled QAT trainer (see README)."""
