@@ -73,8 +73,9 @@ def fmt(x: Any) -> str:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
-    for c in columns:
-        t.add_column(c, justify="right" if c not in ("parameter", "law", "name", "format", "note") else "left")
+    for j, c in enumerate(columns):
+        text = any(isinstance(r[j], str) for r in rows if j < len(r))
+        t.add_column(c, justify="left" if text else "right")
     for r in rows:
         t.add_row(*[fmt(v) for v in r])
     return t

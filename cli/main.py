@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from scalinglaws import __version__
@@ -49,20 +48,30 @@ _register_all()
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the command line with ``argv``; returns the exit code (used by tests)."""
+    """Run the command line with ``argv``; returns the exit code (used by tests).
+
+    Usage errors (unknown option, missing argument, bad value) become one line on
+    stderr and exit code 2.  (Typer may vendor its own click, so errors are
+    recognised by their interface rather than their class.)
+    """
     try:
-        app(args=argv, prog_name="scalinglaws", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("error: aborted\n")
-        return 130
-    except click.exceptions.ClickException as exc:  # usage errors: one line, exit 2
-        msg = exc.format_message()
-        ctx = getattr(exc, "ctx", None)
-        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        sys.stderr.write(f"error: {msg}{where}\n")
-        return exc.exit_code
+        rv = app(args=argv, prog_name="scalinglaws", standalone_mode=False)
+    except Exception as exc:  # noqa: BLE001 - re-raised below unless it is click's
+        name = type(exc).__name__
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "format_message"):
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            sys.stderr.write(f"error: {exc.format_message()}{where}\n")
+            return 2 if code is None else code
+        if name == "Exit":
+            return 0 if code is None else code
+        if name == "Abort":
+            sys.stderr.write("error: aborted\n")
+            return 130
+        raise
+    if isinstance(rv, int) and not isinstance(rv, bool):  # click returns an Exit's code here
+        return rv
     return 0
 
 

@@ -91,7 +91,7 @@ class FitResult:
 
     @property
     def law_obj(self) -> Law:
-        return get_law(self.law)
+        return get_law(self.law).from_param_names(list(self.params))
 
     @property
     def converged(self) -> bool:
@@ -171,7 +171,9 @@ def load_fit(path: str | os.PathLike) -> FitResult:
         raise InputError(f"cannot read: {exc.strerror}", file=path) from None
     if not isinstance(d, dict) or "law" not in d or "params" not in d:
         raise InputError("not a fit file (needs 'law' and 'params')", file=path)
-    law = get_law(d["law"])
+    if not isinstance(d["params"], dict):
+        raise InputError("not a fit file ('params' must map names to values)", file=path)
+    law = get_law(d["law"]).from_param_names(list(d["params"]))  # data-dependent laws rebuild here
     law.to_internal(d["params"], where=f"{path}: ")  # validates names and values
     known = {k: d[k] for k in FitResult.__dataclass_fields__ if k in d}
     known.setdefault("objective", float("nan"))
@@ -276,6 +278,7 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
     table = law.prepare(table)
     if len(table) == 0:
         raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+    law = law.specialize(table)  # laws whose parameter list depends on the data
     X = law.design(table)
     y_obs = law.observed(table)
     model = LawModel(law, X, space)

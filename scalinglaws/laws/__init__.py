@@ -5,10 +5,25 @@ from __future__ import annotations
 from ..errors import InputError
 from .base import Law, Param, Planner, Preset
 from .chinchilla import Chinchilla
+from .kumar_ptq import KumarPTQ
+from .kumar_precision import KumarPrecision
+from .ouyang_qid import OuyangQiD
+from .frantar_eff import FrantarEff
+from .chen_qat import ChenQAT
+from .capybara import Capybara
+from .dremov_qat import DremovFraction, DremovQAT
 
 #: name -> Law instance.  One line per family.
 REGISTRY: dict[str, Law] = {law.name: law for law in (
     Chinchilla(),
+    KumarPTQ(),
+    KumarPrecision(),
+    OuyangQiD(),
+    FrantarEff(),  # its eff[...] parameters depend on the data: see FrantarEff.for_runs
+    ChenQAT(),
+    Capybara(),
+    DremovFraction(),
+    DremovQAT(),
 )}
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Mapping
+from typing import Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,29 @@ class Law:
     def required_columns(self) -> tuple[str, ...]:
         return tuple(self.columns)
 
+    # ------------------------------------------- parameters that depend on the data
+    def specialize(self, runs: pd.DataFrame) -> "Law":
+        """The law to fit on ``runs`` (default: ``self``).
+
+        Most laws have a fixed parameter list.  A law whose parameters depend on the
+        data (for example one efficiency per compression format found in the table)
+        returns a new instance whose ``params`` match ``runs``.
+        :func:`scalinglaws.fit` calls this after :meth:`prepare` and before it builds
+        the design, the start grid and the bounds and resolves ``fix``.
+        """
+        return self
+
+    def from_param_names(self, names: Iterable[str]) -> "Law":
+        """The law whose parameters are ``names``, as saved in ``fit.json`` (default: ``self``).
+
+        The counterpart of :meth:`specialize` for a saved fit:
+        :func:`scalinglaws.load_fit`, :attr:`FitResult.law_obj` and :meth:`predict`
+        call it so that a data-dependent law is rebuilt from its parameter names.
+        Laws with a fixed parameter list return ``self``; unknown names are then
+        reported by :meth:`to_internal`.
+        """
+        return self
+
     # --------------------------------------------------------------- formula
     def log_predict(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
         """``log`` of the predicted target, shape (S, n), for fitted-space ``theta`` (S, P)."""
@@ -214,8 +237,9 @@ class Law:
     # -------------------------------------------------------------- predict
     def predict(self, params: Mapping[str, float], runs: pd.DataFrame) -> np.ndarray:
         """Predicted target for each run, from public parameters."""
-        theta = self.to_internal(params)[None, :]
-        return np.exp(self.log_predict(theta, self.design(runs))[0])
+        law = self.from_param_names(list(params))
+        theta = law.to_internal(params)[None, :]
+        return np.exp(law.log_predict(theta, law.design(runs))[0])
 
     def planner(self, kind: str) -> Callable:
         for p in self.planners:

