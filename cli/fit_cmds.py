@@ -39,18 +39,18 @@ def _progress(enabled: bool):
 
 @handle_errors
 def fit_cmd(
-    runs: str = typer.Argument(..., help="Run table (CSV or Parquet), one row per training run."),
-    law: str = typer.Option("chinchilla", "--law", "-l", help="Law family ('scalinglaws laws' lists them)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the fit here (JSON)."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Draw data, fit and residuals here (.png/.pdf/.svg)."),
-    loss: str = typer.Option("huber", "--loss", help="huber or mse (summed over runs)."),
+    runs: str = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run."),
+    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws' lists them)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FIT.json", help="Write the fit here (JSON)."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE", help="Draw data, fit and residuals here (.png/.pdf/.svg)."),
+    loss: str = typer.Option("huber", "--loss", metavar="huber|mse", help="huber or mse (summed over runs)."),
     delta: float = typer.Option(1e-3, "--delta", help="Huber threshold on residuals."),
-    space: str = typer.Option("log", "--space", help="Residuals of log(loss) ('log') or loss ('linear')."),
-    fix: Optional[List[str]] = typer.Option(None, "--fix", help="Hold a parameter: NAME=VALUE (repeatable)."),
-    where: Optional[str] = typer.Option(None, "--where", help="Keep runs matching, e.g. \"N>=1e8 and D<300B\"."),
-    exclude_top: int = typer.Option(0, "--exclude-top", help="Drop the K highest-loss runs."),
-    mapping: Optional[List[str]] = typer.Option(None, "--map", help="Rename a column: COLUMN=canonical."),
-    starts: Optional[int] = typer.Option(None, "--starts", help="Random starts instead of the law's full grid."),
+    space: str = typer.Option("log", "--space", metavar="log|linear", help="Residuals of log(loss) ('log') or loss ('linear')."),
+    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter: NAME=VALUE (repeatable)."),
+    where: Optional[str] = typer.Option(None, "--where", metavar="EXPR", help="Keep runs matching, e.g. \"N>=1e8 and D<300B\"."),
+    exclude_top: int = typer.Option(0, "--exclude-top", metavar="K", help="Drop the K highest-loss runs."),
+    mapping: Optional[List[str]] = typer.Option(None, "--map", metavar="COLUMN=CANONICAL", help="Rename a column: COLUMN=canonical."),
+    starts: Optional[int] = typer.Option(None, "--starts", metavar="K", help="Random starts instead of the law's full grid."),
     seed: int = typer.Option(0, "--seed", help="Seed for random starts."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
@@ -105,7 +105,7 @@ def _values(text: str, name: str) -> np.ndarray:
 
 @handle_errors
 def predict_cmd(
-    fit: str = typer.Argument(..., help="A fit.json from 'scalinglaws fit', or a preset name (hoffmann2022)."),
+    fit: str = typer.Argument(..., metavar="FIT", help="A fit.json from 'scalinglaws fit', or a preset name (hoffmann2022)."),
     N: Optional[str] = typer.Option(None, "--N", help="Parameters (suffixes ok; comma list for several)."),
     D: Optional[str] = typer.Option(None, "--D", help="Training tokens (suffixes ok; comma list)."),
     w_bits: Optional[str] = typer.Option(None, "--w-bits", help="Weight bits."),
@@ -118,8 +118,8 @@ def predict_cmd(
     D_fp: Optional[str] = typer.Option(None, "--D-fp", help="Full-precision tokens before QAT."),
     D_qat: Optional[str] = typer.Option(None, "--D-qat", help="QAT tokens."),
     loss_fp: Optional[str] = typer.Option(None, "--loss-fp", help="Loss before PTQ (degradation laws)."),
-    grid: Optional[str] = typer.Option(None, "--grid", help="Predict every row of this table instead."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="With --grid: write the table with loss_pred."),
+    grid: Optional[str] = typer.Option(None, "--grid", metavar="TABLE", help="Predict every row of this table instead."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help="With --grid: write the table with loss_pred."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Predict the loss of runs from a fit or a preset."""

@@ -68,7 +68,7 @@ def human(x: float, digits: int = 3) -> str:
     """Short human form of a count: 6.7e10 -> '67B', 1.4e12 -> '1.4T'."""
     if x is None or not math.isfinite(x):
         return str(x)
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3), ("", 1.0)):
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3), ("", 1.0)):
         if abs(x) >= scale or unit == "":
             v = x / scale
             text = f"{v:.{digits}g}"
