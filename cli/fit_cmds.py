@@ -14,7 +14,7 @@ from scalinglaws.api import as_table, fit as fit_law, resolve_fit, write_atomic
 from scalinglaws.errors import InputError
 from scalinglaws.laws import REGISTRY, get_law
 from scalinglaws.runs import CANONICAL, load_runs, parse_mapping
-from scalinglaws.units import parse_number
+from scalinglaws.units import human, parse_number
 
 from .common import console, err_console, handle_errors, parse_assignments, print_json, table
 
@@ -133,11 +133,10 @@ def predict_cmd(
             raise InputError("give either --grid or column options (--N, --D, ...), not both")
         _guard_output(out, grid, fit)
         runs = load_runs(grid, required=law.required_columns())
-        pred = law.predict(res.params, law.prepare(runs)) if law.prepare(runs) is runs \
-            else law.predict(res.params, runs)
+        pred = law.predict(res.params, runs)
         raw = pd.read_parquet(grid) if grid.lower().endswith((".parquet", ".pq")) else \
             pd.read_csv(grid, dtype=str, keep_default_na=False)
-        raw[f"{law.target}_pred"] = pred
+        raw[f"{law.predicts}_pred"] = pred
         if out:
             if out.lower().endswith((".parquet", ".pq")):
                 import io
@@ -172,13 +171,15 @@ def predict_cmd(
             runs[c] = 16.0
     pred = law.predict(res.params, runs)
     shown = [c for c in runs.columns if c in given]
-    records = [{**{c: float(runs[c].iloc[i]) for c in shown}, f"{law.target}_pred": float(pred[i])}
+    records = [{**{c: float(runs[c].iloc[i]) for c in shown}, f"{law.predicts}_pred": float(pred[i])}
                for i in range(len(runs))]
     if as_json:
         print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records})
         return
-    console.print(table(f"{law.name} ({fit})", shown + [f"{law.target}_pred"],
-                        [[r[c] for c in shown] + [r[f"{law.target}_pred"]] for r in records]))
+    counts = ("N", "D", "D_fp", "D_qat")
+    console.print(table(f"{law.name} ({fit})", shown + [f"{law.predicts}_pred"],
+                        [[human(r[c]) if c in counts else r[c] for c in shown] + [r[f"{law.predicts}_pred"]]
+                         for r in records]))
 
 
 @handle_errors

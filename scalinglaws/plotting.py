@@ -69,7 +69,7 @@ def plot_fit(result, runs: pd.DataFrame, path: str | os.PathLike | None = None, 
     runs = law.prepare(runs)
     obs = law.observed(runs)
     pred = law.predict(result.params, runs)
-    target = "loss" if law.target == "loss" else law.target
+    target = law.predicts
     fig = plt.figure(figsize=(13, 7.5), constrained_layout=True)
     gs = fig.add_gridspec(2, 2, height_ratios=(3, 1.3))
     ax_d, ax_n = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])

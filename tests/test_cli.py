@@ -146,3 +146,16 @@ def test_plot_is_written(cli, runs_csv, tmp_path):
     code, _, err = cli("fit", runs_csv, "--starts", 100, "--plot", png)
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_grid_for_a_degradation_law(cli, tmp_path):
+    """ouyang-qid predicts loss - loss_fp: a grid without loss_fp works and the column says so."""
+    g = tmp_path / "g.csv"
+    g.write_text("N,D,ptq_bits\n70B,10T,4\n")
+    out = tmp_path / "o.csv"
+    code, _, err = cli("predict", "ouyang2024", "--grid", g, "--out", out)
+    assert code == 0, err
+    df = pd.read_csv(out)
+    k, alpha, beta, gamma = 0.017, 0.2261, 0.5251, 5.4967  # the preset, by hand
+    assert df["degradation_pred"].iloc[0] == pytest.approx(k * 1e13 ** beta / (70e9 ** alpha * 4 ** gamma),
+                                                           rel=1e-10)

@@ -111,7 +111,8 @@ class Law:
     formula : str         the law in plain text
     params : tuple[Param] parameters, in the order of the fitted vector
     columns : tuple[str]  canonical columns the law needs (besides ``loss``)
-    target : str          the column the law predicts (``"loss"``)
+    target : str          the column the law is fitted to (``"loss"``)
+    predicts : str        what the prediction is, names output columns (``"loss"`` -> ``loss_pred``)
     presets : dict        name -> Preset
     planners : tuple      Planner entries
     """
@@ -124,6 +125,7 @@ class Law:
     columns: ClassVar[tuple[str, ...]] = ("N", "D")
     optional_columns: ClassVar[tuple[str, ...]] = ()
     target: ClassVar[str] = "loss"
+    predicts: ClassVar[str] = "loss"
     presets: ClassVar[dict[str, Preset]] = {}
     planners: ClassVar[tuple[Planner, ...]] = ()
 

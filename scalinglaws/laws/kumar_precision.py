@@ -48,8 +48,6 @@ counted as in 16-bit; for a precision-aware cost see ``precision``).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.optimize import minimize_scalar
 

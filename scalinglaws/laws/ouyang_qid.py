@@ -22,7 +22,7 @@ unquantized model or with a negative measured degradation (noise) carry no
 information for this form and are left out.  ``predict`` returns dL.
 
 Fitted as ``log dL = log k + beta lnD - alpha lnN - gamma lnP`` (linear in the
-fitted parameters; analytic Jacobian, zero curvature).
+fitted parameters; analytic Jacobian; the fitter's IRLS steps suit the Huber loss here).
 
 Parameters
 ----------
@@ -57,6 +57,7 @@ _K, _ALPHA, _BETA, _GAMMA = range(4)
 
 class OuyangQiD(Law):
     name = "ouyang-qid"
+    predicts = "degradation"  # loss - loss_fp, in nats/token
     title = "Ouyang QiD: quantization-induced degradation vs. training level"
     reference = "Ouyang et al. 2024, Low-Bit Quantization Favors Undertrained LLMs"
     formula = "dL = loss - loss_fp = k D^beta / (N^alpha P^gamma), P = ptq_bits"
@@ -77,7 +78,6 @@ class OuyangQiD(Law):
         Planner("data", "training tokens at which the PTQ degradation reaches --threshold nats",
                 "plan_data", ("N", "ptq_bits", "threshold")),
     )
-    has_curvature = True
 
     # ------------------------------------------------------------------ data
     def prepare(self, runs):
@@ -128,9 +128,6 @@ class OuyangQiD(Law):
         J[:, :, _BETA] = X["lnD"]
         J[:, :, _GAMMA] = -X["lnP"]
         return self.log_predict(t, X), J
-
-    def curvature(self, theta, X, w):
-        return np.zeros((np.asarray(theta).shape[0], 4, 4))  # log dL is linear in the fitted parameters
 
     # --------------------------------------------------------------- planner
     def plan_data(self, params, N: float | None = None, ptq_bits: float | None = None,
