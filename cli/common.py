@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from typing import Any, Callable
 
@@ -71,7 +72,19 @@ def fmt(x: Any) -> str:
     return f"{v:.5g}"
 
 
+_COUNT = re.compile(r"^(N|D)(_(opt|crit|fp|qat|eff|total|max))?$")
+
+
+def is_count(name: str) -> bool:
+    """Columns holding parameter or token counts (N, D, N_opt, D_crit, D_fp, ...)."""
+    return bool(_COUNT.match(str(name)))
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A rich table; parameter and token counts are shown as 70B, 1.4T."""
+    from scalinglaws.units import human
+    rows = [[human(float(v)) if is_count(c) and isinstance(v, (int, float)) and not isinstance(v, bool) else v
+             for c, v in zip(columns, r)] for r in rows]
     t = Table(title=title, title_justify="left", header_style="bold")
     for j, c in enumerate(columns):
         text = any(isinstance(r[j], str) for r in rows if j < len(r))

@@ -14,7 +14,7 @@ from scalinglaws.api import as_table, fit as fit_law, resolve_fit, write_atomic
 from scalinglaws.errors import InputError
 from scalinglaws.laws import REGISTRY, get_law
 from scalinglaws.runs import CANONICAL, load_runs, parse_mapping
-from scalinglaws.units import human, parse_number
+from scalinglaws.units import parse_number
 
 from .common import console, err_console, handle_errors, parse_assignments, print_json, table
 
@@ -176,10 +176,8 @@ def predict_cmd(
     if as_json:
         print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records})
         return
-    counts = ("N", "D", "D_fp", "D_qat")
     console.print(table(f"{law.name} ({fit})", shown + [f"{law.predicts}_pred"],
-                        [[human(r[c]) if c in counts else r[c] for c in shown] + [r[f"{law.predicts}_pred"]]
-                         for r in records]))
+                        [[r[c] for c in shown] + [r[f"{law.predicts}_pred"]] for r in records]))
 
 
 @handle_errors

@@ -78,7 +78,10 @@ def run_planner(kind: str, fit_source: str, options: dict, as_json: bool) -> dic
     else:
         scalars = [(k, v) for k, v in result.items() if k not in ("summary", "table", "best")
                    and isinstance(v, (int, float))]
-        console.print(table(None, ["quantity", "value"], scalars))
+        from .common import is_count
+        from scalinglaws.units import human
+        console.print(table(None, ["quantity", "value"],
+                            [[k, human(float(v)) if is_count(k) else v] for k, v in scalars]))
     if result.get("summary"):
         console.print(result["summary"], highlight=False)
     return answer
