@@ -84,8 +84,9 @@ def fit_cmd(
     console.print(f"objective {res.objective:.10g} ({loss}{f', delta {delta:g}' if loss == 'huber' else ''}, "
                   f"{space} space, summed)", highlight=False)
     mark = "[green]converged[/]" if res.converged else f"[yellow]{st.get('message')}[/]"
+    stopped = f"; {st['n_stopped']} stopped early by successive halving" if st.get("n_stopped") else ""
     console.print(f"{mark}; {st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum "
-                  f"(within 1e-6 relative)", highlight=False)
+                  f"(within 1e-6 relative{stopped})", highlight=False)
     if st.get("on_bound"):
         console.print(f"[yellow]warning:[/] on a bound: {', '.join(st['on_bound'])} (widen the bounds or fix "
                       f"the parameter; the data may not identify it)", highlight=False)

@@ -34,30 +34,37 @@ class LawModel:
     ``space="log"`` fits ``log L`` (the default); ``space="linear"`` fits ``L`` itself.
     """
 
-    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log"):
+    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log", dtype=np.float64):
         if space not in ("log", "linear"):
             raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
-        self.law, self.X, self.space = law, X, space
-        self.has_curvature = law.has_curvature
+        self.dtype = np.dtype(dtype)
+        self.law, self.space = law, space
+        self.X = {k: np.asarray(v, dtype=self.dtype) for k, v in X.items()}
+
+    def astype(self, dtype) -> "LawModel":
+        """The same model computing in ``dtype`` (the fitter explores in single precision)."""
+        return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype)
 
     def value(self, theta):
-        g = self.law.log_predict(theta, self.X)
+        g = self.law.log_predict(np.asarray(theta, dtype=self.dtype), self.X)
         return g if self.space == "log" else np.exp(g)
 
-    def value_jac(self, theta):
-        g, J = self.law.log_predict_jac(theta, self.X)
+    def evaluate(self, theta):
+        g, cache = self.law.evaluate(np.asarray(theta, dtype=self.dtype), self.X)
         if self.space == "log":
-            return g, J
+            return g, cache
         e = np.exp(g)
-        return e, J * e[:, :, None]
+        return e, (cache, e)
 
-    def curvature(self, theta, w):
+    def grad_hess(self, theta, cache, psi, hw, cw):
         if self.space == "log":
-            return self.law.curvature(theta, self.X, w)
-        # Hessian of exp(g) = exp(g) (J J^T + Hessian(g))
-        g, J = self.law.log_predict_jac(theta, self.X)
-        we = w * np.exp(g)
-        return np.einsum("snp,snq->spq", J * we[:, :, None], J) + self.law.curvature(theta, self.X, we)
+            return self.law.grad_hess(np.asarray(theta, dtype=self.dtype), self.X, cache, psi, hw, cw)
+        # f = exp(g): J_f = f J_g and Hessian(f) = f (J_g J_g^T + Hessian(g)), so the
+        # weights carry over to log space as psi f, hw f^2 + cw f and cw f
+        cache, e = cache
+        cwe = None if cw is None else cw * e
+        hwe = hw * e * e + (0.0 if cw is None else cwe)
+        return self.law.grad_hess(np.asarray(theta, dtype=self.dtype), self.X, cache, psi * e, hwe, cwe)
 
 
 @dataclass
@@ -117,10 +124,15 @@ class FitResult:
         st = self.status
         if st:
             lines.append(f"  {st.get('message', '')}; {st.get('n_best', '?')} of {st.get('n_starts', '?')} "
-                         f"starts reached the best optimum")
+                         f"starts reached the best optimum" + _stopped(st))
             if st.get("on_bound"):
                 lines.append(f"  on a bound: {', '.join(st['on_bound'])}")
         return "\n".join(lines)
+
+
+def _stopped(status: dict) -> str:
+    n = status.get("n_stopped")
+    return f" ({n} stopped early by successive halving)" if n else ""
 
 
 def _plain(obj):
@@ -310,7 +322,7 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
                 if free[j] and (abs(res.x[j] - lo[j]) <= 1e-6 * max(1, span[j])
                                 or abs(res.x[j] - hi[j]) <= 1e-6 * max(1, span[j]))]
     status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
-              "n_best": res.n_best, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
+              "n_best": res.n_best, "n_stopped": res.n_stopped, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
               "n_evals": res.n_evals}
     out = FitResult(
         law=law.name, params=law.to_public(res.x), objective=res.fun, n_runs=len(table),

@@ -23,13 +23,12 @@ import numpy as np
 
 
 class Model(Protocol):  # pragma: no cover - a typing aid
-    has_curvature: bool
-
     def value(self, theta: np.ndarray) -> np.ndarray: ...
 
-    def value_jac(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, object]: ...
 
-    def curvature(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray: ...
+    def grad_hess(self, theta: np.ndarray, cache, psi: np.ndarray, hw: np.ndarray,
+                  cw: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -49,23 +48,26 @@ class RobustLoss:
         if self.kind == "mse":
             return 0.5 * r * r
         a = np.abs(r)
-        return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        m = np.minimum(a, self.delta)
+        return m * (a - 0.5 * m)          # a^2/2 within delta, delta (a - delta/2) outside
 
     def psi(self, r):
         return r if self.kind == "mse" else np.clip(r, -self.delta, self.delta)
 
     def dpsi(self, r):
-        return np.ones_like(r) if self.kind == "mse" else (np.abs(r) <= self.delta).astype(float)
+        return np.ones_like(r) if self.kind == "mse" else (np.abs(r) <= self.delta).astype(r.dtype)
 
     def irls_weight(self, r):
+        """``psi(r) / r``: the weights of the quadratic majoriser of ``rho`` at ``r``."""
         if self.kind == "mse":
             return np.ones_like(r)
-        a = np.abs(r)
-        return np.where(a <= self.delta, 1.0, self.delta / np.maximum(a, 1e-300))
+        return self.delta / np.maximum(np.abs(r), self.delta)
 
     def total(self, r, weights=None):
         v = self.rho(r)
-        return v.sum(axis=-1) if weights is None else v @ weights
+        if weights is None:
+            return v.sum(axis=-1)
+        return v @ weights if weights.ndim == 1 else (v * weights).sum(axis=-1)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class MultiStartResult:
     converged : (S,) bool, whether each start met the convergence test
     n_iter : (S,) iterations each start ran (merged starts share their representative's)
     n_best : number of starts whose objective is within ``rtol_best`` of the best
+    n_stopped : starts stopped by the successive halving before they converged
     n_evals : model evaluations (batched calls), for benchmarks
     """
 
@@ -92,58 +95,80 @@ class MultiStartResult:
     n_best: int
     n_starts: int
     n_evals: int = 0
+    n_stopped: int = 0
     message: str = ""
     best_converged: bool = True
     extra: dict = field(default_factory=dict)
 
 
-def _newton(model, y, loss, X, F, lower, upper, free, w_run, *, max_iter, ftol, xtol, gtol, counter,
-            progress=None):
-    """Advance every row of ``X`` (in place) by damped Newton steps until each converges.
+def _take(cache, rows):
+    """Rows of a model's cache (None, an array, or a tuple of arrays with rows first)."""
+    if cache is None:
+        return None
+    if isinstance(cache, tuple):
+        return tuple(_take(c, rows) for c in cache)
+    return cache[rows]
 
-    Returns (converged mask, iterations per row).  ``F`` holds the objective of each row.
+
+def _blocks(rows, size):
+    """``rows`` in consecutive blocks of about ``size``: arrays that stay in the CPU cache."""
+    n = max(1, -(-rows.size // size))
+    return np.array_split(rows, n) if n > 1 else [rows]
+
+
+def _rows(w, rows):
+    """Run weights for some rows: ``w`` is None, (n,) shared by all rows, or (S, n)."""
+    return w if w is None or w.ndim == 1 else w[rows]
+
+
+def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, switch, counter,
+        progress=None, exact=None, block=None):
+    """Advance every row of ``X`` (in place) by trust-controlled Newton steps until each converges.
+
+    Each row starts with IRLS (Gauss-Newton on the Huber majoriser, which walks out of
+    the linear region of the loss reliably) and switches to exact Newton steps (the
+    loss's own curvature plus the model's, when it has it) once a step improves the
+    objective by less than ``switch`` relative: there IRLS would only converge
+    linearly.  The damping follows Nielsen's rule on the ratio of actual to predicted
+    decrease.  ``F`` holds each row's objective and is updated in place.
+
+    Returns (converged mask, iterations per row, exact-mode mask).
     """
     S, P = X.shape
+    if block is None:  # (block, n) arrays under 256 KB: no numpy temporary elision checks, cache resident
+        block = max(8, 30000 // max(1, y.size))
     lam = np.full(S, 1e-3)
+    nu = np.full(S, 2.0)
     it = np.zeros(S, int)
     conv = np.zeros(S, bool)
+    exact = np.zeros(S, bool) if exact is None else exact.copy()
     active = np.isfinite(F)
-    need = active.copy()
     G = np.zeros((S, P))
     H = np.zeros((S, P, P))
     eye = np.eye(P)
     total = max(1, int(active.sum()))
 
-    def objective(theta):
-        counter[0] += 1
-        with np.errstate(all="ignore"):
-            v = loss.total(model.value(theta) - y, w_run)
-        return np.where(np.isfinite(v), v, np.inf)
+    def derivatives(rows, theta, f, cache):
+        wr = _rows(w, rows)
+        r = f - y
+        psi = loss.psi(r)
+        ex = exact[rows]
+        hw = np.where(ex[:, None], loss.dpsi(r), loss.irls_weight(r))
+        if wr is not None:
+            psi, hw = psi * wr, hw * wr
+        cw = psi * ex[:, None] if ex.any() else None
+        g, h = model.grad_hess(theta, cache, psi, hw, cw)
+        bad = ~(np.isfinite(g).all(1) & np.isfinite(h).all((1, 2)))
+        g[bad], h[bad] = 0.0, eye
+        G[rows], H[rows] = g, h
 
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        ridx = idx[need[idx]]
-        if ridx.size:  # gradient and Hessian where the point moved
-            th = X[ridx]
-            with np.errstate(all="ignore"):
-                f, J = model.value_jac(th)
-                counter[0] += 1
-                r = f - y
-                psi = loss.psi(r) if w_run is None else loss.psi(r) * w_run
-                Jt = J.transpose(0, 2, 1)
-                g = np.matmul(Jt, psi[:, :, None])[:, :, 0]
-                if model.has_curvature:
-                    d2 = loss.dpsi(r) if w_run is None else loss.dpsi(r) * w_run
-                    h = np.matmul(Jt * d2[:, None, :], J) + model.curvature(th, psi)
-                else:
-                    wr = loss.irls_weight(r) if w_run is None else loss.irls_weight(r) * w_run
-                    h = np.matmul(Jt * wr[:, None, :], J)
-            bad = ~(np.isfinite(g).all(1) & np.isfinite(h).all((1, 2)))
-            g[bad], h[bad] = 0.0, eye
-            G[ridx], H[ridx] = g, h
-            need[ridx] = False
+    for idx in _blocks(np.flatnonzero(active), block):
+        with np.errstate(all="ignore"):
+            f, cache = model.evaluate(X[idx])
+            counter[0] += 1
+            derivatives(idx, X[idx], f, cache)
+
+    def iterate(idx):
         th, g, h, l = X[idx], G[idx], H[idx], lam[idx]
         # active set: fixed parameters and bounds the gradient pushes against
         lo_hit = (th <= lower + 1e-12 * (1 + np.abs(lower))) & (g > 0)
@@ -151,116 +176,200 @@ def _newton(model, y, loss, X, F, lower, upper, free, w_run, *, max_iter, ftol, 
         blocked = lo_hit | hi_hit | ~free
         g = np.where(blocked, 0.0, g)
         h = np.where((~blocked)[:, :, None] & (~blocked)[:, None, :], h, 0.0)
-        # damped system (H + lam * (|diag H| + tiny)) step = -g
         diag = np.abs(np.diagonal(h, axis1=1, axis2=2))
         scale = np.maximum(diag, 1e-12 * np.maximum(diag.max(1, keepdims=True), 1e-300))
         A = h + (l[:, None] * scale + blocked)[:, :, None] * eye
-        try:
-            step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
+        with np.errstate(all="ignore"):
+            try:
+                step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:
+                step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
         step = np.where(blocked | ~np.isfinite(step), 0.0, step)
-        gnorm = np.abs(g).max(1)
         trial = np.clip(th + step, lower, upper)
-        Ft = np.full(idx.size, np.inf)
-        go = ((step * g).sum(1) < 0) & (gnorm > 0)
-        if go.any():
-            Ft[go] = objective(trial[go])
+        se = trial - th
+        pred = -((g * se).sum(1) + 0.5 * np.einsum("sp,spq,sq->s", se, h, se))
         Fi = F[idx]
-        accept = Ft < Fi
+        Ft = np.full(idx.size, np.inf)
+        go = (pred > 0) & (np.abs(se).max(1) > 0)
+        ft = cache_t = None
+        if go.any():
+            with np.errstate(all="ignore"):
+                ft, cache_t = model.evaluate(trial[go])
+                counter[0] += 1
+                v = loss.total(ft - y, _rows(w, idx[go]))
+            Ft[go] = np.where(np.isfinite(v), v, np.inf)
+        rho = np.where(go, (Fi - Ft) / np.where(go, pred, 1.0), -1.0)
+        accept = (Ft < Fi) & (rho > 1e-4)
+        # Nielsen's damping rule
+        lam[idx[accept]] = np.maximum(l[accept] * np.maximum(1 / 3, 1 - (2 * rho[accept] - 1) ** 3), 1e-15)
+        nu[idx[accept]] = 2.0
+        rej = idx[~accept]
+        lam[rej] *= nu[rej]
+        nu[rej] *= 2.0
         rel = np.where(accept, (Fi - Ft) / np.maximum(np.abs(Fi), 1e-300), 0.0)
-        moved = np.abs(trial - th).max(1)
-        a_idx, r_idx = idx[accept], idx[~accept]
-        X[a_idx], F[a_idx] = trial[accept], Ft[accept]
-        lam[a_idx] = np.maximum(lam[a_idx] * 0.2, 1e-12)
-        lam[r_idx] = lam[r_idx] * 8.0
-        need[a_idx] = True
+        a_idx = idx[accept]
+        if a_idx.size:
+            X[a_idx], F[a_idx] = trial[accept], Ft[accept]
+            sel = accept[go]  # accepted among the evaluated rows
+            with np.errstate(all="ignore"):
+                derivatives(a_idx, trial[accept], ft[sel], _take(cache_t, sel))
         it[idx] += 1
-        done = (accept & (rel < ftol) & (moved < xtol * (1 + np.abs(th).max(1)))) \
-            | (gnorm <= gtol * np.maximum(np.abs(Fi), 1e-300)) | (~accept & (lam[idx] > 1e14))
+        gnorm = np.abs(g).max(1)
+        small = accept & (rel < switch) & ~exact[idx]
+        stuck = ~accept & (lam[idx] > 1e12)
+        # an IRLS row that stalls or is stuck goes on with exact steps; an exact row that is
+        # stuck, or improves by less than ftol, or has no gradient left, is done
+        to_exact = idx[small | (stuck & ~exact[idx])]
+        stuck &= exact[idx]
+        done = (exact[idx] & accept & (rel < ftol)) | stuck | (gnorm <= gtol * np.maximum(np.abs(Fi), 1e-300))
+        exact[to_exact] = True          # from the next accepted step on
+        lam[to_exact], nu[to_exact] = np.minimum(lam[to_exact], 1e-3), 2.0
         conv[idx[done]] = True
         active[idx[done]] = False
+
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        for idx in _blocks(rows, block):
+            iterate(idx)
         if progress is not None:
             progress(1.0 - active.sum() / total)
-    return conv, it
+    return conv, it, exact
 
 
 def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: np.ndarray,
                         upper: np.ndarray, loss: RobustLoss = RobustLoss(), *, free: np.ndarray | None = None,
-                        weights: np.ndarray | None = None, max_iter: int = 400, explore_iter: int = 40,
-                        ftol: float = 1e-13, xtol: float = 1e-10, gtol: float = 1e-14,
-                        merge_tol: float = 1e-4, polish_rtol: float = 0.05, rtol_best: float = 1e-6,
-                        progress=None) -> MultiStartResult:
+                        weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 6,
+                        keep: float = 0.25, min_keep: int = 64, ftol: float = 1e-13, gtol: float = 1e-14,
+                        switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
+                        explore_dtype=np.float32, progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
 
-    Three steps: (1) *explore*: every distinct start takes up to ``explore_iter``
-    damped Newton steps (stopping early once converged); (2) *merge*: end points that
-    agree within ``merge_tol`` (in the fitted space) are one point; (3) *polish*: each
-    merged point whose objective is within ``polish_rtol`` of the best continues to
-    tight convergence (``max_iter`` steps in all).  Every start is reported with the
-    end point of its merged point; starts left behind after exploring are marked not
-    converged.
+    Successive halving: every distinct start takes ``round_iter`` steps; then only the
+    best ``keep`` fraction of the starts still moving (at least ``min_keep``) goes on
+    for another round, and so on until at most ``min_keep`` are left, which run to
+    convergence (``max_iter`` steps in all).  Starts that converge drop out at once and
+    keep their end point; starts that arrive at the same point (within ``merge_tol`` in
+    the fitted space) are merged and follow one path from then on.  A start stopped by
+    the halving is reported with its last point and marked not converged, so
+    ``n_best`` counts only starts that really reached the best optimum.
 
     Parameters
     ----------
-    model : object with ``value(theta)``, ``value_jac(theta)``, ``has_curvature`` and
-        (if ``has_curvature``) ``curvature(theta, w)``; ``theta`` has shape (S, P).
+    model : object with ``value(theta)``, ``evaluate(theta) -> (values, cache)`` and
+        ``grad_hess(theta, cache, psi, hw, cw) -> (g, H)`` where ``g = J^T psi`` and
+        ``H = J^T diag(hw) J + sum_i cw_i Hessian(f_i)`` (``cw`` may be None: no model
+        curvature); ``theta`` has shape (S, P) and values (S, n).
     y : (n,) targets.
     starts : (S, P) start points (clipped into the bounds).
     lower, upper : (P,) bounds (may be infinite).
     loss : the robust loss.
     free : (P,) bool; False holds that parameter at its start value.
-    weights : (n,) non-negative run weights (bootstrap counts); default all 1.
+    weights : run weights (bootstrap counts): (n,) for every start, or (S, n), one
+        weighting per start.  With per-start weights every row is its own problem: rows
+        are neither de-duplicated, merged nor stopped, and each runs to convergence.
+    switch : relative improvement below which a start leaves IRLS for exact Newton steps.
+    explore_dtype : precision of the halving rounds when the model has ``astype(dtype)``
+        (single precision is twice as fast; the last round, which converges, is float64).
     progress : optional callable(done_fraction) for a progress bar.
     """
     y = np.asarray(y, dtype=float)
     X0 = np.clip(np.asarray(starts, dtype=float), lower, upper)
     S, P = X0.shape
     free = np.ones(P, bool) if free is None else np.asarray(free, bool)
-    w_run = None if weights is None else np.asarray(weights, dtype=float)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is not None and w.ndim == 2 and w.shape[0] != S:
+        raise ValueError(f"weights has {w.shape[0]} rows for {S} starts")
     counter = [0]
-    common = dict(lower=lower, upper=upper, free=free, w_run=w_run, counter=counter, gtol=gtol)
+    common = dict(lower=lower, upper=upper, free=free, counter=counter, gtol=gtol, switch=switch, ftol=ftol)
+
+    def objective(theta, rows):
+        counter[0] += 1
+        v = np.empty(len(theta))
+        for b in _blocks(np.arange(len(theta)), max(8, 30000 // max(1, y.size))):
+            with np.errstate(all="ignore"):
+                v[b] = loss.total(model.value(theta[b]) - y, _rows(w, rows if rows is None else rows[b]))
+        return np.where(np.isfinite(v), v, np.inf)
+
+    if w is not None and w.ndim == 2:  # independent problems (bootstrap resamples)
+        X = X0.copy()
+        F = objective(X, np.arange(S))
+        conv, it, _ = _lm(model, y, loss, X, F, w=w, max_iter=max_iter, progress=progress, **common)
+        return _result(X, F, conv, it, S, counter[0], max_iter, rtol_best)
 
     # identical starts (a fixed parameter collapses its grid axis) are run once
     X, owner = np.unique(X0, axis=0, return_inverse=True)
     owner = owner.reshape(-1)
-    with np.errstate(all="ignore"):
-        F = loss.total(model.value(X) - y, w_run)
-    counter[0] += 1
-    F = np.where(np.isfinite(F), F, np.inf)
-    report = (lambda f: progress(0.8 * f)) if progress else None
-    conv, it = _newton(model, y, loss, X, F, max_iter=min(explore_iter, max_iter), ftol=ftol, xtol=xtol,
-                       progress=report, **common)
-
-    # merge end points, then polish the promising ones
-    finite = np.isfinite(F)
-    if finite.any():
-        key = np.round(X / merge_tol).astype(np.int64)
+    U = len(X)
+    F = objective(X, None)
+    explore_model = model.astype(explore_dtype) if hasattr(model, "astype") and explore_dtype else model
+    rep = np.arange(U)                 # each distinct start's representative (after merging)
+    stopped_ok = np.ones(U, bool)      # False: stopped by the halving
+    moving = np.isfinite(F)            # still iterating
+    conv = np.zeros(U, bool)
+    exact = np.zeros(U, bool)
+    it = np.zeros(U, int)
+    used = 0
+    while moving.any() and used < max_iter:
+        rows = np.flatnonzero(moving)
+        last = rows.size <= min_keep
+        n = max_iter - used if last else min(round_iter, max_iter - used)
+        Xr, Fr = X[rows], F[rows]
+        if last and explore_model is not model:  # converge in double precision
+            Fr = objective(Xr, rows)
+        m, yy = (model, y) if last else (explore_model, y.astype(explore_model.dtype))
+        cr, ir, er = _lm(m, yy, loss, Xr, Fr, w=w, max_iter=n, exact=exact[rows], **common)
+        X[rows], F[rows], it[rows], exact[rows] = Xr, Fr, it[rows] + ir, er
+        used += n
+        if last or explore_model is model:
+            conv[rows] = cr
+            moving[rows[cr]] = False  # (in single precision a start only pauses: the last round decides)
+        if progress:
+            progress(min(1.0, used / (used + 4 * round_iter)) if not last else 1.0)
+        if last:
+            break
+        # merge points that arrived together: the first of each group goes on for all
+        live = np.flatnonzero(rep == np.arange(U))
+        key = np.round(X[live] / merge_tol)
         _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
-        rep = first[inv]            # row -> representative row
-        fbest = F[finite].min()
-        cand = np.unique(rep[F <= fbest + polish_rtol * abs(fbest)])
-        if cand.size and max_iter > explore_iter:
-            Xc, Fc = X[cand].copy(), F[cand].copy()
-            report = (lambda f: progress(0.8 + 0.2 * f)) if progress else None
-            cc, ic = _newton(model, y, loss, Xc, Fc, max_iter=max_iter - explore_iter, ftol=ftol, xtol=xtol,
-                             progress=report, **common)
-            X[cand], F[cand], conv[cand], it[cand] = Xc, Fc, cc, it[cand] + ic
-        owner = rep[owner]
+        rep[live] = live[first[inv.reshape(-1)]]
+        moving &= rep == np.arange(U)
+        # successive halving: the best of the starts still moving go on
+        rows = np.flatnonzero(moving)
+        n_keep = max(min_keep, int(np.ceil(keep * rows.size)))
+        if rows.size > n_keep:
+            order = np.argsort(F[rows], kind="stable")
+            moving[rows[order[n_keep:]]] = False
+            stopped_ok[rows[order[n_keep:]]] = False
+    while True:  # follow merge chains to their final representative
+        nxt = rep[rep]
+        if np.array_equal(nxt, rep):
+            break
+        rep = nxt
     if progress:
         progress(1.0)
-    xs, funs, converged_all, iters = X[owner], F[owner], conv[owner], it[owner]
+    if explore_model is not model:  # objectives of starts last seen in single precision
+        redo = np.flatnonzero(~conv & np.isfinite(F))
+        F[redo] = objective(X[redo], redo)
+    owner = rep[owner]
+    res = _result(X[owner], F[owner], conv[owner], it[owner], S, counter[0], max_iter, rtol_best)
+    res.n_stopped = int((~stopped_ok[owner]).sum())
+    return res
+
+
+def _result(xs, funs, converged, iters, S, n_evals, max_iter, rtol_best) -> MultiStartResult:
+    P = xs.shape[1]
     finite = np.isfinite(funs)
     if not finite.any():
-        return MultiStartResult(x=np.full(P, np.nan), fun=np.inf, xs=xs, funs=funs, converged=converged_all,
-                                n_iter=iters, n_best=0, n_starts=S, n_evals=counter[0],
+        return MultiStartResult(x=np.full(P, np.nan), fun=np.inf, xs=xs, funs=funs, converged=converged,
+                                n_iter=iters, n_best=0, n_starts=S, n_evals=n_evals,
                                 message="no start gave a finite objective", best_converged=False)
     best = int(np.argmin(np.where(finite, funs, np.inf)))
     fbest = funs[best]
     n_best = int((funs <= fbest + rtol_best * max(abs(fbest), 1e-300)).sum())
-    ok = bool(converged_all[best])
+    ok = bool(converged[best])
     msg = "converged" if ok else f"best start did not converge within {max_iter} iterations"
-    return MultiStartResult(x=xs[best].copy(), fun=float(fbest), xs=xs, funs=funs, converged=converged_all,
-                            n_iter=iters, n_best=n_best, n_starts=S, n_evals=counter[0], message=msg,
+    return MultiStartResult(x=xs[best].copy(), fun=float(fbest), xs=xs, funs=funs, converged=converged,
+                            n_iter=iters, n_best=n_best, n_starts=S, n_evals=n_evals, message=msg,
                             best_converged=ok)

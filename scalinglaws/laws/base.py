@@ -205,6 +205,29 @@ class Law:
         """``sum_i w[s, i] * Hessian_theta(log L_i)`` for each start s, shape (S, P, P)."""
         raise NotImplementedError
 
+    def evaluate(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
+        """``(log L, cache)`` for the fitter: values now, and whatever :meth:`grad_hess`
+        can reuse at the same ``theta`` (None, an array or a tuple of arrays with one row
+        per parameter vector).  Default: no cache."""
+        return self.log_predict(theta, X), None
+
+    def grad_hess(self, theta: np.ndarray, X: Mapping[str, np.ndarray], cache, psi: np.ndarray,
+                  hw: np.ndarray, cw: np.ndarray | None):
+        """Gradient and Hessian pieces of a weighted objective in ``log L``, for each row.
+
+        ``g = J^T psi`` and ``H = J^T diag(hw) J + sum_i cw_i Hessian(log L_i)`` with
+        ``J = d log L / d theta``; ``psi``, ``hw``, ``cw`` have shape (S, n), and ``cw``
+        is None when no model curvature is wanted (or the law has none).
+        Default: from :meth:`log_predict_jac` and :meth:`curvature`.
+        """
+        _, J = self.log_predict_jac(theta, X)
+        Jt = J.transpose(0, 2, 1)
+        g = np.matmul(Jt, psi[:, :, None])[:, :, 0]
+        H = np.matmul(Jt * hw[:, None, :], J)
+        if cw is not None and self.has_curvature:
+            H = H + self.curvature(theta, X, cw)
+        return g, H
+
     # ---------------------------------------------------------- conversions
     @property
     def param_names(self) -> list[str]:

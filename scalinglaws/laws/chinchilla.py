@@ -77,16 +77,26 @@ class Chinchilla(Law):
 
     # analytic derivatives --------------------------------------------------------
     # With u = (a - alpha lnN, b - beta lnD, e) and p = softmax(u):
-    #   d logL / d theta = sum_k p_k m_k,  Hessian = sum_k p_k m_k m_k^T - J J^T,
-    # where m_k = d u_k / d theta is fixed by the data.  The bounds on a, b, e keep
-    # exp(u) finite, so the terms are summed directly (faster than log-sum-exp).
+    #   J = d logL / d theta = sum_k p_k m_k,  Hessian(logL) = sum_k p_k m_k m_k^T - J J^T,
+    # where m_k = d u_k / d theta is fixed by the data (m_1 = e_a - lnN e_alpha,
+    # m_2 = e_b - lnD e_beta, m_3 = e_e).  The bounds on a, b, e keep exp(u) finite, so
+    # the terms are summed directly (faster than log-sum-exp).  Every sum over runs that
+    # the fitter needs is a weighted sum of the six features 1, lnN, lnD, lnN^2, lnD^2,
+    # lnN lnD: one matrix product per weight, for all parameter vectors at once.
     @staticmethod
     def _terms(t, X):
+        # in place, to keep the (S, n) temporaries few (this is the fitter's inner loop)
         with np.errstate(over="ignore", under="ignore"):
-            t1 = np.exp(t[:, _A, None] - t[:, _ALPHA, None] * X["lnN"])
-            t2 = np.exp(t[:, _B, None] - t[:, _BETA, None] * X["lnD"])
+            t1 = np.multiply.outer(-t[:, _ALPHA], X["lnN"])
+            t1 += t[:, _A, None]
+            np.exp(t1, out=t1)
+            t2 = np.multiply.outer(-t[:, _BETA], X["lnD"])
+            t2 += t[:, _B, None]
+            np.exp(t2, out=t2)
             t3 = np.exp(t[:, _E, None])
-        return t1, t2, t3, t1 + t2 + t3
+            L = t1 + t2
+            L += t3
+        return t1, t2, t3, L
 
     def log_predict_jac(self, theta, X):
         t = np.asarray(theta, dtype=float)
@@ -100,26 +110,47 @@ class Chinchilla(Law):
         J[:, :, _BETA] = -p2 * X["lnD"]
         return np.log(L), J
 
+    def evaluate(self, theta, X):
+        t1, t2, t3, L = self._terms(np.asarray(theta), X)
+        inv = np.reciprocal(L)
+        t1 *= inv
+        t2 *= inv
+        inv *= t3
+        return np.log(L, out=L), (t1, t2, inv)
+
+    def grad_hess(self, theta, X, cache, psi, hw, cw):
+        p1, p2, p3 = cache
+        lnN, lnD = X["lnN"], X["lnD"]
+        phi = np.stack([np.ones_like(lnN), lnN, lnD, lnN * lnN, lnD * lnD, lnN * lnD], axis=1)
+        g = np.empty(psi.shape[:1] + (5,))
+        u1, u2 = psi * p1, psi * p2
+        g[:, _E] = (psi * p3).sum(1)
+        g[:, _A], g[:, _ALPHA] = u1.sum(1), -(u1 @ lnN)
+        g[:, _B], g[:, _BETA] = u2.sum(1), -(u2 @ lnD)
+        c = hw if cw is None else hw - cw     # weight of J J^T
+        c1, c2 = c * p1, c * p2
+        s11, s22, s33 = (c1 * p1) @ phi, (c2 * p2) @ phi, (c * p3 * p3) @ phi
+        s12, s13, s23 = (c1 * p2) @ phi, (c1 * p3) @ phi, (c2 * p3) @ phi
+        if cw is not None:                    # + sum_k cw p_k m_k m_k^T
+            s11 = s11 + (cw * p1) @ phi
+            s22 = s22 + (cw * p2) @ phi
+            s33 = s33 + (cw * p3) @ phi
+        H = np.empty(psi.shape[:1] + (5, 5))
+        pairs = {(_E, _E): s33[:, 0],
+                 (_A, _A): s11[:, 0], (_A, _ALPHA): -s11[:, 1], (_ALPHA, _ALPHA): s11[:, 3],
+                 (_B, _B): s22[:, 0], (_B, _BETA): -s22[:, 2], (_BETA, _BETA): s22[:, 4],
+                 (_A, _E): s13[:, 0], (_ALPHA, _E): -s13[:, 1],
+                 (_B, _E): s23[:, 0], (_BETA, _E): -s23[:, 2],
+                 (_A, _B): s12[:, 0], (_A, _BETA): -s12[:, 2], (_ALPHA, _B): -s12[:, 1],
+                 (_ALPHA, _BETA): s12[:, 5]}
+        for (i, j), v in pairs.items():
+            H[:, i, j] = H[:, j, i] = v
+        return g, H
+
     def curvature(self, theta, X, w):
-        t = np.asarray(theta, dtype=float)
-        t1, t2, t3, L = self._terms(t, X)
-        p = (t1 / L, t2 / L, t3 / L)
-        lnN, lnD, one = X["lnN"], X["lnD"], np.ones_like(X["lnN"])
-        # m_k as sparse (index, coefficient) lists: m_1 = e_a - lnN e_alpha, ...
-        m = (((_A, one), (_ALPHA, -lnN)), ((_B, one), (_BETA, -lnD)), ((_E, one),))
-        S = t.shape[0]
-        H = np.zeros((S, 5, 5))
-        for k in range(3):
-            wk = w * p[k]
-            for (i, ci) in m[k]:
-                for (j, cj) in m[k]:
-                    H[:, i, j] += wk @ (ci * cj)
-            for l in range(3):
-                wkl = wk * p[l]
-                for (i, ci) in m[k]:
-                    for (j, cj) in m[l]:
-                        H[:, i, j] -= wkl @ (ci * cj)
-        return H
+        _, cache = self.evaluate(theta, X)
+        zero = np.zeros_like(w)
+        return self.grad_hess(theta, X, cache, zero, zero, w)[1]
 
     # planners --------------------------------------------------------------------
     def plan_compute(self, params, flops: float | None = None):

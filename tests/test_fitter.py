@@ -1,0 +1,153 @@
+"""The law-agnostic fitter and the Chinchilla fit, against independent references."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from scipy.special import huber
+
+import scalinglaws as sl
+from scalinglaws.api import LawModel
+from scalinglaws.fitter import RobustLoss, minimize_multistart
+from scalinglaws.synthetic import grid, simulate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+EPOCH = SHARED / "chinchilla_epoch.csv"
+REPLICATION = {"E": 1.8172, "A": 477.8, "B": 2143, "alpha": 0.3473, "beta": 0.3672}
+REPLICATION_OBJECTIVE = 0.00101827402
+TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+@pytest.mark.skipif(not EPOCH.exists(), reason="needs ../shared/data/chinchilla_epoch.csv")
+def test_reaches_the_replication_optimum_on_chinchilla_epoch(cli, tmp_path):
+    out = tmp_path / "fit.json"
+    code, stdout, err = cli("fit", EPOCH, "--law", "chinchilla", "--exclude-top", "5", "--out", out)
+    assert code == 0, err
+    fit = json.loads(out.read_text())
+    assert fit["n_runs"] == 240
+    for k, v in REPLICATION.items():
+        assert fit["params"][k] == pytest.approx(v, rel=0.01), k
+    assert fit["objective"] == pytest.approx(REPLICATION_OBJECTIVE, rel=1e-6)
+    assert fit["status"]["converged"] and fit["status"]["n_best"] >= 1
+    assert fit["status"]["n_starts"] == 4500
+    assert "starts reached the best optimum" in stdout
+
+
+@pytest.mark.skipif(not EPOCH.exists(), reason="needs ../shared/data/chinchilla_epoch.csv")
+def test_objective_is_the_summed_huber_loss_of_log_residuals():
+    """The reported objective equals scipy's Huber loss summed over runs, evaluated by hand."""
+    runs = sl.load_runs(EPOCH, exclude_top=5)
+    res = sl.fit(runs, law="chinchilla", starts=64, seed=0)
+    p = res.params
+    pred = p["E"] + p["A"] / runs["N"] ** p["alpha"] + p["B"] / runs["D"] ** p["beta"]
+    r = np.log(pred) - np.log(runs["loss"])
+    assert res.objective == pytest.approx(huber(1e-3, r).sum(), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_known_parameters_from_noisy_synthetic_runs(seed):
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 7), np.geomspace(1e9, 5e11, 8)),
+                    noise=0.005, seed=seed)
+    res = sl.fit(runs, law="chinchilla")
+    assert res.converged
+    assert res.params["E"] == pytest.approx(TRUTH["E"], rel=0.02)
+    assert res.params["alpha"] == pytest.approx(TRUTH["alpha"], rel=0.05)
+    assert res.params["beta"] == pytest.approx(TRUTH["beta"], rel=0.05)
+
+
+def test_noise_free_runs_give_the_exact_parameters_and_zero_objective():
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 6), np.geomspace(1e9, 5e11, 6)), noise=0.0)
+    res = sl.fit(runs, law="chinchilla")
+    for k, v in TRUTH.items():
+        assert res.params[k] == pytest.approx(v, rel=1e-5), k
+    assert res.objective < 1e-18
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_multistart_matches_scipy_from_the_best_point(loss):
+    """No scipy run started from our optimum (or from anywhere on a small grid) finds a lower objective."""
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=3)
+    law = sl.laws.get_law("chinchilla")
+    X, y = law.design(runs), np.log(runs["loss"].to_numpy())
+    model = LawModel(law, X)
+    rl = RobustLoss(loss)
+    lo, hi = law.bounds()
+    res = minimize_multistart(model, y, law.start_grid(), lo, hi, rl)
+
+    def f(x):
+        return float(rl.total(model.value(x[None]) - y)[0])
+
+    assert res.fun == pytest.approx(f(res.x), rel=1e-12)
+    for x0 in [res.x] + list(law.start_grid()[::450]):
+        ref = minimize(f, x0, method="L-BFGS-B", bounds=list(zip(lo, hi)))
+        assert res.fun <= ref.fun * (1 + 1e-7) + 1e-15
+
+
+def test_exact_newton_gradient_and_hessian_match_finite_differences():
+    """Chinchilla's matrix-product gradient and Hessian against central differences of the objective."""
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 4), np.geomspace(1e9, 5e11, 4)), seed=1)
+    law = sl.laws.get_law("chinchilla")
+    X, y = law.design(runs), np.log(runs["loss"].to_numpy())
+    model = LawModel(law, X)
+    rl = RobustLoss("mse")  # smooth, so its Hessian is the exact second derivative
+    theta = np.array([[0.6, 6.0, 7.5, 0.33, 0.37], [0.2, 3.0, 9.0, 0.5, 0.3]])
+    f, cache = model.evaluate(theta)
+    r = f - y
+    g, H = model.grad_hess(theta, cache, rl.psi(r), rl.dpsi(r), rl.psi(r))
+
+    def obj(t):
+        return rl.total(model.value(t[None]) - y)[0]
+
+    h = 1e-4
+    for s in range(2):
+        fd_g, fd_h = np.zeros(5), np.zeros((5, 5))
+        for i in range(5):
+            e = np.zeros(5)
+            e[i] = h
+            fd_g[i] = (obj(theta[s] + e / 100) - obj(theta[s] - e / 100)) / (2 * h / 100)
+            for j in range(5):
+                ej = np.zeros(5)
+                ej[j] = h
+                fd_h[i, j] = (obj(theta[s] + e + ej) - obj(theta[s] + e - ej) - obj(theta[s] - e + ej)
+                              + obj(theta[s] - e - ej)) / (4 * h * h)
+        # central differences are exact to O(h^2): about 1e-5 of the largest entry here
+        assert np.abs(g[s] - fd_g).max() <= 1e-5 * np.abs(fd_g).max()
+        assert np.abs(H[s] - fd_h).max() <= 2e-5 * np.abs(fd_h).max()
+        assert np.allclose(H[s], H[s].T)
+
+
+def test_linear_space_and_mse_options_fit_too():
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=4)
+    for kw in [dict(space="linear"), dict(loss="mse"), dict(delta=1e-2)]:
+        res = sl.fit(runs, law="chinchilla", **kw)
+        assert res.converged, kw
+        assert res.params["E"] == pytest.approx(TRUTH["E"], rel=0.03), kw
+
+
+def test_fix_holds_a_parameter_and_where_subsets():
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=5)
+    res = sl.fit(runs, law="chinchilla", fix={"alpha": 0.3})
+    assert res.params["alpha"] == 0.3
+    assert res.fixed == {"alpha": 0.3}
+    sub = sl.fit(runs, law="chinchilla", where="N >= 1e8", starts=64)
+    assert sub.n_runs == int((runs["N"] >= 1e8).sum())
+
+
+def test_per_start_weights_solve_independent_problems():
+    """Rows with their own run weights: each equals a separate fit with those weights."""
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=6)
+    law = sl.laws.get_law("chinchilla")
+    X, y = law.design(runs), np.log(runs["loss"].to_numpy())
+    model = LawModel(law, X)
+    lo, hi = law.bounds()
+    rng = np.random.default_rng(0)
+    W = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=3).astype(float)
+    x0 = law.to_internal(TRUTH)
+    batch = minimize_multistart(model, y, np.repeat(x0[None], 3, 0), lo, hi, weights=W)
+    for k in range(3):
+        one = minimize_multistart(model, y, law.start_grid(), lo, hi, weights=W[k])
+        assert batch.funs[k] == pytest.approx(one.fun, rel=1e-6)
+        assert batch.xs[k] == pytest.approx(one.x, rel=1e-4, abs=1e-6)
