@@ -51,7 +51,10 @@ def fit_cmd(
     exclude_top: int = typer.Option(0, "--exclude-top", metavar="K", help="Drop the K highest-loss runs."),
     mapping: Optional[List[str]] = typer.Option(None, "--map", metavar="COLUMN=CANONICAL", help="Rename a column: COLUMN=canonical."),
     starts: Optional[int] = typer.Option(None, "--starts", metavar="K", help="Random starts instead of the law's full grid."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random starts."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random starts and bootstrap resampling."),
+    bootstrap: int = typer.Option(0, "--bootstrap", metavar="R", help="Refit R resamples of the runs for percentile intervals."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN", help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
+    level: float = typer.Option(0.95, "--level", help="Coverage of the bootstrap intervals."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Fit a law to a run table by robust multi-start minimisation."""
@@ -63,10 +66,21 @@ def fit_cmd(
     table_ = load_runs(runs, mapping=parse_mapping(mapping), required=law_obj.required_columns() + (law_obj.target,),
                        where=where, exclude_top=exclude_top)
     fixed = parse_assignments(fix, "--fix")
+    if bootstrap < 0 or bootstrap == 1:
+        raise InputError(f"--bootstrap must be 0 (none) or at least 2 resamples, got {bootstrap}")
+    if cluster is not None and not bootstrap:
+        raise InputError("--cluster applies to --bootstrap; give --bootstrap R too")
+    if not 0 < level < 1:
+        raise InputError(f"--level must be between 0 and 1, got {level}")
     with _progress(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(table_, law=law_obj, loss=loss, delta=delta, space=space, fix=fixed, starts=starts,
                       seed=seed, progress=lambda f: prog.update(task, completed=f))
+        if bootstrap:
+            from scalinglaws.bootstrap import bootstrap as run_bootstrap
+            task = prog.add_task(f"bootstrap ({bootstrap} refits)", total=1.0)
+            res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=seed, level=level,
+                                progress=lambda f: prog.update(task, completed=f))
     res.data.update(source=runs, where=where, exclude_top=exclude_top)
     if out:
         res.save(out)
@@ -78,9 +92,12 @@ def fit_cmd(
         return
     st = res.status
     console.print(f"[bold]{law_obj.name}[/]: {law_obj.formula}   ({res.n_runs} runs from {runs})", highlight=False)
-    rows = [[k, v, "fixed" if k in res.fixed else ("on bound" if k in st.get("on_bound", []) else "")]
+    ci = res.intervals()
+    rows = [[k, v] + ([ci[k][0], ci[k][1]] if ci else [])
+            + ["fixed" if k in res.fixed else ("on bound" if k in st.get("on_bound", []) else "")]
             for k, v in res.params.items()]
-    console.print(table(None, ["parameter", "value", "note"], rows))
+    pct = f"{100 * level:g}%"
+    console.print(table(None, ["parameter", "value"] + ([f"{pct} low", f"{pct} high"] if ci else []) + ["note"], rows))
     console.print(f"objective {res.objective:.10g} ({loss}{f', delta {delta:g}' if loss == 'huber' else ''}, "
                   f"{space} space, summed)", highlight=False)
     mark = "[green]converged[/]" if res.converged else f"[yellow]{st.get('message')}[/]"
@@ -90,6 +107,10 @@ def fit_cmd(
     if st.get("on_bound"):
         console.print(f"[yellow]warning:[/] on a bound: {', '.join(st['on_bound'])} (widen the bounds or fix "
                       f"the parameter; the data may not identify it)", highlight=False)
+    if ci:
+        b = res.extra["bootstrap"]
+        console.print(f"bootstrap: {b['n']} resamples" + (f" of clusters by {cluster}" if cluster else " of runs")
+                      + f", seed {seed}; {b['n_failed']} refits did not converge", highlight=False)
     if out:
         console.print(f"wrote {out}", highlight=False)
     if plot:
@@ -121,11 +142,26 @@ def predict_cmd(
     loss_fp: Optional[str] = typer.Option(None, "--loss-fp", help="Loss before PTQ (degradation laws)."),
     grid: Optional[str] = typer.Option(None, "--grid", metavar="TABLE", help="Predict every row of this table instead."),
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help="With --grid: write the table with loss_pred."),
+    interval: str = typer.Option("confidence", "--interval", metavar="confidence|prediction",
+                                 help="With a bootstrapped fit: interval of the law's curve (confidence) or of a new run (prediction)."),
+    level: Optional[float] = typer.Option(None, "--level", help="Interval coverage (default: the fit's bootstrap level)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
-    """Predict the loss of runs from a fit or a preset."""
+    """Predict the loss of runs from a fit or a preset (with intervals when the fit was bootstrapped)."""
     res = resolve_fit(fit)
     law = get_law(res.law)
+    if interval not in ("confidence", "prediction"):
+        raise InputError(f"--interval must be 'confidence' or 'prediction', got {interval!r}")
+    boot = bool(res.intervals())
+    if level is not None and not boot:
+        raise InputError("--level applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
+
+    def with_intervals(table_: pd.DataFrame, into: pd.DataFrame) -> None:
+        if boot:
+            from scalinglaws.bootstrap import predict_interval
+            iv = predict_interval(res, table_, level=level, kind=interval)
+            into[f"{law.predicts}_low"] = iv["low"].to_numpy()
+            into[f"{law.predicts}_high"] = iv["high"].to_numpy()
     given = {k: v for k, v in dict(N=N, D=D, w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits, ptq_bits=ptq_bits,
                                    group_size=group_size, exp_bits=exp_bits, man_bits=man_bits, D_fp=D_fp,
                                    D_qat=D_qat, loss_fp=loss_fp).items() if v is not None}
@@ -138,6 +174,7 @@ def predict_cmd(
         raw = pd.read_parquet(grid) if grid.lower().endswith((".parquet", ".pq")) else \
             pd.read_csv(grid, dtype=str, keep_default_na=False)
         raw[f"{law.predicts}_pred"] = pred
+        with_intervals(runs, raw)
         if out:
             if out.lower().endswith((".parquet", ".pq")):
                 import io
@@ -170,15 +207,17 @@ def predict_cmd(
     for c in law.required_columns():
         if c not in runs.columns:
             runs[c] = 16.0
-    pred = law.predict(res.params, runs)
     shown = [c for c in runs.columns if c in given]
-    records = [{**{c: float(runs[c].iloc[i]) for c in shown}, f"{law.predicts}_pred": float(pred[i])}
-               for i in range(len(runs))]
+    frame = runs[shown].copy()
+    frame[f"{law.predicts}_pred"] = law.predict(res.params, runs)
+    with_intervals(runs, frame)
+    records = frame.astype(float).to_dict(orient="records")
     if as_json:
-        print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records})
+        print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records,
+                    **({"interval": interval, "level": level or res.extra["bootstrap"]["level"]} if boot else {})})
         return
-    console.print(table(f"{law.name} ({fit})", shown + [f"{law.predicts}_pred"],
-                        [[r[c] for c in shown] + [r[f"{law.predicts}_pred"]] for r in records]))
+    title = f"{law.name} ({fit})" + (f", {interval} intervals" if boot else "")
+    console.print(table(title, list(frame.columns), frame.values.tolist()))
 
 
 @handle_errors

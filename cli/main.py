@@ -37,6 +37,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def _register_all() -> None:
     from . import fit_cmds
     fit_cmds.register(app)
+    from . import trust_cmds
+    trust_cmds.register(app)
     try:
         from . import train_cmds
     except ImportError:  # the trainer's commands are optional while it is being built

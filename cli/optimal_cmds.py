@@ -10,13 +10,13 @@ from typing import Optional
 
 import typer
 
-from scalinglaws.api import resolve_fit
+from scalinglaws.api import planner_method, resolve_fit
+from scalinglaws.bootstrap import plan_interval
 from scalinglaws.errors import InputError
-from scalinglaws.laws import get_law
 from scalinglaws.laws.base import PLANNER_OPTIONS
-from scalinglaws.units import parse_bytes, parse_number
+from scalinglaws.units import human, parse_bytes, parse_number
 
-from .common import console, handle_errors, print_json, table
+from .common import console, fmt, handle_errors, is_count, print_json, table
 
 optimal_app = typer.Typer(help="Planners: compute-optimal N and D, training precision, FP format, "
                                "critical data size, QAT fraction, bits under a memory budget.",
@@ -48,43 +48,59 @@ def _parse_options(raw: dict) -> dict:
     return out
 
 
-def run_planner(kind: str, fit_source: str, options: dict, as_json: bool) -> dict:
+def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level: float | None = None) -> dict:
     fit = resolve_fit(fit_source)
-    law = get_law(fit.law)
-    planner = next((p for p in law.planners if p.kind == kind), None)
-    if planner is None:
-        have = ", ".join(p.kind for p in law.planners) or "none"
-        raise InputError(f"law '{law.name}' has no '{kind}' planner (it has: {have})")
+    law = fit.law_obj
     given = _parse_options(options)
-    extra = [k for k in given if k not in planner.options]
-    if extra:
-        raise InputError(f"option{'s' if len(extra) > 1 else ''} "
-                         f"{', '.join('--' + k.replace('_', '-') for k in extra)} do not apply to "
-                         f"'optimal {kind}' of law '{law.name}' (it takes: "
-                         f"{', '.join('--' + k.replace('_', '-') for k in planner.options) or 'no options'})")
-    result = getattr(law, planner.method)(fit.params, **given)
+    method = planner_method(fit, kind, given)
+    result = method(fit.params)
+    boot = bool(fit.intervals())
+    if level is not None and not boot:
+        raise InputError("--level applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
+    ci = {k: v for k, v in plan_interval(fit, method, level).items() if k not in given} if boot else {}
+    level = level or (fit.extra.get("bootstrap") or {}).get("level")
     source = fit.data.get("preset") or fit.data.get("source") or fit_source
     answer = {"planner": kind, "law": law.name, "fit": str(fit_source), "source": source,
               "params": fit.params, "inputs": given, **result}
+    if boot:
+        answer["intervals"], answer["level"] = ci, level
     if as_json:
         print_json(answer)
         return answer
     console.print(f"[bold]{kind}[/] with law [bold]{law.name}[/] ({source})", highlight=False)
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()), highlight=False)
+    pct = f"{100 * level:g}%" if boot else ""
     rows = result.get("table")
     if rows:
         cols = list(rows[0].keys())
-        console.print(table(None, cols, [[r.get(c) for c in cols] for r in rows]))
+        body = [[r.get(c) for c in cols] for r in rows]
+        if boot:  # interval of each numeric cell, "low .. high"
+            body = [[_span(v, ci.get(f"table[{i}].{c}")) for c, v in zip(cols, row)] for i, row in enumerate(body)]
+        console.print(table(f"{pct} intervals in brackets" if boot else None, cols, body))
     else:
         scalars = [(k, v) for k, v in result.items() if k not in ("summary", "table", "best")
-                   and isinstance(v, (int, float))]
-        from .common import is_count
-        from scalinglaws.units import human
-        console.print(table(None, ["quantity", "value"],
-                            [[k, human(float(v)) if is_count(k) else v] for k, v in scalars]))
+                   and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        head = ["quantity", "value"] + ([f"{pct} low", f"{pct} high"] if boot else [])
+        body = []
+        for k, v in scalars:
+            row = [k, _fmt(k, v)]
+            if boot:
+                row += [_fmt(k, ci[k][0]), _fmt(k, ci[k][1])] if k in ci else ["", ""]
+            body.append(row)
+        console.print(table(None, head, body))
     if result.get("summary"):
         console.print(result["summary"], highlight=False)
     return answer
+
+
+def _fmt(key: str, v):
+    return human(float(v)) if is_count(key) else v
+
+
+def _span(v, iv):
+    if iv is None or not isinstance(v, (int, float)) or isinstance(v, bool):
+        return v
+    return f"{fmt(v)} [{fmt(iv[0])} .. {fmt(iv[1])}]"
 
 
 def _make(kind: str, doc: str):
@@ -104,11 +120,12 @@ def _make(kind: str, doc: str):
         man_bits: Optional[str] = typer.Option(None, "--man-bits", help=PLANNER_OPTIONS["man_bits"]),
         group_size: Optional[str] = typer.Option(None, "--group-size", help=PLANNER_OPTIONS["group_size"]),
         threshold: Optional[str] = typer.Option(None, "--threshold", help=PLANNER_OPTIONS["threshold"]),
+        level: Optional[float] = typer.Option(None, "--level", help="With a bootstrapped fit: interval coverage (default: the fit's)."),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     ):
         run_planner(kind, fit, dict(N=N, D=D, flops=flops, memory=memory, bits=bits, w_bits=w_bits,
                                     a_bits=a_bits, kv_bits=kv_bits, ptq_bits=ptq_bits, exp_bits=exp_bits,
-                                    man_bits=man_bits, group_size=group_size, threshold=threshold), as_json)
+                                    man_bits=man_bits, group_size=group_size, threshold=threshold), as_json, level)
     command.__doc__ = doc
     return command
 

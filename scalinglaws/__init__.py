@@ -19,3 +19,15 @@ from .api import FitResult, fit, load_fit, resolve_fit  # noqa: E402
 from .laws import REGISTRY, get_law  # noqa: E402
 
 __all__ += ["fit", "FitResult", "load_fit", "resolve_fit", "REGISTRY", "get_law"]
+
+from .bootstrap import bootstrap, plan_interval, predict_interval  # noqa: E402
+
+__all__ += ["bootstrap", "predict_interval", "plan_interval"]
+
+# trust: extrapolation checks, law comparison, fit diagnosis, reports (docs/trust.md)
+from .validate import holdout, leave_one_out  # noqa: E402
+from .compare import compare  # noqa: E402
+from .diagnose import diagnose  # noqa: E402
+from .report import write_report  # noqa: E402
+
+__all__ += ["holdout", "leave_one_out", "compare", "diagnose", "write_report"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .atomic import write_atomic  # noqa: F401 (re-exported)
 from .errors import FitError, InputError
 from .fitter import RobustLoss, minimize_multistart
 from .laws import Law, find_preset, get_law
@@ -109,8 +109,18 @@ class FitResult:
         law = self.law_obj
         return law.predict(self.params, as_table(runs, law))
 
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """Bootstrap percentile interval of each parameter (empty without a bootstrap)."""
+        b = (self.extra or {}).get("bootstrap") or {}
+        return {k: (float(v[0]), float(v[1])) for k, v in (b.get("intervals") or {}).items()}
+
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        d = _plain(asdict(self))
+        b = d["extra"].get("bootstrap")
+        if b and b.get("samples"):  # one row of parameters per line keeps fit.json readable
+            b["samples"] = [[float(f"{v:.10g}") for v in row] for row in b["samples"]]
+            b["residuals"] = [float(f"{v:.10g}") for v in b.get("residuals") or []]
+        return d
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``fit.json`` atomically (a temporary file in the same folder, then rename)."""
@@ -147,26 +157,6 @@ def _plain(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write {path}: folder {folder} does not exist")
-    mode = "wb" if isinstance(text, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_fit(path: str | os.PathLike) -> FitResult:
@@ -218,6 +208,35 @@ def resolve_fit(source: str | os.PathLike | FitResult, law: str | None = None) -
     return res
 
 
+def planner_method(fit: "FitResult", kind: str, options: Mapping[str, Any]):
+    """The planner ``kind`` of the fit's law with ``options`` bound: a function of the parameters.
+
+    Options the planner does not take are refused with one line naming them.
+    """
+    law = fit.law_obj
+    planner = next((p for p in law.planners if p.kind == kind), None)
+    if planner is None:
+        have = ", ".join(p.kind for p in law.planners) or "none"
+        raise InputError(f"law '{law.name}' has no '{kind}' planner (it has: {have})")
+    extra = [k for k in options if k not in planner.options]
+    if extra:
+        raise InputError(f"option{'s' if len(extra) > 1 else ''} "
+                         f"{', '.join('--' + k.replace('_', '-') for k in extra)} do not apply to "
+                         f"'optimal {kind}' of law '{law.name}' (it takes: "
+                         f"{', '.join('--' + k.replace('_', '-') for k in planner.options) or 'no options'})")
+    method = getattr(law, planner.method)
+    return lambda params: method(params, **options)
+
+
+def plan(fit, kind: str, **options) -> dict:
+    """Answer a planner question from a fit, a fit.json path or a preset name.
+
+    >>> plan("hoffmann2022", "compute", flops=5.76e23)["N_opt"]   # doctest: +SKIP
+    """
+    fit = resolve_fit(fit)
+    return planner_method(fit, kind, options)(fit.params)
+
+
 def as_table(runs, law: Law | None = None) -> pd.DataFrame:
     """A DataFrame of runs from a DataFrame, a path, or a dict of columns (scalars broadcast)."""
     if isinstance(runs, pd.DataFrame):
@@ -245,6 +264,88 @@ def _starts(law: Law, starts, seed: int) -> np.ndarray:
     if arr.shape[1] != len(law.params):
         raise InputError(f"starts must have {len(law.params)} columns ({', '.join(law.param_names)})")
     return arr
+
+
+@dataclass
+class Problem:
+    """A law and a run table as the fitter's problem: model, targets, bounds, held parameters.
+
+    :func:`fit` builds one; :func:`scalinglaws.bootstrap` rebuilds it around a finished
+    fit (:meth:`from_fit`) to refit resampled weights of the same runs.
+    """
+
+    law: Law
+    table: pd.DataFrame
+    model: LawModel
+    y: np.ndarray            # the target in the fitted space (log loss in log space)
+    loss: RobustLoss
+    lower: np.ndarray
+    upper: np.ndarray
+    free: np.ndarray         # False: held by ``fix``
+    fixed: dict              # public name -> value of the held parameters
+    held: np.ndarray         # fitted-space values of the held parameters (nan where free)
+
+    @classmethod
+    def build(cls, runs, law: str | Law, *, loss: str = "huber", delta: float = 1e-3, space: str = "log",
+              fix: Mapping[str, float] | None = None, where: str | None = None, exclude_top: int = 0,
+              mapping=None) -> "Problem":
+        law = get_law(law)
+        if loss not in ("huber", "mse"):
+            raise InputError(f"--loss must be 'huber' or 'mse', got {loss!r}")
+        if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
+            raise InputError(f"--delta must be a finite number > 0, got {delta}")
+        if space not in ("log", "linear"):
+            raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
+        required = tuple(law.required_columns()) + (law.target,)
+        if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
+            table = _check_frame(runs, required)  # already canonical (from load_runs)
+        else:
+            table = load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
+        table = law.prepare(table)
+        if len(table) == 0:
+            raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+        law = law.specialize(table)  # laws whose parameter list depends on the data
+        y_obs = law.observed(table)
+        model = LawModel(law, law.design(table), space)
+        lo, hi = law.bounds()
+        free = np.ones(len(law.params), bool)
+        held = np.full(len(law.params), np.nan)
+        fix = {k: float(v) for k, v in (fix or {}).items()}
+        for name, value in fix.items():
+            if name not in law.param_names:
+                raise InputError(f"--fix {name}: law '{law.name}' has no parameter {name!r}; "
+                                 f"its parameters are {', '.join(law.param_names)}")
+            j = law.param_names.index(name)
+            v = law.params[j].to_internal(value, "--fix ")
+            lo[j], hi[j] = min(lo[j], v), max(hi[j], v)
+            free[j], held[j] = False, v
+        return cls(law=law, table=table, model=model, y=np.log(y_obs) if space == "log" else y_obs,
+                   loss=RobustLoss(loss, delta), lower=lo, upper=hi, free=free, fixed=fix, held=held)
+
+    @classmethod
+    def from_fit(cls, result: "FitResult", runs, mapping=None) -> "Problem":
+        """The problem ``result`` was fitted on: pass the same ``runs`` that were given to :func:`fit`
+        (the fit's ``where`` and ``exclude_top`` are applied again)."""
+        d = result.data or {}
+        prob = cls.build(runs, result.law, loss=result.loss.get("loss", "huber"),
+                         delta=float(result.loss.get("delta", 1e-3)), space=result.loss.get("space", "log"),
+                         fix=result.fixed, where=d.get("where"), exclude_top=int(d.get("exclude_top") or 0),
+                         mapping=mapping)
+        if list(prob.law.param_names) != list(result.params):
+            raise InputError(f"the fit's parameters ({', '.join(result.params)}) do not match law "
+                             f"'{prob.law.name}' on these runs ({', '.join(prob.law.param_names)}): "
+                             f"are these the runs of the fit?", file=prob.table.attrs.get("source"))
+        if len(prob.table) != result.n_runs:
+            raise InputError(f"the fit was made on {result.n_runs} runs but these give {len(prob.table)}: "
+                             f"are these the runs of the fit?", file=prob.table.attrs.get("source"))
+        return prob
+
+    def hold(self, starts: np.ndarray) -> np.ndarray:
+        """``starts`` with the held parameters set to their values."""
+        starts = np.array(starts, dtype=float)
+        j = ~self.free
+        starts[:, j] = self.held[j]
+        return starts
 
 
 def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: float = 1e-3, space: str = "log",
@@ -275,45 +376,16 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
     weights : array, optional
         Run weights (bootstrap counts).
     """
-    law = get_law(law)
-    if loss not in ("huber", "mse"):
-        raise InputError(f"--loss must be 'huber' or 'mse', got {loss!r}")
-    if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
-        raise InputError(f"--delta must be a finite number > 0, got {delta}")
-    if space not in ("log", "linear"):
-        raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
-    required = tuple(law.required_columns()) + (law.target,)
-    if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
-        table = _check_frame(runs, required)  # already canonical (from load_runs)
-    else:
-        table = load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
-    table = law.prepare(table)
-    if len(table) == 0:
-        raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
-    law = law.specialize(table)  # laws whose parameter list depends on the data
-    X = law.design(table)
-    y_obs = law.observed(table)
-    model = LawModel(law, X, space)
-    y = np.log(y_obs) if space == "log" else y_obs
-
+    prob = Problem.build(runs, law, loss=loss, delta=delta, space=space, fix=fix, where=where,
+                         exclude_top=exclude_top, mapping=mapping)
+    law, table, lo, hi, free = prob.law, prob.table, prob.lower, prob.upper, prob.free
     S0 = _starts(law, starts, seed)
     if init:
         S0 = np.vstack([law.to_internal({**law.to_public(S0[0]), **init}, "init: "), S0])
-    lo, hi = law.bounds()
-    free = np.ones(len(law.params), bool)
-    fix = dict(fix or {})
-    for name, value in fix.items():
-        if name not in law.param_names:
-            raise InputError(f"--fix {name}: law '{law.name}' has no parameter {name!r}; "
-                             f"its parameters are {', '.join(law.param_names)}")
-        j = law.param_names.index(name)
-        v = law.params[j].to_internal(float(value), "--fix ")
-        S0[:, j] = v
-        lo[j] = min(lo[j], v)
-        hi[j] = max(hi[j], v)
-        free[j] = False
+    S0 = prob.hold(S0)
+    fix = prob.fixed
     w = None if weights is None else np.asarray(weights, dtype=float)
-    res = minimize_multistart(model, y, S0, lo, hi, RobustLoss(loss, delta), free=free, weights=w,
+    res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
                               max_iter=max_iter, progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
@@ -326,7 +398,7 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
               "n_evals": res.n_evals}
     out = FitResult(
         law=law.name, params=law.to_public(res.x), objective=res.fun, n_runs=len(table),
-        loss={"loss": loss, "delta": delta, "space": space}, fixed={k: float(v) for k, v in fix.items()},
+        loss={"loss": loss, "delta": delta, "space": space}, fixed=dict(fix),
         status=status,
         data={"source": table.attrs.get("source"), "where": where, "exclude_top": exclude_top})
     out.multistart = res  # every start's end point, for diagnostics (not saved)

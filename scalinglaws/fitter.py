@@ -243,7 +243,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
                         weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 6,
                         keep: float = 0.25, min_keep: int = 64, ftol: float = 1e-13, gtol: float = 1e-14,
                         switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
-                        explore_dtype=np.float32, progress=None) -> MultiStartResult:
+                        explore_dtype=np.float32, newton: bool = False, progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
 
     Successive halving: every distinct start takes ``round_iter`` steps; then only the
@@ -270,6 +270,8 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         weighting per start.  With per-start weights every row is its own problem: rows
         are neither de-duplicated, merged nor stopped, and each runs to convergence.
     switch : relative improvement below which a start leaves IRLS for exact Newton steps.
+    newton : start every row with exact Newton steps instead of IRLS (for starts already
+        near their optimum, such as bootstrap refits started from the full fit).
     explore_dtype : precision of the halving rounds when the model has ``astype(dtype)``
         (single precision is twice as fast; the last round, which converges, is float64).
     progress : optional callable(done_fraction) for a progress bar.
@@ -295,7 +297,8 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     if w is not None and w.ndim == 2:  # independent problems (bootstrap resamples)
         X = X0.copy()
         F = objective(X, np.arange(S))
-        conv, it, _ = _lm(model, y, loss, X, F, w=w, max_iter=max_iter, progress=progress, **common)
+        conv, it, _ = _lm(model, y, loss, X, F, w=w, max_iter=max_iter, progress=progress,
+                          exact=np.full(S, bool(newton)), **common)
         return _result(X, F, conv, it, S, counter[0], max_iter, rtol_best)
 
     # identical starts (a fixed parameter collapses its grid axis) are run once
@@ -308,7 +311,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     stopped_ok = np.ones(U, bool)      # False: stopped by the halving
     moving = np.isfinite(F)            # still iterating
     conv = np.zeros(U, bool)
-    exact = np.zeros(U, bool)
+    exact = np.full(U, bool(newton))
     it = np.zeros(U, int)
     used = 0
     while moving.any() and used < max_iter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import matplotlib
 
@@ -12,26 +11,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 130) -> None:
     """Save ``fig`` atomically (format from the extension: png, pdf, svg)."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
     if ext not in ("png", "pdf", "svg", "jpg", "jpeg"):
         raise InputError(f"cannot draw to {path}: use .png, .pdf, .svg or .jpg")
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix="." + ext)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=ext)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix="." + ext) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=ext)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         plt.close(fig)
 
 

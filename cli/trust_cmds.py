@@ -1,0 +1,264 @@
+"""``scalinglaws validate``, ``compare``, ``diagnose`` and ``report``: parse options, call the library, print."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from scalinglaws.errors import InputError
+from scalinglaws.laws import get_law
+from scalinglaws.runs import parse_mapping
+from scalinglaws.units import parse_number
+
+from .common import console, err_console, handle_errors, parse_assignments, print_json, table
+
+
+def _progress(enabled: bool):
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled)
+
+
+def _fit_options(loss: str, delta: float, space: str, starts: Optional[int], seed: int) -> dict:
+    return dict(loss=loss, delta=delta, space=space, starts=starts, seed=seed)
+
+
+_RUNS = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run.")
+
+
+def _common_options():
+    return dict(
+        loss=typer.Option("huber", "--loss", metavar="huber|mse", help="huber or mse (summed over runs)."),
+        delta=typer.Option(1e-3, "--delta", help="Huber threshold on residuals."),
+        space=typer.Option("log", "--space", metavar="log|linear", help="Residuals of log(loss) or loss."),
+        starts=typer.Option(None, "--starts", metavar="K", help="K seeded random starts instead of the law's grid."),
+        seed=typer.Option(0, "--seed", help="Seed for random starts (and bootstrap resamples)."),
+        where=typer.Option(None, "--where", metavar="EXPR", help="Keep runs matching, e.g. \"N>=1e8\"."),
+        mapping=typer.Option(None, "--map", metavar="COLUMN=CANONICAL", help="Rename a column."),
+    )
+
+
+_O = _common_options()
+
+
+def _print_errors_table(title: str, rows: list, extra_cols: list | None = None) -> None:
+    cols = ["split", "fitted runs", "held-out runs", "mean |error|", "max |error|", "bias", "x scale", "verdict"]
+    console.print(table(title, cols, rows))
+
+
+def _row(v) -> list:
+    e = v.errors
+    return [v.split, v.n_train, v.n_test, e["mean_abs_error"], e["max_abs_error"], e["bias"], v.ratio,
+            "PASS" if v.passed else "FAIL"]
+
+
+@handle_errors
+def validate_cmd(
+    runs: str = _RUNS,
+    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws')."),
+    holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
+                                          help="Hold out the runs matching EXPR (e.g. \"N>=1e9\"), fit on the rest."),
+    leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", metavar="N|D",
+                                                help="One check per distinct N (or D): hold its runs out."),
+    forward: bool = typer.Option(False, "--forward", help="With --leave-one-out: fit on smaller values only."),
+    tolerance: float = typer.Option(3.0, "--tolerance", help="Verdict threshold, in units of the fit's residual scale."),
+    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter (repeatable)."),
+    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
+    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
+    mapping: Optional[List[str]] = _O["mapping"],
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Extrapolation check: fit without some runs, predict them, report the error and a verdict."""
+    from scalinglaws import validate as V
+    get_law(law)
+    if (holdout is None) == (leave_one_out is None):
+        raise InputError("give one of --holdout EXPR or --leave-one-out N|D")
+    if forward and leave_one_out is None:
+        raise InputError("--forward applies to --leave-one-out")
+    kw = dict(_fit_options(loss, delta, space, starts, seed), fix=parse_assignments(fix, "--fix"),
+              tolerance=tolerance, where=where, mapping=parse_mapping(mapping))
+    if holdout is not None:
+        with _progress(not as_json) as prog:
+            prog.add_task(f"fitting {law} without {holdout}", total=None)
+            v = V.holdout(runs, law, holdout, **kw)
+        if as_json:
+            print_json(v.to_dict())
+            return
+        console.print(f"[bold]{v.law}[/] fitted on {v.n_train} runs, scored on the {v.n_test} held-out runs "
+                      f"({holdout}); error = predicted - observed", highlight=False)
+        _print_errors_table(None, [_row(v)])
+        console.print(table("held-out runs", list(v.runs.columns), v.runs.head(40).values.tolist()))
+        if len(v.runs) > 40:
+            console.print(f"... {len(v.runs) - 40} more runs (--json for all)", highlight=False)
+        console.print(("[green]" if v.passed else "[red]") + v.verdict + "[/]", highlight=False)
+        return
+    by = leave_one_out.strip()
+    with _progress(not as_json) as prog:
+        task = prog.add_task(f"leave-one-{by}-out" + (" (forward)" if forward else ""), total=1.0)
+        res = V.leave_one_out(runs, law, by, forward=forward, progress=lambda f: prog.update(task, completed=f),
+                              **kw)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    console.print(f"[bold]{res.law}[/]: leave one {by} out" + (", fitting on smaller values only" if forward else ""),
+                  highlight=False)
+    if res.folds:
+        _print_errors_table(None, [_row(f) for f in res.folds])
+    for s in res.skipped:
+        console.print(f"skipped {s['split']}: {s['reason']}", highlight=False)
+    console.print(("[green]" if res.passed and res.folds else "[red]") + res.verdict + "[/]", highlight=False)
+
+
+@handle_errors
+def compare_cmd(
+    runs: str = _RUNS,
+    laws: str = typer.Option(..., "--laws", metavar="LAW,LAW", help="Comma list of laws, e.g. chinchilla,chen-qat."),
+    holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
+                                          help="Held-out split shared by all laws (default: the largest N); "
+                                               "\"\" for none."),
+    tolerance: float = typer.Option(3.0, "--tolerance", help="Held-out verdict threshold (residual-scale units)."),
+    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
+    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
+    mapping: Optional[List[str]] = _O["mapping"],
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Compare laws side by side: parameters, objective, AIC, BIC, held-out error, winner per measure."""
+    from scalinglaws.compare import compare, parse_laws
+    names = parse_laws(laws)
+    with _progress(not as_json) as prog:
+        task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
+        c = compare(runs, names, holdout=holdout, tolerance=tolerance, where=where, mapping=parse_mapping(mapping),
+                    progress=lambda f: prog.update(task, completed=f), **_fit_options(loss, delta, space, starts, seed))
+    if as_json:
+        print_json(c.to_dict())
+        return
+    ok = [e for e in c.entries if e.fit is not None]
+    rows = [[e.law, e.fit.n_runs, e.n_free, e.fit.objective, e.criteria["aic"], e.criteria["bic"],
+             e.heldout.errors["mean_abs_error"] if e.heldout else None,
+             e.heldout.errors["bias"] if e.heldout else None, "" if e.comparable else "not comparable"] for e in ok]
+    console.print(table(f"laws on {runs} ({c.loss['loss']}, {c.loss['space']} space); held out: {c.split or 'none'}",
+                        ["law", "runs", "free", "objective", "AIC", "BIC", "held-out |error|", "held-out bias",
+                         "note"], rows))
+    names_all = list(dict.fromkeys(k for e in ok for k in e.fit.params))
+    if len(ok) > 1 or names_all:
+        prow = [[k] + [e.fit.params.get(k) if k in e.fit.params else "" for e in ok] for k in names_all]
+        console.print(table("parameters", ["parameter"] + [e.law for e in ok], prow))
+    for e in c.entries:
+        if e.fit is None:
+            console.print(f"[yellow]not fitted:[/] {e.law}: {e.error}", highlight=False)
+        elif e.heldout_error:
+            console.print(f"[yellow]no held-out check for {e.law}:[/] {e.heldout_error}", highlight=False)
+    console.print(table("winner by each measure (lower is better)", ["measure", "winner"],
+                        [[m, w or "-"] for m, w in c.winners.items()]))
+    for n in c.notes:
+        console.print(f"note: {n}", highlight=False)
+    console.print("AIC/BIC: Gaussian form with 2 x the summed robust objective as the residual sum of squares "
+                  "(a pseudo-likelihood for Huber; exact for mse). See docs/trust.md.", highlight=False)
+
+
+@handle_errors
+def diagnose_cmd(
+    runs: str = _RUNS,
+    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws')."),
+    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter (repeatable)."),
+    near: float = typer.Option(0.01, "--near", help="Relative objective gap within which optima count as near-best."),
+    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
+    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
+    mapping: Optional[List[str]] = _O["mapping"],
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Diagnose a fit: distinct optima of the start grid, bounds, conditioning, identifiability."""
+    from scalinglaws.api import fit as fit_law
+    from scalinglaws.diagnose import diagnose
+    from scalinglaws.problem import load_table
+    law_obj = get_law(law)
+    if not (near >= 0):
+        raise InputError(f"--near must be >= 0, got {near}")
+    t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=where)
+    with _progress(not as_json) as prog:
+        task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
+        res = fit_law(t, law=law_obj, fix=parse_assignments(fix, "--fix"),
+                      progress=lambda f: prog.update(task, completed=f),
+                      **_fit_options(loss, delta, space, starts, seed))
+    d = diagnose(res, t, near=near)
+    if as_json:
+        print_json({**d.to_dict(), "params": res.params, "objective": res.objective})
+        return
+    console.print(f"[bold]{d.law}[/] on {d.n_runs} runs: objective {res.objective:.10g}", highlight=False)
+    console.print(f"start grid: {d.n_starts} starts, {d.n_converged} converged, {d.n_optima} distinct optima",
+                  highlight=False)
+    if d.optima:
+        names = list(res.params)
+        console.print(table("distinct optima (best first)", ["objective", "rel. gap", "starts"] + names,
+                            [[o["objective"], o["rel_gap"], o["n_starts"]] + [o["params"][k] for k in names]
+                             for o in d.optima]))
+    if d.spread:
+        console.print(table(f"spread over the optima within {near:.0%} of the best", ["parameter", "min", "max",
+                                                                                      "rel. spread"],
+                            [[k, v["min"], v["max"], v["rel_spread"]] for k, v in d.spread.items()]))
+    h = d.hessian
+    console.print(f"Hessian at the optimum ({h['space']}): condition number {h['condition_number']:.3g}, "
+                  f"{'positive definite' if h['positive_definite'] else 'NOT positive definite'}; weakest "
+                  f"direction along {', '.join(h['weakest_direction'])}", highlight=False)
+    if d.on_bound:
+        console.print(f"on a bound: {', '.join(d.on_bound)}", highlight=False)
+    if d.warnings:
+        for w in d.warnings:
+            console.print(f"[yellow]warning ({w['code']}):[/] {w['message']}", highlight=False)
+    else:
+        console.print("[green]no warnings[/]", highlight=False)
+
+
+@handle_errors
+def report_cmd(
+    runs: str = _RUNS,
+    laws: str = typer.Option("chinchilla", "--laws", metavar="LAW,LAW", help="Comma list of laws."),
+    out: str = typer.Option(..., "--out", "-o", metavar="FOLDER", help="Write report.html, report.md, figures/ here."),
+    flops: Optional[str] = typer.Option(None, "--flops", help="Compute budget for the planners (suffixes ok)."),
+    holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
+                                          help="Extrapolation split (default: the largest N); \"\" for none."),
+    bootstrap: int = typer.Option(0, "--bootstrap", metavar="K", help="Bootstrap resamples for intervals (0: none)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN", help="Resample clusters of runs, e.g. N."),
+    tolerance: float = typer.Option(3.0, "--tolerance", help="Held-out verdict threshold (residual-scale units)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title of the report."),
+    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
+    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
+    mapping: Optional[List[str]] = _O["mapping"],
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Write a report: one self-contained HTML page and a Markdown twin with its figures."""
+    import os
+    from scalinglaws.compare import parse_laws
+    from scalinglaws.report import write_report
+    names = parse_laws(laws)
+    budget = parse_number(flops, "--flops") if flops is not None else None
+    targets = [os.path.join(out, "report.html"), os.path.join(out, "report.md")]
+    if any(os.path.exists(runs) and os.path.exists(t) and os.path.samefile(runs, t) for t in targets) or \
+            (os.path.exists(runs) and os.path.isdir(os.path.join(out, "figures"))
+             and os.path.samefile(os.path.dirname(os.path.abspath(runs)), os.path.join(out, "figures"))):
+        raise InputError(f"refusing to overwrite the input {runs} with the report; choose another --out")
+    with _progress(not as_json) as prog:
+        task = prog.add_task("report", total=1.0)
+        weights = {"fitting": (0.0, 0.45), "bootstrap": (0.45, 0.35), "figures": (0.8, 0.2)}
+
+        def tick(stage, f):
+            a, w = weights.get(stage, (0.0, 1.0))
+            prog.update(task, completed=a + w * f, description=stage)
+        r = write_report(runs, names, out, flops=budget, holdout=holdout, bootstrap=bootstrap, cluster=cluster,
+                         tolerance=tolerance, title=title, where=where, mapping=parse_mapping(mapping), progress=tick,
+                         **_fit_options(loss, delta, space, starts, seed))
+    if as_json:
+        print_json(r)
+        return
+    w = r["comparison"]["winners"]
+    console.print(f"wrote {r['html']} (self-contained) and {r['markdown']} with {len(r['figures'])} figures in "
+                  f"{os.path.join(out, 'figures')}", highlight=False)
+    console.print("winners: " + ", ".join(f"{m} {v or '-'}" for m, v in w.items()), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_cmd)
+    app.command("compare")(compare_cmd)
+    app.command("diagnose")(diagnose_cmd)
+    app.command("report")(report_cmd)

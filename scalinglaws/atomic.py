@@ -1,0 +1,44 @@
+"""Atomic file writes: a reader never sees a half-written file, and a failed write leaves the old one.
+
+Everything the package writes (fits, tables, figures, reports, the trainer's CSV) goes
+through :func:`atomic_path`: the content is written to a temporary file in the same
+folder, flushed to disk, given the permissions a plain ``open()`` would give, then
+renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+from .errors import InputError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would make it (mkstemp makes it private)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
+    """Write ``text`` (str or bytes) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb" if isinstance(text, bytes) else "w") as fh:
+            fh.write(text)

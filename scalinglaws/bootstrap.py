@@ -1,0 +1,210 @@
+"""Bootstrap intervals: resample the runs, refit, and read percentiles.
+
+:func:`bootstrap` draws ``n`` resamples of a fit's runs (seeded), refits the law to each
+and stores the parameter samples and their percentile intervals in the fit
+(``result.extra["bootstrap"]``, saved in ``fit.json``).  Resampling is by run, or by
+cluster with ``cluster="N"``: the checkpoints of one model are not independent runs, so
+whole model sizes are drawn with replacement.
+
+How it is fast: a resample is a weighting of the same runs (how often each was drawn),
+so all refits are one batch for the fitter, each row with its own weights, started at
+the full fit's optimum with exact Newton steps.  Batches run in parallel threads
+(numpy releases the GIL in its array loops).  The batches have a fixed size whatever the
+number of threads, so the numbers do not depend on the machine's core count.
+
+Derived quantities get intervals the same way: :func:`predict_interval` pushes every
+parameter sample through the law (confidence interval of the mean prediction) and, with
+``kind="prediction"``, adds the fit's own residuals drawn at random (the spread of a new
+run).  :func:`plan_interval` does it for a planner.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .api import FitResult, Problem, as_table
+from .errors import InputError
+from .fitter import minimize_multistart
+
+#: refits per task: fixed, so that results do not depend on the number of threads
+BATCH = 64
+
+
+def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, seed: int = 0) -> np.ndarray:
+    """``(n, runs)`` bootstrap counts: how many times each run is drawn in each resample.
+
+    Without ``cluster`` every resample draws ``len(table)`` runs with replacement; with
+    ``cluster`` (a column, usually ``"N"``) it draws as many clusters as there are
+    distinct values of that column, and a run counts as often as its cluster was drawn.
+    """
+    rng = np.random.default_rng(seed)
+    m = len(table)
+    if cluster is None:
+        return rng.multinomial(m, np.full(m, 1.0 / m), size=n).astype(float)
+    if cluster not in table.columns:
+        raise InputError(f"--cluster {cluster}: no such column (the runs have {', '.join(map(str, table.columns))})",
+                         file=table.attrs.get("source"))
+    _, group = np.unique(table[cluster].to_numpy(), return_inverse=True)
+    k = group.max() + 1
+    if k < 2:
+        raise InputError(f"--cluster {cluster}: the runs have one value of {cluster} only; "
+                         f"resampling clusters needs at least 2", file=table.attrs.get("source"))
+    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n).astype(float)
+    return counts[:, group.reshape(-1)]
+
+
+def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = None, seed: int = 0,
+              level: float = 0.95, n_jobs: int | None = None, mapping=None,
+              progress: Callable[[float], None] | None = None) -> FitResult:
+    """Percentile-bootstrap intervals for every parameter of ``result``.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit (from :func:`scalinglaws.fit`).
+    runs : DataFrame or path
+        The runs given to :func:`scalinglaws.fit` (its ``where`` and ``exclude_top`` are applied again).
+    n : int
+        Number of resamples.
+    cluster : str, optional
+        Resample whole groups of runs sharing this column's value (``"N"``: by model size).
+    seed : int
+        Seed of the resampling; the same seed gives the same intervals.
+    level : float
+        Interval coverage, e.g. 0.95 for the 2.5th-97.5th percentiles.
+    n_jobs : int, optional
+        Threads (default: the machine's cores).
+
+    Returns a copy of ``result`` whose ``extra["bootstrap"]`` holds ``n``, ``cluster``,
+    ``seed``, ``level``, ``samples`` (one row of public parameter values per converged
+    resample), ``n_failed`` (resamples whose refit did not converge), ``intervals``
+    (name -> [low, high]) and ``residuals`` (the full fit's residuals in its fitted space,
+    used for prediction intervals).
+    """
+    if not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise InputError(f"--bootstrap must be a whole number >= 2, got {n}")
+    if not (0 < level < 1):
+        raise InputError(f"--level must be between 0 and 1, got {level}")
+    prob = Problem.from_fit(result, runs, mapping)
+    W = resample_weights(prob.table, int(n), cluster, seed)
+    x0 = prob.law.to_internal(result.params)
+    X = np.empty((n, len(x0)))
+    ok = np.zeros(n, bool)
+    batches = [np.arange(i, min(n, i + BATCH)) for i in range(0, n, BATCH)]
+
+    def refit(rows):
+        res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
+                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
+        X[rows] = res.xs
+        ok[rows] = res.converged & np.isfinite(res.funs)
+
+    workers = max(1, min(n_jobs or os.cpu_count() or 1, len(batches)))
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(refit, batches):
+            done += 1
+            if progress:
+                progress(done / len(batches))
+    samples = np.array([list(prob.law.to_public(x).values()) for x in X[ok]]).reshape(-1, len(x0))
+    out = copy.deepcopy(result)
+    out.extra = dict(out.extra or {})
+    with np.errstate(all="ignore"):
+        fitted = prob.model.value(x0[None])[0]
+    out.extra["bootstrap"] = {
+        "n": int(n), "cluster": cluster, "seed": int(seed), "level": float(level),
+        "n_failed": int((~ok).sum()), "samples": samples.tolist(),
+        "intervals": intervals(samples, list(result.params), level),
+        "residuals": (prob.y - fitted).tolist(),
+    }
+    return out
+
+
+def intervals(samples: np.ndarray, names: list[str], level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile intervals ``{name: [low, high]}`` of the columns of ``samples``."""
+    samples = np.asarray(samples, dtype=float)
+    if samples.size == 0:
+        return {k: [float("nan"), float("nan")] for k in names}
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.percentile(samples, q, axis=0)
+    return {k: [float(a), float(b)] for k, a, b in zip(names, lo, hi)}
+
+
+def samples_of(result: FitResult) -> list[dict[str, float]]:
+    """The fit's bootstrap samples as parameter dicts (empty without a bootstrap)."""
+    b = (result.extra or {}).get("bootstrap") or {}
+    names = list(result.params)
+    return [dict(zip(names, row)) for row in b.get("samples") or []]
+
+
+def _level(result: FitResult, level: float | None) -> float:
+    b = (result.extra or {}).get("bootstrap") or {}
+    if not b.get("samples"):
+        raise InputError("this fit has no bootstrap samples: fit it with --bootstrap N first")
+    level = float(b.get("level", 0.95)) if level is None else float(level)
+    if not (0 < level < 1):
+        raise InputError(f"--level must be between 0 and 1, got {level}")
+    return level
+
+
+def predict_interval(result: FitResult, runs, level: float | None = None, kind: str = "confidence",
+                     seed: int = 0) -> pd.DataFrame:
+    """Prediction with a bootstrap interval for each run: columns ``pred``, ``low``, ``high``.
+
+    ``kind="confidence"``: percentiles of the prediction over the parameter samples (where
+    the law's curve is).  ``kind="prediction"``: each sample's prediction also carries a
+    residual of the fit drawn at random (seeded), so the interval covers a new run.
+    """
+    if kind not in ("confidence", "prediction"):
+        raise InputError(f"--interval must be 'confidence' or 'prediction', got {kind!r}")
+    level = _level(result, level)
+    law = result.law_obj
+    table = as_table(runs, law)
+    preds = np.array([law.predict(p, table) for p in samples_of(result)])  # (R, m)
+    if kind == "prediction":
+        b = result.extra["bootstrap"]
+        res = np.asarray(b.get("residuals") or [0.0], dtype=float)
+        draw = np.random.default_rng(seed).choice(res, size=preds.shape)
+        preds = preds * np.exp(draw) if result.loss.get("space", "log") == "log" else preds + draw
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.percentile(preds, q, axis=0)
+    return pd.DataFrame({"pred": result.predict(table), "low": lo, "high": hi})
+
+
+def plan_interval(result: FitResult, method: Callable[[Mapping[str, float]], dict],
+                  level: float | None = None) -> dict[str, list[float]]:
+    """Intervals of a planner's numeric outputs over the bootstrap samples.
+
+    ``method(params) -> dict`` is the planner with its options bound.  Scalars give
+    ``{key: [low, high]}``; a ``table`` of rows gives ``{"table[i].key": [low, high]}``.
+    """
+    level = _level(result, level)
+    values: dict[str, list[float]] = {}
+    for p in samples_of(result):
+        try:
+            out = method(p)
+        except (InputError, ValueError, ArithmeticError):
+            continue  # a sample where the planner has no answer (e.g. no crossing) adds nothing
+        for k, v in _numbers(out):
+            values.setdefault(k, []).append(v)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {k: [float(x) for x in np.quantile(np.asarray(v, float), q)] for k, v in values.items()
+            if np.isfinite(v).all()}
+
+
+def _numbers(out: dict):
+    for k, v in out.items():
+        if isinstance(v, (bool, np.bool_)):
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            yield k, float(v)
+        elif k == "table" and isinstance(v, list):
+            for i, row in enumerate(v):
+                for kk, vv in row.items():
+                    if isinstance(vv, (int, float, np.integer, np.floating)) and not isinstance(vv, bool):
+                        yield f"table[{i}].{kk}", float(vv)

@@ -1,0 +1,432 @@
+"""A report a person can read: one self-contained HTML page and a Markdown twin.
+
+:func:`write_report` fits each law to a run table and writes, into one folder:
+
+* ``report.html`` -- a single file with every figure embedded (base64 PNG): it can be
+  mailed or opened from anywhere;
+* ``report.md`` -- the same text in Markdown, with the figures as PNG files beside it
+  in ``figures/``.
+
+Sections: the data summary; each law's fit (parameters, with bootstrap percentile
+intervals when ``bootstrap`` resamples are asked for, convergence and the warnings of
+:func:`scalinglaws.diagnose.diagnose`, parity and residual plots, iso-loss contours
+and quantization penalty where they apply); the extrapolation check (a fit without the
+held-out runs, scored on them, see :mod:`scalinglaws.validate`); the side-by-side
+comparison (:mod:`scalinglaws.compare`); and the planners' answers for a compute
+budget ``flops`` (every planner of a law that takes a FLOP budget), with intervals
+over the bootstrap samples for the closed-form ``compute`` planner.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .api import FitResult, planner_method, write_atomic
+from .bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
+from .compare import Comparison, compare
+from .errors import InputError, ScalingLawsError
+from .laws import get_law
+from .problem import load_table, subset
+from .runs import bits_label
+from .units import human
+
+#: planner kinds answered for a FLOP budget
+BUDGET_PLANNERS = ("compute", "precision")
+
+
+@dataclass
+class Figure:
+    name: str       # file stem, e.g. "chinchilla-parity"
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)  # ("p", text) | ("table", cols, rows) | ("fig", Figure) | ("ul", items)
+
+
+# ------------------------------------------------------------------------- content
+def _fmt(x) -> str:
+    if isinstance(x, str):
+        return x
+    if x is None:
+        return "-"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)) and abs(x) < 1e6:
+        return str(int(x))
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.5g}"
+
+
+def data_summary(table: pd.DataFrame) -> Section:
+    sec = Section("Data")
+    src = table.attrs.get("source", "<table>")
+    sec.blocks.append(("p", f"{len(table)} runs from {src}; columns: {', '.join(map(str, table.columns))}."))
+    rows = []
+    for c in ("N", "D", "D_fp", "D_qat", "loss", "loss_fp"):
+        if c in table.columns:
+            v = pd.to_numeric(table[c], errors="coerce").dropna()
+            if len(v):
+                show = human if c in ("N", "D", "D_fp", "D_qat") else _fmt
+                rows.append([c, show(float(v.min())), show(float(v.max())), int(v.nunique())])
+    if rows:
+        sec.blocks.append(("table", ["column", "min", "max", "distinct values"], rows))
+    if any(c in table.columns for c in ("w_bits", "a_bits", "group_size")):
+        labels = pd.Series([bits_label(r) for r in table.to_dict(orient="records")]).value_counts()
+        sec.blocks.append(("table", ["training precision", "runs"], [[k, int(v)] for k, v in labels.items()]))
+    return sec
+
+
+def planner_answers(result: FitResult, flops: float) -> list[dict]:
+    """Every budget planner of the law at ``flops``, with bootstrap intervals when the fit has samples."""
+    out = []
+    for p in result.law_obj.planners:
+        if p.kind not in BUDGET_PLANNERS or "flops" not in p.options:
+            continue
+        method = planner_method(result, p.kind, {"flops": flops})
+        try:
+            ans = method(result.params)
+        except ScalingLawsError as exc:
+            out.append({"planner": p.kind, "error": str(exc)})
+            continue
+        scalars = {k: v for k, v in ans.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        entry = {"planner": p.kind, "summary": ans.get("summary", ""), "values": scalars, "intervals": {}}
+        if samples_of(result):
+            ci = plan_interval(result, method)
+            entry["intervals"] = {k: tuple(v) for k, v in ci.items() if k in scalars and k != "flops"}
+            entry["level"] = float(result.extra["bootstrap"]["level"])
+        out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------- rendering
+def _html_table(cols, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_cell(v) -> str:
+    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(cols, rows) -> str:
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}h3{margin-top:1.2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;
+text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}.warn{color:#8a5300}.pass{color:#176b1f}.fail{color:#a01515}
+code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    for sec in sections:
+        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        for b in sec.blocks:
+            kind = b[0]
+            if kind == "h3":
+                parts.append(f"<h3>{html.escape(b[1])}</h3>")
+            elif kind == "p":
+                cls = ""
+                if b[1].startswith("PASS"):
+                    cls = " class=\"pass\""
+                elif b[1].startswith("FAIL"):
+                    cls = " class=\"fail\""
+                parts.append(f"<p{cls}>{html.escape(b[1])}</p>")
+            elif kind == "ul":
+                items = "".join(f"<li class=\"warn\">{html.escape(t)}</li>" for t in b[1])
+                parts.append(f"<ul>{items}</ul>")
+            elif kind == "table":
+                parts.append(_html_table(b[1], b[2]))
+            elif kind == "fig":
+                f: Figure = b[1]
+                data = base64.b64encode(f.png).decode("ascii")
+                parts.append(f"<figure><img alt=\"{html.escape(f.caption)}\" src=\"data:image/png;base64,{data}\">"
+                             f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def render_markdown(title: str, sections: list[Section], figure_dir: str = "figures") -> str:
+    out = [f"# {title}", ""]
+    for sec in sections:
+        out += [f"## {sec.title}", ""]
+        for b in sec.blocks:
+            kind = b[0]
+            if kind == "h3":
+                out += [f"### {b[1]}", ""]
+            elif kind == "p":
+                out += [b[1], ""]
+            elif kind == "ul":
+                out += [f"- {t}" for t in b[1]] + [""]
+            elif kind == "table":
+                out += [_md_table(b[1], b[2]), ""]
+            elif kind == "fig":
+                f: Figure = b[1]
+                out += [f"![{f.caption}]({figure_dir}/{f.name}.png)", "", f"*{f.caption}*", ""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- build
+def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
+    from . import figures as F
+    from .diagnose import diagnose
+    res: FitResult = entry.fit
+    law = get_law(entry.law)
+    sec = Section(f"Law {law.name}")
+    sec.blocks.append(("p", f"{law.formula}  ({law.reference})"))
+    iv = res.intervals()
+    b = (res.extra or {}).get("bootstrap") or {}
+    cols = ["parameter", "value"]
+    if iv:
+        lvl = float(b.get("level", 0.95))
+        cols += [f"{lvl:.0%} interval low", "high"]
+    cols.append("note")
+    rows = []
+    for k, v in res.params.items():
+        note = "fixed" if k in (res.fixed or {}) else ("on a bound" if k in res.status.get("on_bound", []) else "")
+        r = [k, v]
+        if iv:
+            r += list(iv.get(k, (None, None)))
+        rows.append(r + [note])
+    sec.blocks.append(("table", cols, rows))
+    st = res.status
+    line = (f"objective {res.objective:.10g} ({res.loss.get('loss')}, delta {res.loss.get('delta')}, "
+            f"{res.loss.get('space')} space, summed) on {res.n_runs} runs; "
+            f"{'converged' if res.converged else st.get('message')}; "
+            f"{st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum.")
+    if iv:
+        line += (f" Intervals: percentile bootstrap, {b.get('n')} resamples"
+                 + (f" clustered by {b.get('cluster')}" if b.get("cluster") else "") + f", seed {b.get('seed')}.")
+    sec.blocks.append(("p", line))
+    figs: list[Figure] = []
+    try:
+        d = diagnose(res, table, **diag_kw)
+        sec.blocks.append(("p", f"Diagnosis: {d.n_optima} distinct optima among {d.n_converged} converged starts; "
+                                f"Hessian condition number {d.hessian['condition_number']:.3g}"
+                                f"{'' if d.hessian['positive_definite'] else ' (not positive definite)'}."))
+        if d.warnings:
+            sec.blocks.append(("ul", [w["message"] for w in d.warnings]))
+        else:
+            sec.blocks.append(("p", "No identifiability warnings."))
+    except ScalingLawsError as exc:
+        sec.blocks.append(("ul", [f"diagnosis failed: {exc}"]))
+    stem = law.name
+    for name, caption, make in (
+            ("parity", "predicted against observed (fit on all runs)", lambda: F.parity(res, table)),
+            ("residuals", "residuals against N and D (fit on all runs)", lambda: F.residuals(res, table)),
+            ("isoloss", "iso-loss contours, iso-FLOP lines and the compute-optimal frontier (16-bit)"
+             + (f"; the star is the optimum at C = {flops:.3g} FLOPs" if flops else ""),
+             lambda: F.isoloss(res, table, flops=flops)),
+            ("penalty", "loss added by quantization: observed (dots) and fitted (crosses)",
+             lambda: F.penalty(res, table))):
+        try:
+            fig = make()
+        except ScalingLawsError as exc:
+            sec.blocks.append(("ul", [f"{name} figure not drawn: {exc}"]))
+            continue
+        if fig is None:
+            continue
+        f = Figure(f"{stem}-{name}", f"{law.name}: {caption}", F.figure_png(fig))
+        figs.append(f)
+        sec.blocks.append(("fig", f))
+    return sec, figs
+
+
+def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None = None, holdout: str | None = None,
+                 bootstrap: int = 0, cluster: str | None = None, tolerance: float = 3.0, mapping=None,
+                 where: str | None = None, exclude_top: int = 0, title: str | None = None,
+                 progress: Callable[[str, float], None] | None = None, **fit_kw) -> dict:
+    """Fit ``laws`` to ``runs`` and write ``report.html`` and ``report.md`` (+ ``figures/``) into ``out_dir``.
+
+    ``holdout`` is the extrapolation split (default: the largest model size),
+    ``bootstrap`` the number of resamples for intervals (0: none; needs
+    ``scalinglaws.bootstrap``), ``cluster`` a column to resample by (``"N"``),
+    ``flops`` the budget for the planners.  ``progress(stage, fraction)`` is called as
+    work proceeds.  Returns the paths written and the comparison as plain data.
+    """
+    from . import figures as F
+    out_dir = os.fspath(out_dir)
+    if flops is not None and not (isinstance(flops, (int, float)) and math.isfinite(flops) and flops > 0):
+        raise InputError(f"--flops must be a finite number > 0, got {flops}")
+    if not (isinstance(bootstrap, int) and bootstrap >= 0):
+        raise InputError(f"--bootstrap must be a whole number >= 0, got {bootstrap}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out {out_dir} is a file; the report is a folder (report.html, report.md, figures/)")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise InputError(f"cannot write {out_dir}: folder {parent} does not exist")
+    tick = progress or (lambda stage, f: None)
+    table = load_table(runs, None, mapping=mapping, where=where, exclude_top=exclude_top, required=())
+    if cluster is not None and cluster not in table.columns:
+        raise InputError(f"--cluster {cluster}: the table has no column {cluster!r}", file=table.attrs.get("source"))
+    tick("fitting", 0.0)
+    comp: Comparison = compare(table, laws, holdout=holdout, tolerance=tolerance,
+                               progress=lambda f: tick("fitting", f), **fit_kw)
+    seed = int(fit_kw.get("seed", 0))
+    if bootstrap:
+        ok = [e for e in comp.entries if e.fit is not None]
+        for i, e in enumerate(ok):
+            ms = getattr(e.fit, "multistart", None)
+            e.fit = bootstrap_fit(e.fit, table, bootstrap, cluster=cluster, seed=seed, progress=
+                               lambda f, i=i: tick("bootstrap", (i + f / 2) / len(ok)))
+            if ms is not None and getattr(e.fit, "multistart", None) is None:
+                e.fit.multistart = ms
+            if e.heldout is not None:
+                train = subset(table, table.index.isin(e.heldout.train_index))
+                e.heldout.fit = bootstrap_fit(e.heldout.fit, train, bootstrap, cluster=cluster, seed=seed, progress=
+                                           lambda f, i=i: tick("bootstrap", (i + 0.5 + f / 2) / len(ok)))
+    sections: list[Section] = [data_summary(table)]
+    figures: list[Figure] = []
+    diag_kw = {}
+    ok = [e for e in comp.entries if e.fit is not None]
+    for i, e in enumerate(ok):
+        sec, figs = _law_section(e, table, flops, diag_kw)
+        sections.append(sec)
+        figures += figs
+        tick("figures", (i + 1) / max(1, len(ok)))
+    failed = [e for e in comp.entries if e.fit is None]
+    if failed:
+        sections.append(Section("Laws not fitted", [("ul", [f"{e.law}: {e.error}" for e in failed])]))
+
+    # extrapolation ---------------------------------------------------------------------------
+    ext = Section("Extrapolation check")
+    if comp.split:
+        ext.blocks.append(("p", f"Each law is fitted again without the held-out runs ({comp.split}) and scored on "
+                                f"them. Error = predicted - observed; the verdict compares the mean absolute error "
+                                f"with {tolerance:g}x the residual scale of the fit (see docs/trust.md)."))
+        rows = []
+        for e in ok:
+            h = e.heldout
+            if h is None:
+                rows.append([e.law, "-", "-", "-", "-", "-", "-", e.heldout_error or "not checked"])
+                continue
+            rows.append([e.law, h.n_train, h.n_test, h.errors["mean_abs_error"], h.errors["max_abs_error"],
+                         h.errors["bias"], h.ratio, "PASS" if h.passed else "FAIL"])
+        ext.blocks.append(("table", ["law", "fitted runs", "held-out runs", "mean |error|", "max |error|", "bias",
+                                     "x residual scale", "verdict"], rows))
+        for e in ok:
+            h = e.heldout
+            if h is None:
+                continue
+            ext.blocks.append(("h3", e.law))
+            ext.blocks.append(("p", h.verdict))
+            train = subset(table, table.index.isin(h.train_index))
+            test = subset(table, ~table.index.isin(h.train_index))
+            try:
+                hasb = F.bootstrap_samples(h.fit) is not None
+                fig = F.extrapolation(h.fit, train, test)
+                f = Figure(f"{e.law}-extrapolation", f"{e.law}: fit without the held-out runs ({comp.split}), "
+                           f"carried to them" + (" with the bootstrap band" if hasb else ""), F.figure_png(fig))
+                figures.append(f)
+                ext.blocks.append(("fig", f))
+                fig = F.parity(h.fit, train, test)
+                f = Figure(f"{e.law}-heldout-parity", f"{e.law}: parity of the fit without the held-out runs "
+                           f"(held-out runs in red)", F.figure_png(fig))
+                figures.append(f)
+                ext.blocks.append(("fig", f))
+            except ScalingLawsError as exc:
+                ext.blocks.append(("ul", [f"extrapolation figure not drawn: {exc}"]))
+    else:
+        ext.blocks.append(("p", "No extrapolation check: " + "; ".join(comp.notes or ["no split"])))
+    sections.append(ext)
+
+    # comparison --------------------------------------------------------------------------------
+    cmp_sec = Section("Comparison")
+    rows = []
+    for e in comp.entries:
+        if e.fit is None:
+            rows.append([e.law, "-", "-", "-", "-", "-", "-", "not fitted"])
+            continue
+        rows.append([e.law, e.fit.n_runs, e.n_free, e.fit.objective, e.criteria.get("aic"), e.criteria.get("bic"),
+                     e.heldout.errors["mean_abs_error"] if e.heldout else None,
+                     "" if e.comparable else "not comparable"])
+    cmp_sec.blocks.append(("table", ["law", "runs", "free parameters", "objective", "AIC", "BIC",
+                                     "held-out mean |error|", "note"], rows))
+    cmp_sec.blocks.append(("table", ["measure", "winner"], [[m, w or "-"] for m, w in comp.winners.items()]))
+    cmp_sec.blocks.append(("p", "AIC and BIC use the Gaussian form with 2 x the summed robust objective in place of "
+                                "the residual sum of squares: exact for --loss mse, a pseudo-likelihood for Huber. "
+                                "Lower is better; treat differences of a few units as a tie."))
+    if comp.notes:
+        cmp_sec.blocks.append(("ul", comp.notes))
+    sections.append(cmp_sec)
+
+    # planners ----------------------------------------------------------------------------------
+    plan = Section("Planner answers")
+    answers = {}
+    if flops is None:
+        plan.blocks.append(("p", "No compute budget given (--flops)."))
+    else:
+        for e in ok:
+            ans = planner_answers(e.fit, flops)
+            answers[e.law] = ans
+            for a in ans:
+                plan.blocks.append(("h3", f"{e.law}: {a['planner']} at C = {flops:.3g} FLOPs"))
+                if "error" in a:
+                    plan.blocks.append(("ul", [a["error"]]))
+                    continue
+                iv = a.get("intervals") or {}
+                cols = ["quantity", "value"] + ([f"{a.get('level', 0.95):.0%} interval low", "high"] if iv else [])
+                rws = []
+                for k, v in a["values"].items():
+                    show = human if k.startswith(("N", "D")) and k not in ("N_eff_over_N",) else _fmt
+                    r = [k, show(v) if show is human and math.isfinite(v) else v]
+                    if iv:
+                        lo, hi = iv.get(k, (None, None))
+                        r += [show(lo) if show is human and lo is not None and math.isfinite(lo) else lo,
+                              show(hi) if show is human and hi is not None and math.isfinite(hi) else hi]
+                    rws.append(r)
+                plan.blocks.append(("table", cols, rws))
+                if a.get("summary"):
+                    plan.blocks.append(("p", a["summary"]))
+        if not any(answers.values()):
+            plan.blocks.append(("p", "None of these laws has a planner that takes a compute budget."))
+    sections.append(plan)
+
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    title = title or f"Scaling-law report: {', '.join(e.law for e in comp.entries)}"
+    sections[0].blocks.insert(0, ("p", f"Made by scalinglaws {__version__} on {stamp}."))
+    os.makedirs(out_dir, exist_ok=True)
+    fig_dir = os.path.join(out_dir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    paths = []
+    for f in figures:
+        p = os.path.join(fig_dir, f"{f.name}.png")
+        write_atomic(p, f.png)
+        paths.append(p)
+    html_path, md_path = os.path.join(out_dir, "report.html"), os.path.join(out_dir, "report.md")
+    write_atomic(html_path, render_html(title, sections))
+    write_atomic(md_path, render_markdown(title, sections))
+    return {"html": html_path, "markdown": md_path, "figures": paths, "comparison": comp.to_dict(),
+            "planners": answers, "bootstrap": bootstrap}

@@ -1,0 +1,126 @@
+"""Bootstrap intervals: coverage on synthetic data, clustering, storage, intervals of derived quantities."""
+
+import json
+
+import numpy as np
+import pytest
+
+import scalinglaws as sl
+from scalinglaws.bootstrap import resample_weights
+from scalinglaws.synthetic import grid, simulate
+
+TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def _runs(seed, noise=0.01):
+    return simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 5e9, 5), np.geomspace(1e9, 3e11, 5)),
+                    noise=noise, seed=seed)
+
+
+def test_95_percent_intervals_cover_the_truth_in_most_repetitions():
+    """40 seeded repetitions: the 95% intervals of alpha, beta and E cover the true values >= 85% of the time."""
+    hits = {k: 0 for k in ("E", "alpha", "beta")}
+    reps = 40
+    for seed in range(reps):
+        runs = _runs(seed)
+        res = sl.fit(runs, law="chinchilla", loss="mse", starts=48, seed=seed)
+        ci = sl.bootstrap(res, runs, n=200, seed=seed).intervals()
+        for k in hits:
+            hits[k] += ci[k][0] <= TRUTH[k] <= ci[k][1]
+    for k, h in hits.items():
+        assert h / reps >= 0.85, (k, h)
+
+
+def test_weights_resample_runs_or_whole_clusters():
+    runs = _runs(0)
+    W = resample_weights(runs, 500, seed=1)
+    assert W.shape == (500, len(runs)) and (W.sum(1) == len(runs)).all()
+    assert W.mean() == pytest.approx(1.0, rel=0.01)
+    Wc = resample_weights(runs, 200, cluster="N", seed=1)
+    for N in runs["N"].unique():  # runs of one model size are drawn together
+        cols = Wc[:, (runs["N"] == N).to_numpy()]
+        assert (cols == cols[:, :1]).all()
+    assert (Wc.sum(1) == len(runs)).all()  # 5 sizes of 5 runs each: 5 clusters drawn
+    assert np.array_equal(resample_weights(runs, 10, seed=3), resample_weights(runs, 10, seed=3))
+
+
+def test_bootstrap_is_reproducible_stored_and_independent_of_threads(tmp_path):
+    runs = _runs(1)
+    res = sl.fit(runs, law="chinchilla", starts=64)
+    a = sl.bootstrap(res, runs, n=150, seed=7, n_jobs=1)
+    b = sl.bootstrap(res, runs, n=150, seed=7, n_jobs=3)
+    assert a.extra["bootstrap"]["samples"] == b.extra["bootstrap"]["samples"]
+    assert a.intervals() == b.intervals()
+    lo, hi = a.intervals()["alpha"]
+    assert lo < res.params["alpha"] < hi
+    a.save(tmp_path / "fit.json")
+    back = sl.load_fit(tmp_path / "fit.json")
+    assert back.intervals().keys() == a.intervals().keys()
+    for k, (l, h) in a.intervals().items():
+        assert back.intervals()[k] == pytest.approx((l, h), rel=1e-9)
+    assert json.loads((tmp_path / "fit.json").read_text())["extra"]["bootstrap"]["n"] == 150
+
+
+def test_refit_of_each_resample_is_its_weighted_optimum():
+    """The batch refit equals a separate weighted multi-start fit of the same resample."""
+    runs = _runs(2)
+    res = sl.fit(runs, law="chinchilla")
+    boot = sl.bootstrap(res, runs, n=3, seed=0)
+    W = resample_weights(runs, 3, seed=0)
+    for k, row in enumerate(boot.extra["bootstrap"]["samples"]):
+        ref = sl.fit(runs, law="chinchilla", weights=W[k])
+        for name, v in zip(res.params, row):
+            assert v == pytest.approx(ref.params[name], rel=1e-4), name
+
+
+def test_prediction_and_planner_intervals_bracket_the_point_answer():
+    runs = _runs(3)
+    res = sl.bootstrap(sl.fit(runs, law="chinchilla", starts=64), runs, n=200, seed=0)
+    conf = sl.predict_interval(res, {"N": [1e8, 7e10], "D": [2e10, 1.4e12]})
+    pred = sl.predict_interval(res, {"N": [1e8, 7e10], "D": [2e10, 1.4e12]}, kind="prediction")
+    assert (conf["low"] < conf["pred"]).all() and (conf["pred"] < conf["high"]).all()
+    # far extrapolation is less certain than interpolation; a new run is less certain than the curve
+    width = conf["high"] - conf["low"]
+    assert width[1] > width[0]
+    assert (pred["high"] - pred["low"] >= width - 1e-12).all()
+    method = sl.api.planner_method(res, "compute", {"flops": 1e23})
+    ci = sl.plan_interval(res, method)
+    point = method(res.params)
+    assert ci["N_opt"][0] < point["N_opt"] < ci["N_opt"][1]
+
+
+def test_cli_bootstrap_predict_and_optimal_show_intervals(cli, tmp_path):
+    runs = _runs(4)
+    path = tmp_path / "runs.csv"
+    runs.to_csv(path, index=False)
+    out = tmp_path / "fit.json"
+    code, stdout, err = cli("fit", path, "--bootstrap", 100, "--cluster", "N", "--starts", 64, "--out", out)
+    assert code == 0, err
+    assert "95% low" in stdout and "resamples of clusters by N" in stdout
+    code, stdout, err = cli("predict", out, "--N", "70B", "--D", "1.4T", "--json")
+    rec = json.loads(stdout)["predictions"][0]
+    assert rec["loss_low"] < rec["loss_pred"] < rec["loss_high"]
+    code, stdout, err = cli("optimal", "compute", out, "--flops", "1e23", "--json")
+    ans = json.loads(stdout)
+    assert ans["intervals"]["N_opt"][0] < ans["N_opt"] < ans["intervals"]["N_opt"][1]
+    assert "flops" not in ans["intervals"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bootstrap", "1"], "--bootstrap must be"),
+    (["--cluster", "N"], "--cluster applies to --bootstrap"),
+    (["--bootstrap", "10", "--cluster", "nope"], "--cluster nope: no such column"),
+    (["--bootstrap", "10", "--level", "1.5"], "--level must be between 0 and 1"),
+])
+def test_cli_bootstrap_bad_options(cli, tmp_path, args, message):
+    path = tmp_path / "runs.csv"
+    _runs(5).to_csv(path, index=False)
+    code, out, err = cli("fit", path, "--starts", 16, *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_level_needs_a_bootstrapped_fit(cli):
+    code, out, err = cli("predict", "hoffmann2022", "--N", "1B", "--D", "20B", "--level", "0.9")
+    assert code == 2 and "--level applies to a bootstrapped fit" in err

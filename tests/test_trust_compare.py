@@ -1,0 +1,88 @@
+"""compare: AIC/BIC from the summed objective, a shared held-out split, the true law wins."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scalinglaws as sl
+from scalinglaws.compare import compare, information_criteria, parse_laws
+from scalinglaws.errors import InputError
+from scalinglaws.synthetic import grid, simulate
+
+CHEN = sl.get_law("chen-qat").presets["chen2025"].values
+FIT = dict(starts=64, seed=0)
+
+
+def chen_by_hand(p, N, D, G=None):
+    base = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+    if G is None:
+        return base
+    return base + p["k"] * D ** p["gamma_D"] * math.log2(G) ** p["gamma_G"] / N ** p["gamma_N"]
+
+
+@pytest.fixture(scope="module")
+def chen_runs():
+    rows = []
+    for N in (74e6, 145e6, 297e6, 595e6, 1.2e9):
+        for D in (10e9, 20e9, 50e9, 100e9):
+            rows.append(dict(N=N, D=D, w_bits=16, a_bits=16, loss=chen_by_hand(CHEN, N, D)))
+            for G in (32, 64, 128, 256):
+                rows.append(dict(N=N, D=D, w_bits=4, a_bits=4, group_size=G, loss=chen_by_hand(CHEN, N, D, G)))
+    df = pd.DataFrame(rows)
+    df["loss"] *= np.exp(np.random.default_rng(0).normal(0.0, 1e-3, len(df)))
+    return sl.load_runs(df)
+
+
+def test_information_criteria_equal_the_gaussian_ones_for_mse():
+    runs = sl.load_runs(simulate("chinchilla", {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37},
+                                 grid(np.geomspace(3e7, 3e9, 5), np.geomspace(1e9, 1e11, 5)), noise=0.003, seed=2))
+    fit = sl.fit(runs, law="chinchilla", loss="mse", **FIT)
+    p = fit.params
+    r = np.log(runs["loss"]) - np.log(p["E"] + p["A"] / runs["N"] ** p["alpha"] + p["B"] / runs["D"] ** p["beta"])
+    n, k = len(r), 5
+    sigma2 = np.sum(r ** 2) / n  # maximum-likelihood noise variance
+    loglik = -0.5 * n * (np.log(2 * np.pi * sigma2) + 1)
+    ic = information_criteria(fit.objective, n, k)
+    assert ic["aic"] == pytest.approx(-2 * loglik + 2 * (k + 1), rel=1e-6)
+    assert ic["bic"] == pytest.approx(-2 * loglik + (k + 1) * np.log(n), rel=1e-6)
+
+
+def test_compare_picks_the_true_law(chen_runs):
+    c = compare(chen_runs, "chinchilla,chen-qat", **FIT)
+    assert c.split == "N >= 1200000000.0"
+    assert c.winners == {"objective": "chen-qat", "aic": "chen-qat", "bic": "chen-qat",
+                         "heldout_mean_abs_error": "chen-qat"}
+    chen, chin = c.entry("chen-qat"), c.entry("chinchilla")
+    assert chen.fit.n_runs == chin.fit.n_runs == 100 and chen.comparable and chin.comparable
+    assert chin.criteria["aic"] - chen.criteria["aic"] > 10  # not a near tie
+    # the held-out split is the same for both laws: the 20 runs of the largest size
+    assert chen.heldout.n_test == chin.heldout.n_test == 20
+    assert chen.heldout.errors["mean_abs_error"] < chin.heldout.errors["mean_abs_error"]
+    # AIC and BIC follow from each law's own objective and parameter count
+    for e in (chen, chin):
+        ic = information_criteria(e.fit.objective, 100, len(e.fit.params))
+        assert e.criteria == pytest.approx(ic)
+    d = c.to_dict()
+    assert {x["law"] for x in d["laws"]} == {"chinchilla", "chen-qat"}
+
+
+def test_a_law_that_cannot_be_fitted_is_listed_not_fatal(chen_runs):
+    # kumar-precision needs a kv_bits column this table lacks
+    c = compare(chen_runs, ["chinchilla", "kumar-precision"], holdout="", **FIT)
+    kp = c.entry("kumar-precision")
+    assert kp.fit is None and "kv_bits" in kp.error
+    assert c.winners["aic"] == "chinchilla" and c.split is None
+    assert any("no held-out check" in n for n in c.notes)
+
+
+def test_compare_errors(chen_runs):
+    with pytest.raises(InputError, match="unknown law 'nosuch'"):
+        parse_laws("chinchilla,nosuch")
+    with pytest.raises(InputError, match="at least one law"):
+        parse_laws(" , ")
+    with pytest.raises(InputError, match="selects no runs"):
+        compare(chen_runs, "chinchilla", holdout="N > 1e15", **FIT)
+    with pytest.raises(InputError, match="no law could be fitted"):
+        compare(chen_runs, "kumar-precision", **FIT)
