@@ -12,8 +12,10 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 
-def make_objective(N, D, loss, delta=1e-3):
+def make_objective(N, D, loss, delta=1e-3, weights=None):
+    """Summed (or ``weights``-weighted) Huber loss of log residuals and its analytic gradient."""
     lnN, lnD, y = np.log(N), np.log(D), np.log(loss)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
 
     def fun(x):
         e, a, b, alpha, beta = x
@@ -23,9 +25,9 @@ def make_objective(N, D, loss, delta=1e-3):
         s = ex.sum(axis=0)
         r = m + np.log(s) - y
         p = ex / s
-        psi = np.clip(r, -delta, delta)
+        psi = w * np.clip(r, -delta, delta)
         g = np.array([psi @ p[2], psi @ p[0], psi @ p[1], -(psi * p[0]) @ lnN, -(psi * p[1]) @ lnD])
-        return huber(delta, r).sum(), g
+        return w @ huber(delta, r), g
 
     return fun
 

@@ -24,31 +24,15 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
-from scipy.special import huber  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_fit import make_objective  # noqa: E402
 
 import scalinglaws as sl  # noqa: E402
 from scalinglaws.bootstrap import intervals, resample_weights  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_epoch.csv"
 PUBLISHED = {"E": (1.769, 1.871), "A": (285, 744), "B": (1042, 5810), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
-
-
-def weighted_objective(N, D, loss, w, delta=1e-3):
-    lnN, lnD, y = np.log(N), np.log(D), np.log(loss)
-
-    def fun(x):
-        e, a, b, alpha, beta = x
-        u = np.stack([a - alpha * lnN, b - beta * lnD, np.full_like(lnN, e)])
-        m = u.max(axis=0)
-        ex = np.exp(u - m)
-        s = ex.sum(axis=0)
-        r = m + np.log(s) - y
-        p = ex / s
-        psi = w * np.clip(r, -delta, delta)
-        g = np.array([psi @ p[2], psi @ p[0], psi @ p[1], -(psi * p[0]) @ lnN, -(psi * p[1]) @ lnD])
-        return w @ huber(delta, r), g
-
-    return fun
 
 
 def main(argv=None) -> int:
@@ -76,7 +60,7 @@ def main(argv=None) -> int:
     xs = []
     t0 = time.perf_counter()
     for i in range(k):
-        f = weighted_objective(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy(), W[i])
+        f = make_objective(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy(), weights=W[i])
         # scipy's default tolerances stop at once on an objective of size 1e-3 (the intervals
         # would collapse onto the full fit), so the loop is run to real convergence
         xs.append(minimize(f, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),

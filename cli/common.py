@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scalinglaws.errors import InputError, ScalingLawsError
+from scalinglaws.units import format_number
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,20 +57,10 @@ def print_json(obj: Any) -> None:
 
 
 def fmt(x: Any) -> str:
-    """A number for a table: 4 significant digits, plain text otherwise."""
+    """A number for a table (see :func:`scalinglaws.units.format_number`), plain text otherwise."""
     if isinstance(x, bool) or x is None:
         return str(x)
-    if isinstance(x, (int,)) and abs(x) < 1e6:
-        return str(x)
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return str(v)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.4g}"
-    return f"{v:.5g}"
+    return format_number(x)
 
 
 _COUNT = re.compile(r"^(N|D)(_(opt|crit|fp|qat|eff|total|max))?$")

@@ -38,7 +38,7 @@ from .errors import InputError, ScalingLawsError
 from .laws import get_law
 from .problem import load_table, subset
 from .runs import bits_label
-from .units import human
+from .units import format_number, human
 
 #: planner kinds answered for a FLOP budget
 BUDGET_PLANNERS = ("compute", "precision")
@@ -65,17 +65,7 @@ def _fmt(x) -> str:
         return "-"
     if isinstance(x, (bool, np.bool_)):
         return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)) and abs(x) < 1e6:
-        return str(int(x))
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return str(v)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.4g}"
-    return f"{v:.5g}"
+    return format_number(x)
 
 
 def data_summary(table: pd.DataFrame) -> Section:

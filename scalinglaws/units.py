@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from .errors import InputError
 
 #: Decimal multipliers accepted after a number (case-insensitive).
@@ -75,3 +77,18 @@ def human(x: float, digits: int = 3) -> str:
             if "e" in text:  # 200 with 2 digits: show '200', not '2e+02'
                 text = f"{round(v):d}"
             return text + unit
+
+
+def format_number(x) -> str:
+    """A number for a table: up to 5 significant digits, scientific when very large or small."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool) and abs(x) < 1e6:
+        return str(int(x))
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.5g}"
