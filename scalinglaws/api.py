@@ -112,7 +112,10 @@ class FitResult:
     def intervals(self) -> dict[str, tuple[float, float]]:
         """Bootstrap percentile interval of each parameter (empty without a bootstrap)."""
         b = (self.extra or {}).get("bootstrap") or {}
-        return {k: (float(v[0]), float(v[1])) for k, v in (b.get("intervals") or {}).items()}
+        if not b.get("samples"):
+            return {}
+        return {k: (float(v[0]), float(v[1])) for k, v in (b.get("intervals") or {}).items()
+                if v and None not in v}
 
     def to_dict(self) -> dict:
         d = _plain(asdict(self))

@@ -161,6 +161,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         bad = ~(np.isfinite(g).all(1) & np.isfinite(h).all((1, 2)))
         g[bad], h[bad] = 0.0, eye
         G[rows], H[rows] = g, h
+        active[rows[bad]] = False  # no usable derivatives here: the start stops, not converged
 
     for idx in _blocks(np.flatnonzero(active), block):
         with np.errstate(all="ignore"):
@@ -220,10 +221,16 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         # an IRLS row that stalls or is stuck goes on with exact steps; an exact row that is
         # stuck, or improves by less than ftol, or has no gradient left, is done
         to_exact = idx[small | (stuck & ~exact[idx])]
+        restart = idx[stuck & ~exact[idx]]  # IRLS is stuck: try exact steps from here
         stuck &= exact[idx]
         done = (exact[idx] & accept & (rel < ftol)) | stuck | (gnorm <= gtol * np.maximum(np.abs(Fi), 1e-300))
-        exact[to_exact] = True          # from the next accepted step on
+        exact[to_exact] = True          # from the next accepted step on (at once where stuck)
         lam[to_exact], nu[to_exact] = np.minimum(lam[to_exact], 1e-3), 2.0
+        if restart.size:
+            with np.errstate(all="ignore"):
+                f, cache = model.evaluate(X[restart])
+                counter[0] += 1
+                derivatives(restart, X[restart], f, cache)
         conv[idx[done]] = True
         active[idx[done]] = False
 
@@ -249,7 +256,8 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     Successive halving: every distinct start takes ``round_iter`` steps; then only the
     best ``keep`` fraction of the starts still moving (at least ``min_keep``) goes on
     for another round, and so on until at most ``min_keep`` are left, which run to
-    convergence (``max_iter`` steps in all).  Starts that converge drop out at once and
+    convergence (``max_iter`` steps in all), in double precision.  Starts that converge in
+    that round drop out at once (in the single-precision rounds they only pause), and
     keep their end point; starts that arrive at the same point (within ``merge_tol`` in
     the fitted space) are merged and follow one path from then on.  A start stopped by
     the halving is reported with its last point and marked not converged, so
@@ -316,7 +324,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     used = 0
     while moving.any() and used < max_iter:
         rows = np.flatnonzero(moving)
-        last = rows.size <= min_keep
+        last = rows.size <= min_keep or keep >= 1 or used + round_iter >= max_iter
         n = max_iter - used if last else min(round_iter, max_iter - used)
         Xr, Fr = X[rows], F[rows]
         if last and explore_model is not model:  # converge in double precision

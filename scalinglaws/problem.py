@@ -94,13 +94,10 @@ class FitProblem:
 
     @classmethod
     def from_fit(cls, fit: FitResult, runs: pd.DataFrame) -> "FitProblem":
-        """The problem of ``fit`` on ``runs`` (the canonical table the fit was made on)."""
+        """The problem of ``fit`` on ``runs`` (the runs given to the fit: its ``where`` and
+        ``exclude_top`` are applied again, and the run count must match)."""
         space = fit.loss.get("space", "log")
-        p = Problem.build(runs, fit.law, loss=fit.loss.get("loss", "huber"), delta=float(fit.loss.get("delta", 1e-3)),
-                          space=space, fix=fit.fixed)
-        if list(p.law.param_names) != list(fit.params):
-            raise InputError(f"the fit's parameters ({', '.join(fit.params)}) do not match law '{p.law.name}' "
-                             f"on these runs ({', '.join(p.law.param_names)}): is it a fit of this table?")
+        p = Problem.from_fit(fit, runs)  # the fit's own filters, checked against its run count
         return cls(law=p.law, table=p.table, model=p.model, X=p.model.X, obs=p.law.observed(p.table), y=p.y,
                    loss=p.loss, space=space, lower=p.lower, upper=p.upper, free=p.free,
                    x=p.law.to_internal(fit.params))

@@ -124,3 +124,15 @@ def test_cli_bootstrap_bad_options(cli, tmp_path, args, message):
 def test_predict_level_needs_a_bootstrapped_fit(cli):
     code, out, err = cli("predict", "hoffmann2022", "--N", "1B", "--D", "20B", "--level", "0.9")
     assert code == 2 and "--level applies to a bootstrapped fit" in err
+
+
+def test_a_bootstrap_without_samples_gives_no_intervals(cli, tmp_path):
+    runs = _runs(6)
+    res = sl.fit(runs, law="chinchilla", starts=16)
+    res.extra["bootstrap"] = {"n": 10, "level": 0.95, "samples": [], "n_failed": 10,
+                              "intervals": {k: [float("nan"), float("nan")] for k in res.params}}
+    res.save(tmp_path / "fit.json")
+    assert sl.load_fit(tmp_path / "fit.json").intervals() == {}
+    code, out, err = cli("predict", tmp_path / "fit.json", "--N", "1B", "--D", "20B", "--json")
+    assert code == 0, err
+    assert "loss_low" not in json.loads(out)["predictions"][0]

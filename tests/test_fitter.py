@@ -151,3 +151,44 @@ def test_per_start_weights_solve_independent_problems():
         one = minimize_multistart(model, y, law.start_grid(), lo, hi, weights=W[k])
         assert batch.funs[k] == pytest.approx(one.fun, rel=1e-6)
         assert batch.xs[k] == pytest.approx(one.x, rel=1e-4, abs=1e-6)
+
+
+class _SqrtModel:
+    """f = sqrt(t) x: the gradient is infinite at t = 0."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def value(self, theta):
+        return np.sqrt(theta[:, :1]) * self.x
+
+    def evaluate(self, theta):
+        return self.value(theta), None
+
+    def grad_hess(self, theta, cache, psi, hw, cw):
+        with np.errstate(divide="ignore"):
+            J = (0.5 / np.sqrt(theta[:, :1]))[:, :, None] * self.x[None, :, None]  # (S, n, 1)
+        g = np.einsum("snp,sn->sp", J, psi)
+        H = np.einsum("snp,sn,snq->spq", J, hw, J)
+        return g, H
+
+
+def test_a_start_without_usable_derivatives_is_not_reported_converged():
+    x = np.linspace(1, 2, 8)
+    y = 2.0 * x  # optimum t = 4
+    res = minimize_multistart(_SqrtModel(x), y, np.array([[0.0], [1.0]]), np.array([0.0]), np.array([10.0]),
+                              RobustLoss("mse"))
+    assert res.x[0] == pytest.approx(4.0, rel=1e-8)
+    assert not res.converged[0] and res.converged[1]
+
+
+def test_no_halving_still_converges_in_double_precision():
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=7)
+    law = sl.laws.get_law("chinchilla")
+    X, y = law.design(runs), np.log(runs["loss"].to_numpy())
+    lo, hi = law.bounds()
+    starts = law.start_grid()[::15]
+    full = minimize_multistart(LawModel(law, X), y, starts, lo, hi, keep=1.0)
+    halved = minimize_multistart(LawModel(law, X), y, starts, lo, hi)
+    assert full.best_converged and full.n_stopped == 0
+    assert full.fun == pytest.approx(halved.fun, rel=1e-10)

@@ -111,3 +111,11 @@ def test_loaded_fit_is_refitted_for_its_start_points(good, tmp_path):
     d = diagnose(sl.load_fit(tmp_path / "f.json"), good, refit_kw=FIT)
     assert d.n_starts == 128
     assert d.optima[0]["objective"] == pytest.approx(fit.objective, rel=1e-9)
+
+
+def test_diagnose_reapplies_the_fits_own_filter(tmp_path):
+    truth = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+    path = tmp_path / "runs.csv"
+    simulate("chinchilla", truth, grid(np.geomspace(5e7, 5e9, 6), np.geomspace(1e9, 3e11, 6)), seed=0).to_csv(path, index=False)
+    res = sl.fit(str(path), law="chinchilla", where="N >= 2e8", starts=32)
+    assert sl.diagnose(res, str(path)).n_runs == res.n_runs < 36
