@@ -163,6 +163,8 @@ def diagnose_cmd(
     law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws')."),
     fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter (repeatable)."),
     near: float = typer.Option(0.01, "--near", help="Relative objective gap within which optima count as near-best."),
+    converge: int = typer.Option(512, "--converge", metavar="K",
+                                 help="Starts run to full convergence (the rest are stopped by successive halving); 0: all."),
     loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
     starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
     mapping: Optional[List[str]] = _O["mapping"],
@@ -178,7 +180,7 @@ def diagnose_cmd(
     t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=where)
     with _progress(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
-        res = fit_law(t, law=law_obj, fix=parse_assignments(fix, "--fix"),
+        res = fit_law(t, law=law_obj, fix=parse_assignments(fix, "--fix"), converge=converge,
                       progress=lambda f: prog.update(task, completed=f),
                       **_fit_options(loss, delta, space, starts, seed))
     d = diagnose(res, t, near=near)

@@ -354,7 +354,7 @@ class Problem:
 def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: float = 1e-3, space: str = "log",
         fix: Mapping[str, float] | None = None, starts=None, seed: int = 0, where: str | None = None,
         exclude_top: int = 0, mapping=None, weights=None, init: Mapping[str, float] | None = None,
-        max_iter: int = 400, progress=None) -> FitResult:
+        max_iter: int = 400, converge: int = 64, progress=None) -> FitResult:
     """Fit ``law`` to ``runs`` by robust multi-start minimisation.
 
     Parameters
@@ -378,7 +378,12 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
         One extra start at these public values (added to the grid).
     weights : array, optional
         Run weights (bootstrap counts).
+    converge : int
+        How many starts successive halving leaves to run to full convergence (the rest
+        are stopped early, and reported so); 0: every start.
     """
+    if not (isinstance(converge, (int, np.integer)) and converge >= 0):
+        raise InputError(f"--converge must be a whole number >= 0, got {converge}")
     prob = Problem.build(runs, law, loss=loss, delta=delta, space=space, fix=fix, where=where,
                          exclude_top=exclude_top, mapping=mapping)
     law, table, lo, hi, free = prob.law, prob.table, prob.lower, prob.upper, prob.free
@@ -389,7 +394,7 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
     fix = prob.fixed
     w = None if weights is None else np.asarray(weights, dtype=float)
     res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
-                              max_iter=max_iter, progress=progress)
+                              max_iter=max_iter, min_keep=converge or len(S0), progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
     span = hi - lo
