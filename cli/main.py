@@ -39,10 +39,7 @@ def _register_all() -> None:
     fit_cmds.register(app)
     from . import trust_cmds
     trust_cmds.register(app)
-    try:
-        from . import train_cmds
-    except ImportError:  # the trainer's commands are optional while it is being built
-        return
+    from . import train_cmds  # imports torch only when a training command runs
     train_cmds.register(app)
 
 

