@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,3 +27,19 @@ def write(tmp_path):
         p.write_text(text)
         return p
     return _write
+
+
+def second_differences(f, x0, h=1e-4):
+    """Hessian of a scalar function by central second differences (exact to O(h^2))."""
+    P = x0.size
+    H = np.zeros((P, P))
+    for i in range(P):
+        for j in range(P):
+            ei, ej = np.eye(P)[i] * h, np.eye(P)[j] * h
+            H[i, j] = (f(x0 + ei + ej) - f(x0 + ei - ej) - f(x0 - ei + ej) + f(x0 - ei - ej)) / (4 * h * h)
+    return H
+
+
+@pytest.fixture
+def fd_hessian():
+    return second_differences

@@ -49,7 +49,7 @@ def test_E_above_the_smallest_loss_is_flagged(good):
     assert "E_above_min_loss" in codes(diagnose(fit, good))
 
 
-def test_hessian_matches_second_differences_of_the_objective(good):
+def test_hessian_matches_second_differences_of_the_objective(good, fd_hessian):
     """The exact Hessian (Chinchilla's curvature) and the one from the Jacobian (chen-qat: none)."""
     for law, runs in (("chinchilla", good),):
         fit = sl.fit(runs, law=law, loss="mse", **FIT)
@@ -60,17 +60,11 @@ def test_hessian_matches_second_differences_of_the_objective(good):
         def objective(x):  # by hand: e = log E, a = log A, b = log B
             L = np.exp(x[0]) + np.exp(x[1]) / N ** x[3] + np.exp(x[2]) / D ** x[4]
             return 0.5 * np.sum((np.log(L) - y) ** 2)
-        P, h = x0.size, 1e-4
-        H = np.zeros((P, P))
-        for i in range(P):
-            for j in range(P):
-                ei, ej = np.eye(P)[i] * h, np.eye(P)[j] * h
-                H[i, j] = (objective(x0 + ei + ej) - objective(x0 + ei - ej) - objective(x0 - ei + ej)
-                           + objective(x0 - ei - ej)) / (4 * h * h)
+        H = fd_hessian(objective, x0)
         assert prob.hessian() == pytest.approx(H, rel=1e-4, abs=1e-6 * np.abs(H).max())
 
 
-def test_hessian_without_law_curvature_uses_the_jacobian():
+def test_hessian_without_law_curvature_uses_the_jacobian(fd_hessian):
     chen = sl.get_law("chen-qat")
     assert not chen.has_curvature
     p = chen.presets["chen2025"].values
@@ -83,13 +77,7 @@ def test_hessian_without_law_curvature_uses_the_jacobian():
 
     def objective(x):
         return 0.5 * np.sum(prob.residuals(x) ** 2)
-    P, h = x0.size, 1e-4
-    H = np.zeros((P, P))
-    for i in range(P):
-        for j in range(P):
-            ei, ej = np.eye(P)[i] * h, np.eye(P)[j] * h
-            H[i, j] = (objective(x0 + ei + ej) - objective(x0 + ei - ej) - objective(x0 - ei + ej)
-                       + objective(x0 - ei - ej)) / (4 * h * h)
+    H = fd_hessian(objective, x0)
     assert prob.hessian() == pytest.approx(H, rel=1e-3, abs=1e-5 * np.abs(H).max())
 
 
