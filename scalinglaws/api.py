@@ -354,7 +354,7 @@ class Problem:
 def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: float = 1e-3, space: str = "log",
         fix: Mapping[str, float] | None = None, starts=None, seed: int = 0, where: str | None = None,
         exclude_top: int = 0, mapping=None, weights=None, init: Mapping[str, float] | None = None,
-        max_iter: int = 400, converge: int = 64, progress=None) -> FitResult:
+        max_iter: int = 400, converge: int = 32, progress=None) -> FitResult:
     """Fit ``law`` to ``runs`` by robust multi-start minimisation.
 
     Parameters

@@ -247,8 +247,8 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
 
 def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: np.ndarray,
                         upper: np.ndarray, loss: RobustLoss = RobustLoss(), *, free: np.ndarray | None = None,
-                        weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 6,
-                        keep: float = 0.25, min_keep: int = 64, ftol: float = 1e-13, gtol: float = 1e-14,
+                        weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 5,
+                        keep: float = 0.25, min_keep: int = 32, ftol: float = 1e-13, gtol: float = 1e-14,
                         switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
                         explore_dtype=np.float32, newton: bool = False, progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
