@@ -12,6 +12,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from scalinglaws.errors import InputError, ScalingLawsError
@@ -19,6 +20,13 @@ from scalinglaws.units import format_number
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def progress_bar(enabled: bool = True) -> Progress:
+    """A transient progress bar on stderr (off for --json, and when stderr is not a terminal)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=err_console, transient=True,
+                    disable=not enabled or not err_console.is_terminal)
 
 
 def fail(message: str, code: int = 2) -> None:

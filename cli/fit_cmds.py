@@ -8,7 +8,6 @@ from typing import List, Optional
 import numpy as np
 import pandas as pd
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalinglaws.api import as_table, fit as fit_law, resolve_fit, write_atomic
 from scalinglaws.errors import InputError
@@ -16,7 +15,7 @@ from scalinglaws.laws import REGISTRY, get_law
 from scalinglaws.runs import CANONICAL, load_runs, parse_mapping
 from scalinglaws.units import parse_number
 
-from .common import console, err_console, handle_errors, parse_assignments, print_json, table
+from .common import console, handle_errors, parse_assignments, print_json, progress_bar, table
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -30,11 +29,6 @@ def _guard_output(out: str | None, *inputs: str) -> None:
     for i in inputs:
         if i and _same_file(out, i):
             raise InputError(f"refusing to overwrite the input {i} with the output; choose another --out")
-
-
-def _progress(enabled: bool):
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled)
 
 
 @handle_errors
@@ -72,7 +66,7 @@ def fit_cmd(
         raise InputError("--cluster applies to --bootstrap; give --bootstrap R too")
     if not 0 < level < 1:
         raise InputError(f"--level must be between 0 and 1, got {level}")
-    with _progress(not as_json) as prog:
+    with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(table_, law=law_obj, loss=loss, delta=delta, space=space, fix=fixed, starts=starts,
                       seed=seed, progress=lambda f: prog.update(task, completed=f))

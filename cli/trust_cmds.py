@@ -5,19 +5,13 @@ from __future__ import annotations
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalinglaws.errors import InputError
 from scalinglaws.laws import get_law
 from scalinglaws.runs import parse_mapping
 from scalinglaws.units import parse_number
 
-from .common import console, err_console, handle_errors, parse_assignments, print_json, table
-
-
-def _progress(enabled: bool):
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled)
+from .common import console, handle_errors, parse_assignments, print_json, progress_bar, table
 
 
 def _fit_options(loss: str, delta: float, space: str, starts: Optional[int], seed: int) -> dict:
@@ -79,7 +73,7 @@ def validate_cmd(
     kw = dict(_fit_options(loss, delta, space, starts, seed), fix=parse_assignments(fix, "--fix"),
               tolerance=tolerance, where=where, mapping=parse_mapping(mapping))
     if holdout is not None:
-        with _progress(not as_json) as prog:
+        with progress_bar(not as_json) as prog:
             prog.add_task(f"fitting {law} without {holdout}", total=None)
             v = V.holdout(runs, law, holdout, **kw)
         if as_json:
@@ -94,7 +88,7 @@ def validate_cmd(
         console.print(("[green]" if v.passed else "[red]") + v.verdict + "[/]", highlight=False)
         return
     by = leave_one_out.strip()
-    with _progress(not as_json) as prog:
+    with progress_bar(not as_json) as prog:
         task = prog.add_task(f"leave-one-{by}-out" + (" (forward)" if forward else ""), total=1.0)
         res = V.leave_one_out(runs, law, by, forward=forward, progress=lambda f: prog.update(task, completed=f),
                               **kw)
@@ -126,7 +120,7 @@ def compare_cmd(
     """Compare laws side by side: parameters, objective, AIC, BIC, held-out error, winner per measure."""
     from scalinglaws.compare import compare, parse_laws
     names = parse_laws(laws)
-    with _progress(not as_json) as prog:
+    with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
         c = compare(runs, names, holdout=holdout, tolerance=tolerance, where=where, mapping=parse_mapping(mapping),
                     progress=lambda f: prog.update(task, completed=f), **_fit_options(loss, delta, space, starts, seed))
@@ -178,7 +172,7 @@ def diagnose_cmd(
     if not (near >= 0):
         raise InputError(f"--near must be >= 0, got {near}")
     t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=where)
-    with _progress(not as_json) as prog:
+    with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(t, law=law_obj, fix=parse_assignments(fix, "--fix"), converge=converge,
                       progress=lambda f: prog.update(task, completed=f),
@@ -240,7 +234,7 @@ def report_cmd(
             (os.path.exists(runs) and os.path.isdir(os.path.join(out, "figures"))
              and os.path.samefile(os.path.dirname(os.path.abspath(runs)), os.path.join(out, "figures"))):
         raise InputError(f"refusing to overwrite the input {runs} with the report; choose another --out")
-    with _progress(not as_json) as prog:
+    with progress_bar(not as_json) as prog:
         task = prog.add_task("report", total=1.0)
         weights = {"fitting": (0.0, 0.45), "bootstrap": (0.45, 0.35), "figures": (0.8, 0.2)}
 
