@@ -103,6 +103,8 @@ def test_the_page_renders_in_a_headless_browser_with_every_image_loaded(report, 
     probed.write_text(page.replace("</body>", probe))
     proc = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
                            "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "<html" not in proc.stdout.lower():  # e.g. a snap stub in a container
+        pytest.skip(f"{_browser()} is installed but did not run here: {proc.stderr.strip()[-300:]}")
     m = re.search(r'data-images="(\d+)/(\d+)"', proc.stdout)
     assert m, proc.stderr[-2000:]
     assert int(m.group(1)) == int(m.group(2)) == len(out["figures"])
