@@ -300,11 +300,7 @@ class Problem:
         if space not in ("log", "linear"):
             raise InputError(f"--space must be 'log' or 'linear', got {space!r}")
         required = tuple(law.required_columns()) + (law.target,)
-        if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
-            table = _check_frame(runs, required)  # already canonical (from load_runs)
-        else:
-            table = load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
-        table = law.prepare(table)
+        table = law.prepare(canonical_table(runs, required, mapping=mapping, where=where, exclude_top=exclude_top))
         if len(table) == 0:
             raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
         law = law.specialize(table)  # laws whose parameter list depends on the data
@@ -413,9 +409,17 @@ def fit(runs, law: str | Law = "chinchilla", *, loss: str = "huber", delta: floa
     return out
 
 
-def _check_frame(df: pd.DataFrame, required) -> pd.DataFrame:
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(repr(m) for m in missing)}", file=df.attrs.get("source"))
-    return df
+def canonical_table(runs, required=(), *, mapping=None, where: str | None = None,
+                    exclude_top: int = 0) -> pd.DataFrame:
+    """A canonical run table (``runs`` a path or a DataFrame), filtered like :func:`fit` does.
+
+    A table that is already canonical (from :func:`scalinglaws.load_runs`) is used as it is
+    when no filter is asked for; its ``required`` columns are still checked.
+    """
+    if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
+        missing = [c for c in required if c not in runs.columns]
+        if missing:
+            raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(repr(m) for m in missing)}", file=runs.attrs.get("source"))
+        return runs
+    return load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)

@@ -14,11 +14,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .api import FitResult, LawModel, Problem
+from .api import FitResult, LawModel, Problem, canonical_table
 from .errors import InputError
 from .fitter import RobustLoss
 from .laws import Law, get_law
-from .runs import load_runs
 
 
 def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str | None = None,
@@ -30,13 +29,7 @@ def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str |
     """
     if required is None:
         required = () if law is None else tuple(get_law(law).required_columns()) + (get_law(law).target,)
-    if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
-        missing = [c for c in required if c not in runs.columns]
-        if missing:
-            raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
-                             f"{', '.join(repr(m) for m in missing)}", file=runs.attrs.get("source"))
-        return runs
-    return load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
+    return canonical_table(runs, required, mapping=mapping, where=where, exclude_top=exclude_top)
 
 
 def subset(table: pd.DataFrame, mask) -> pd.DataFrame:
