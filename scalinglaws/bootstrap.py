@@ -142,6 +142,14 @@ def samples_of(result: FitResult) -> list[dict[str, float]]:
     return [dict(zip(names, row)) for row in b.get("samples") or []]
 
 
+def sample_predictions(result: FitResult, table: pd.DataFrame) -> np.ndarray:
+    """The prediction for every run of ``table`` under every bootstrap sample, shape (R, runs)."""
+    law = result.law_obj
+    theta = np.stack([law.to_internal(p) for p in samples_of(result)])
+    with np.errstate(all="ignore"):
+        return np.exp(law.log_predict(theta, law.design(table)))
+
+
 def _level(result: FitResult, level: float | None) -> float:
     b = (result.extra or {}).get("bootstrap") or {}
     if not b.get("samples"):
@@ -165,7 +173,7 @@ def predict_interval(result: FitResult, runs, level: float | None = None, kind: 
     level = _level(result, level)
     law = result.law_obj
     table = as_table(runs, law)
-    preds = np.array([law.predict(p, table) for p in samples_of(result)])  # (R, m)
+    preds = sample_predictions(result, table)
     if kind == "prediction":
         b = result.extra["bootstrap"]
         res = np.asarray(b.get("residuals") or [0.0], dtype=float)

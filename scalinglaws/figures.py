@@ -31,6 +31,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .bootstrap import predict_interval, samples_of  # noqa: E402
 from .errors import InputError, ScalingLawsError  # noqa: E402
 from .plotting import save_figure  # noqa: E402
 from .units import human  # noqa: E402
@@ -66,37 +67,12 @@ def _tokens(table: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
-def bootstrap_samples(result) -> np.ndarray | None:
-    """The fit's bootstrap parameter samples (R, P) in public values, or None."""
-    b = (result.extra or {}).get("bootstrap") or {}
-    s = b.get("samples")
-    if not s:
-        return None
-    arr = np.asarray(s, dtype=float)
-    if arr.ndim != 2 or arr.shape[1] != len(result.params):
-        return None
-    return arr[np.isfinite(arr).all(1)]
-
-
-def predict_samples(result, samples: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Predicted target of every row of ``table`` under every parameter sample, shape (R, n)."""
-    law = result.law_obj
-    names = list(result.params)
-    theta = np.stack([law.to_internal(dict(zip(names, row))) for row in samples])
-    with np.errstate(all="ignore"):
-        return np.exp(law.log_predict(theta, law.design(table)))
-
-
 def band(result, table: pd.DataFrame, level: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Percentile interval of the prediction over the bootstrap samples (None without a bootstrap)."""
-    s = bootstrap_samples(result)
-    if s is None or len(s) < 2:
+    if len(samples_of(result)) < 2:
         return None
-    if level is None:
-        level = float(((result.extra or {}).get("bootstrap") or {}).get("level", _BAND_LEVEL))
-    P = predict_samples(result, s, table)
-    a = 100 * (1 - level) / 2
-    return np.nanpercentile(P, a, axis=0), np.nanpercentile(P, 100 - a, axis=0)
+    iv = predict_interval(result, table, level=level)
+    return iv["low"].to_numpy(), iv["high"].to_numpy()
 
 
 # ------------------------------------------------------------------------------ parity
@@ -183,7 +159,7 @@ def extrapolation(result, train: pd.DataFrame, test: pd.DataFrame, path=None, ti
     groups = list(dict.fromkeys(te_keys))
     if len(groups) > max_curves:
         groups = [groups[i] for i in np.linspace(0, len(groups) - 1, max_curves).round().astype(int)]
-    has_band = bootstrap_samples(result) is not None
+    has_band = len(samples_of(result)) >= 2
     fig, ax = plt.subplots(figsize=(7.5, 5.2), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     lo_x = min(tr[x].min(), te[x].min()) if x in tr.columns else te[x].min()
@@ -448,5 +424,5 @@ def check_path(path) -> None:
         raise InputError(f"cannot write {path}: folder {folder} does not exist")
 
 
-__all__ = ["parity", "residuals", "extrapolation", "isoloss", "penalty", "band", "bootstrap_samples",
+__all__ = ["parity", "residuals", "extrapolation", "isoloss", "penalty", "band",
            "compute_frontier", "figure_png", "target_label"]

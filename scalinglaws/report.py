@@ -335,7 +335,7 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
             train = subset(table, table.index.isin(h.train_index))
             test = subset(table, ~table.index.isin(h.train_index))
             try:
-                hasb = F.bootstrap_samples(h.fit) is not None
+                hasb = bool(samples_of(h.fit))
                 fig = F.extrapolation(h.fit, train, test)
                 f = Figure(f"{e.law}-extrapolation", f"{e.law}: fit without the held-out runs ({comp.split}), "
                            f"carried to them" + (" with the bootstrap band" if hasb else ""), F.figure_png(fig))
