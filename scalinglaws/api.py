@@ -1,4 +1,4 @@
-"""The user-facing Python API: ``fit``, ``FitResult``, ``load_fit``, ``resolve_params``.
+"""The user-facing Python API: ``fit``, ``FitResult``, ``load_fit``, ``resolve_fit``, ``planner_method``.
 
 This module joins a law (what to fit) to the fitter (how to fit): the fitter sees
 only a model with values, a Jacobian and (optionally) curvature.
@@ -229,15 +229,6 @@ def planner_method(fit: "FitResult", kind: str, options: Mapping[str, Any]):
                          f"{', '.join('--' + k.replace('_', '-') for k in planner.options) or 'no options'})")
     method = getattr(law, planner.method)
     return lambda params: method(params, **options)
-
-
-def plan(fit, kind: str, **options) -> dict:
-    """Answer a planner question from a fit, a fit.json path or a preset name.
-
-    >>> plan("hoffmann2022", "compute", flops=5.76e23)["N_opt"]   # doctest: +SKIP
-    """
-    fit = resolve_fit(fit)
-    return planner_method(fit, kind, options)(fit.params)
 
 
 def as_table(runs, law: Law | None = None) -> pd.DataFrame:
