@@ -16,7 +16,7 @@ import numpy as np
 from rich.progress import track
 
 import scalinglaws as sl
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.fitting.synthetic import grid, simulate
 
 TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 

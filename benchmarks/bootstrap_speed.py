@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_fit import make_objective  # noqa: E402
 
 import scalinglaws as sl  # noqa: E402
-from scalinglaws.bootstrap import intervals, resample_weights  # noqa: E402
+from scalinglaws.trust.bootstrap import intervals, resample_weights  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_epoch.csv"
 PUBLISHED = {"E": (1.769, 1.871), "A": (285, 744), "B": (1042, 5810), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}

@@ -35,7 +35,7 @@ from rich.table import Table
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.loop import TrainConfig, build, make_optimizer, plan, train_step
 from scalinglaws.train.model import VOCAB
-from scalinglaws.units import human, parse_number
+from scalinglaws.data.units import human, parse_number
 
 #: Dense bf16 tensor-core peak (FLOP/s, no sparsity), by a piece of the CUDA device name;
 #: the longest matching key wins ("H100 PCIe" before "H100").

@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scalinglaws.errors import InputError, ScalingLawsError
-from scalinglaws.units import format_number
+from scalinglaws.data.errors import InputError, ScalingLawsError
+from scalinglaws.data.units import format_number
 
 console = Console()
 err_console = Console(stderr=True)
@@ -66,7 +66,7 @@ def print_json(obj: Any) -> None:
 
 
 def fmt(x: Any) -> str:
-    """A number for a table (see :func:`scalinglaws.units.format_number`), plain text otherwise."""
+    """A number for a table (see :func:`scalinglaws.data.units.format_number`), plain text otherwise."""
     if isinstance(x, bool) or x is None:
         return str(x)
     return format_number(x)
@@ -82,7 +82,7 @@ def is_count(name: str) -> bool:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     """A rich table; parameter and token counts are shown as 70B, 1.4T."""
-    from scalinglaws.units import human
+    from scalinglaws.data.units import human
     rows = [[human(float(v)) if is_count(c) and isinstance(v, (int, float)) and not isinstance(v, bool) else v
              for c, v in zip(columns, r)] for r in rows]
     t = Table(title=title, title_justify="left", header_style="bold")
@@ -96,7 +96,7 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
     """``["alpha=0.3", "E=1.7"]`` -> ``{"alpha": 0.3, "E": 1.7}`` (suffixes allowed)."""
-    from scalinglaws.units import parse_number
+    from scalinglaws.data.units import parse_number
     out: dict[str, float] = {}
     for item in items or []:
         if "=" not in item:

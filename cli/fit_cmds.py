@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from scalinglaws.api import as_table, fit as fit_law, resolve_fit, write_atomic
-from scalinglaws.errors import InputError
+from scalinglaws.fitting.api import as_table, fit as fit_law, resolve_fit, write_atomic
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws import REGISTRY, get_law
-from scalinglaws.runs import CANONICAL, load_runs, parse_mapping
-from scalinglaws.units import parse_number
+from scalinglaws.data.runs import CANONICAL, load_runs, parse_mapping
+from scalinglaws.data.units import parse_number
 
-from .common import console, handle_errors, parse_assignments, print_json, progress_bar, table
+from scalinglaws.cli.common import console, handle_errors, parse_assignments, print_json, progress_bar, table
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -71,7 +71,7 @@ def fit_cmd(
         res = fit_law(table_, law=law_obj, loss=loss, delta=delta, space=space, fix=fixed, starts=starts,
                       seed=seed, progress=lambda f: prog.update(task, completed=f))
         if bootstrap:
-            from scalinglaws.bootstrap import bootstrap as run_bootstrap
+            from scalinglaws.trust.bootstrap import bootstrap as run_bootstrap
             task = prog.add_task(f"bootstrap ({bootstrap} refits)", total=1.0)
             res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=seed, level=level,
                                 progress=lambda f: prog.update(task, completed=f))
@@ -79,7 +79,7 @@ def fit_cmd(
     if out:
         res.save(out)
     if plot:
-        from scalinglaws.plotting import plot_fit
+        from scalinglaws.viz.plotting import plot_fit
         plot_fit(res, table_, plot)
     if as_json:
         print_json({**res.to_dict(), "out": out, "plot": plot})
@@ -152,7 +152,7 @@ def predict_cmd(
 
     def with_intervals(table_: pd.DataFrame, into: pd.DataFrame) -> None:
         if boot:
-            from scalinglaws.bootstrap import predict_interval
+            from scalinglaws.trust.bootstrap import predict_interval
             iv = predict_interval(res, table_, level=level, kind=interval)
             into[f"{law.predicts}_low"] = iv["low"].to_numpy()
             into[f"{law.predicts}_high"] = iv["high"].to_numpy()
@@ -248,5 +248,5 @@ def register(app: typer.Typer) -> None:
     app.command("fit")(fit_cmd)
     app.command("predict")(predict_cmd)
     app.command("laws")(laws_cmd)
-    from . import optimal_cmds
+    from scalinglaws.cli import optimal_cmds
     optimal_cmds.register(app)

@@ -35,11 +35,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register_all() -> None:
-    from . import fit_cmds
+    from scalinglaws.cli import fit_cmds
     fit_cmds.register(app)
-    from . import trust_cmds
+    from scalinglaws.cli import trust_cmds
     trust_cmds.register(app)
-    from . import train_cmds  # imports torch only when a training command runs
+    from scalinglaws.cli import train_cmds  # imports torch only when a training command runs
     train_cmds.register(app)
 
 

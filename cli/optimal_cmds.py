@@ -10,13 +10,13 @@ from typing import Optional
 
 import typer
 
-from scalinglaws.api import planner_method, resolve_fit
-from scalinglaws.bootstrap import plan_interval
-from scalinglaws.errors import InputError
+from scalinglaws.fitting.api import planner_method, resolve_fit
+from scalinglaws.trust.bootstrap import plan_interval
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws.base import PLANNER_OPTIONS
-from scalinglaws.units import human, parse_bytes, parse_number
+from scalinglaws.data.units import human, parse_bytes, parse_number
 
-from .common import console, fmt, handle_errors, is_count, print_json, table
+from scalinglaws.cli.common import console, fmt, handle_errors, is_count, print_json, table
 
 optimal_app = typer.Typer(help="Planners: compute-optimal N and D, training precision, FP format, "
                                "critical data size, QAT fraction, bits under a memory budget.",

@@ -10,10 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.measure import Measurement
 from rich.table import Table
 
-from scalinglaws.errors import InputError
-from scalinglaws.units import human
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
 
-from .common import console, err_console, handle_errors
+from scalinglaws.cli.common import console, err_console, handle_errors
 
 
 def _need_torch() -> None:

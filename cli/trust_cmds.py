@@ -6,12 +6,12 @@ from typing import List, Optional
 
 import typer
 
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
-from scalinglaws.runs import parse_mapping
-from scalinglaws.units import parse_number
+from scalinglaws.data.runs import parse_mapping
+from scalinglaws.data.units import parse_number
 
-from .common import console, handle_errors, parse_assignments, print_json, progress_bar, table
+from scalinglaws.cli.common import console, handle_errors, parse_assignments, print_json, progress_bar, table
 
 
 def _fit_options(loss: str, delta: float, space: str, starts: Optional[int], seed: int) -> dict:
@@ -64,7 +64,7 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Extrapolation check: fit without some runs, predict them, report the error and a verdict."""
-    from scalinglaws import validate as V
+    from scalinglaws.trust import validate as V
     get_law(law)
     if (holdout is None) == (leave_one_out is None):
         raise InputError("give one of --holdout EXPR or --leave-one-out N|D")
@@ -118,7 +118,7 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Compare laws side by side: parameters, objective, AIC, BIC, held-out error, winner per measure."""
-    from scalinglaws.compare import compare, parse_laws
+    from scalinglaws.trust.compare import compare, parse_laws
     names = parse_laws(laws)
     with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
@@ -165,9 +165,9 @@ def diagnose_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Diagnose a fit: distinct optima of the start grid, bounds, conditioning, identifiability."""
-    from scalinglaws.api import fit as fit_law
-    from scalinglaws.diagnose import diagnose
-    from scalinglaws.problem import load_table
+    from scalinglaws.fitting.api import fit as fit_law
+    from scalinglaws.trust.diagnose import diagnose
+    from scalinglaws.fitting.problem import load_table
     law_obj = get_law(law)
     if not (near >= 0):
         raise InputError(f"--near must be >= 0, got {near}")
@@ -225,8 +225,8 @@ def report_cmd(
 ):
     """Write a report: one self-contained HTML page and a Markdown twin with its figures."""
     import os
-    from scalinglaws.compare import parse_laws
-    from scalinglaws.report import write_report
+    from scalinglaws.trust.compare import parse_laws
+    from scalinglaws.viz.report import write_report
     names = parse_laws(laws)
     budget = parse_number(flops, "--flops") if flops is not None else None
     targets = [os.path.join(out, "report.html"), os.path.join(out, "report.md")]

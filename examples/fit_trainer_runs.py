@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import scalinglaws as sl
+from scalinglaws.data.units import human
 
 PATH = sys.argv[1] if len(sys.argv) > 1 else "data/trainer_runs.csv"
 
@@ -51,7 +52,7 @@ def main() -> None:
     qat["gran"] = np.where(qat["group_size"].notna(), "G32", "per-ch")
     sizes, budgets = sorted(fp["N"].unique()), sorted(fp["D"].unique())
     print(f"{PATH}: {len(runs)} rows: {len(fp)} FP, {len(ptq)} PTQ, {len(qat)} QAT; "
-          f"N = {', '.join(sl.units.human(n, 3) for n in sizes)}; D = {', '.join(sl.units.human(d, 3) for d in budgets)}")
+          f"N = {', '.join(human(n, 3) for n in sizes)}; D = {', '.join(human(d, 3) for d in budgets)}")
 
     # ---- 1. the data -------------------------------------------------------------
     base = fp.set_index(["N", "D"])["loss"]

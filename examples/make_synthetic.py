@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglaws.api import write_atomic
+from scalinglaws.fitting.api import write_atomic
 from scalinglaws.laws import get_law
-from scalinglaws.synthetic import simulate
+from scalinglaws.fitting.synthetic import simulate
 
 TRUTH = get_law("chinchilla").presets["besiroglu2024"].values
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.bootstrap import resample_weights
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.trust.bootstrap import resample_weights
+from scalinglaws.fitting.synthetic import grid, simulate
+from scalinglaws.fitting.api import planner_method
 
 TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 
@@ -83,7 +84,7 @@ def test_prediction_and_planner_intervals_bracket_the_point_answer():
     width = conf["high"] - conf["low"]
     assert width[1] > width[0]
     assert (pred["high"] - pred["low"] >= width - 1e-12).all()
-    method = sl.api.planner_method(res, "compute", {"flops": 1e23})
+    method = planner_method(res, "compute", {"flops": 1e23})
     ci = sl.plan_interval(res, method)
     point = method(res.params)
     assert ci["N_opt"][0] < point["N_opt"] < ci["N_opt"][1]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.fitting.synthetic import grid, simulate
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 

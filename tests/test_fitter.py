@@ -9,9 +9,9 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 import scalinglaws as sl
-from scalinglaws.api import LawModel
-from scalinglaws.fitter import RobustLoss, minimize_multistart
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.fitting.api import LawModel
+from scalinglaws.fitting.fitter import RobustLoss, minimize_multistart
+from scalinglaws.fitting.synthetic import grid, simulate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

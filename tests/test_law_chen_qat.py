@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
 from scalinglaws.laws.chen_qat import decompose, effective_parameters
+from scalinglaws.fitting.api import as_table
 
 LAW = get_law("chen-qat")
 W4A4 = LAW.presets["chen2025"].values
@@ -68,7 +69,7 @@ def test_predicts_larger_models(fitted):
 
 def test_unquantized_rows_have_no_penalty():
     runs = {"N": [1e9, 1e9], "D": [1e11, 1e11], "w_bits": [16, 4], "a_bits": [16, 4], "group_size": [128, 128]}
-    pred = LAW.predict(W4A4, sl.api.as_table(runs))
+    pred = LAW.predict(W4A4, as_table(runs))
     assert pred[0] == pytest.approx(by_hand(W4A4, 1e9, 1e11), rel=1e-12)
     assert pred[1] == pytest.approx(by_hand(W4A4, 1e9, 1e11, 128), rel=1e-12)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
 
 FRACTION = get_law("dremov-fraction")

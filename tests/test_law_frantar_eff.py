@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 from scalinglaws.laws.base import Law, Param
 from scalinglaws.laws.frantar_eff import FrantarEff, format_key
 

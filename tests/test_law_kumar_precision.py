@@ -8,7 +8,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
 PRESET = {"E": 2.7648, "A": 4.299e3, "B": 1.806e4, "alpha": 0.4965, "beta": 0.4965,
           "gamma_w": 2.6745, "gamma_a": 2.2102, "gamma_kv": 0.9578,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
 PRESET = {"E": 2.7648, "A": 4.299e3, "B": 1.806e4, "alpha": 0.4965, "beta": 0.4965,
           "C_T": 0.0598, "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907}

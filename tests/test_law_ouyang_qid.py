@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
 PRESET = {"k": 0.017, "alpha": 0.2261, "beta": 0.5251, "gamma": 5.4967}
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scalinglaws import InputError, load_runs, parse_number
-from scalinglaws.units import expand_suffixes, human, parse_bytes
+from scalinglaws.data.units import expand_suffixes, human, parse_bytes
 
 
 @pytest.mark.parametrize("text,value", [("125M", 125e6), ("1.5B", 1.5e9), ("300B", 300e9), ("2T", 2e12),

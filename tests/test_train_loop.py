@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalinglaws.errors import InputError  # noqa: E402
+from scalinglaws.data.errors import InputError  # noqa: E402
 from scalinglaws.train import loop  # noqa: E402
 from scalinglaws.train.data import Corpus  # noqa: E402
 from scalinglaws.train.loop import TrainConfig, append_rows, plan, read_rows, train  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalinglaws.errors import InputError  # noqa: E402
+from scalinglaws.data.errors import InputError  # noqa: E402
 from scalinglaws.train.quant import QuantSpec, fake_quant, fp_max, quantize, round_to_fp  # noqa: E402
 
 # Every non-negative value of tiny FP formats, written out by hand (all codes finite).

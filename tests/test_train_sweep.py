@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from scalinglaws.errors import InputError  # noqa: E402
+from scalinglaws.data.errors import InputError  # noqa: E402
 from scalinglaws.train.sweep import expand_spec, load_spec  # noqa: E402
 
 SPEC = """

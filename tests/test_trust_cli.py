@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.fitting.synthetic import grid, simulate
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 

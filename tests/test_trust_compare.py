@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.compare import compare, information_criteria, parse_laws
-from scalinglaws.errors import InputError
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.trust.compare import compare, information_criteria, parse_laws
+from scalinglaws.data.errors import InputError
+from scalinglaws.fitting.synthetic import grid, simulate
 
 CHEN = sl.get_law("chen-qat").presets["chen2025"].values
 FIT = dict(starts=64, seed=0)

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.diagnose import diagnose, distinct_optima
-from scalinglaws.problem import FitProblem
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.trust.diagnose import diagnose, distinct_optima
+from scalinglaws.fitting.problem import FitProblem
+from scalinglaws.fitting.synthetic import grid, simulate
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 FIT = dict(starts=128, seed=0)

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws import figures as F
-from scalinglaws.report import write_report
-from scalinglaws.synthetic import grid, simulate
+from scalinglaws.viz import figures as F
+from scalinglaws.viz.report import write_report
+from scalinglaws.fitting.synthetic import grid, simulate
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 CHEN = sl.get_law("chen-qat").presets["chen2025"].values
@@ -184,7 +184,7 @@ def test_penalty_of_a_quantized_law_is_observed_minus_unquantized():
 
 
 def test_planner_intervals_are_percentiles_over_the_bootstrap_samples(chin):
-    from scalinglaws.report import planner_answers
+    from scalinglaws.viz.report import planner_answers
     _, fit = chin
     rng = np.random.default_rng(1)
     names = list(fit.params)

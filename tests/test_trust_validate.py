@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.errors import InputError
-from scalinglaws.synthetic import grid, simulate
-from scalinglaws.validate import holdout, leave_one_out, residual_scale
+from scalinglaws.data.errors import InputError
+from scalinglaws.fitting.synthetic import grid, simulate
+from scalinglaws.trust.validate import holdout, leave_one_out, residual_scale
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 SIZES = np.geomspace(3e7, 3e9, 7)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
-from .base import Law, Param, Planner, Preset
-from .chinchilla import Chinchilla
-from .kumar_ptq import KumarPTQ
-from .kumar_precision import KumarPrecision
-from .ouyang_qid import OuyangQiD
-from .frantar_eff import FrantarEff
-from .chen_qat import ChenQAT
-from .capybara import Capybara
-from .dremov_qat import DremovFraction, DremovQAT
+from scalinglaws.data.errors import InputError
+from scalinglaws.laws.base import Law, Param, Planner, Preset
+from scalinglaws.laws.chinchilla import Chinchilla
+from scalinglaws.laws.kumar_ptq import KumarPTQ
+from scalinglaws.laws.kumar_precision import KumarPrecision
+from scalinglaws.laws.ouyang_qid import OuyangQiD
+from scalinglaws.laws.frantar_eff import FrantarEff
+from scalinglaws.laws.chen_qat import ChenQAT
+from scalinglaws.laws.capybara import Capybara
+from scalinglaws.laws.dremov_qat import DremovFraction, DremovQAT
 
 #: name -> Law instance.  One line per family.
 REGISTRY: dict[str, Law] = {law.name: law for law in (

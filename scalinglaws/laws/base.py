@@ -26,7 +26,7 @@ from typing import Callable, ClassVar, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from scalinglaws.data.errors import InputError
 
 
 @dataclass(frozen=True)

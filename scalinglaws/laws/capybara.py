@@ -57,9 +57,9 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
 
 _N, _ALPHA, _D, _BETA, _EPS, _GAMMA, _DELTA, _NU = range(8)
 _DEFAULT_BLOCK = 128

@@ -85,9 +85,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
 
 _E, _A, _B, _ALPHA, _BETA, _K, _GD, _GG, _GN = range(9)
 
@@ -383,8 +383,8 @@ def decompose(runs, *, chinchilla: Mapping[str, float] | None = None, loss: str 
         ``notes`` : warnings (e.g. one group size only: gamma_G not identified);
         ``summary`` : one sentence.
     """
-    from ..api import fit as _fit  # late import: api imports the registry
-    from ..runs import load_runs
+    from scalinglaws.fitting.api import fit as _fit  # late import: api imports the registry
+    from scalinglaws.data.runs import load_runs
 
     if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or mapping):
         table = runs

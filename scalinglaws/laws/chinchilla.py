@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, lse, require
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, lse, require
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 

@@ -75,9 +75,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
 
 _LN2 = math.log(2.0)
 #: bit-widths the ``bits`` planner compares

@@ -54,11 +54,11 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, check_positive, lse, require
-from .chinchilla import compute_optimal
-from .kumar_ptq import check_bits
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, check_positive, lse, require
+from scalinglaws.laws.chinchilla import compute_optimal
+from scalinglaws.laws.kumar_ptq import check_bits
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 _EFF_NAME = re.compile(r"^eff\[(.+)\]$")

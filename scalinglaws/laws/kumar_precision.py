@@ -51,11 +51,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, lse, require
-from .chinchilla import compute_optimal
-from .kumar_ptq import check_bits
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, lse, require
+from scalinglaws.laws.chinchilla import compute_optimal
+from scalinglaws.laws.kumar_ptq import check_bits
 
 _E, _A, _B, _ALPHA, _BETA, _GW, _GA, _GKV, _NW, _NA, _NKV = range(11)
 _KINDS = ("w", "a", "kv")

@@ -48,10 +48,10 @@ import math
 
 import numpy as np
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, lse, require
-from .chinchilla import compute_optimal
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, lse, require
+from scalinglaws.laws.chinchilla import compute_optimal
 
 _E, _A, _B, _ALPHA, _BETA, _C, _GD, _GN, _GP = range(9)
 #: log of a term that is absent (rows without PTQ): exp of it is exactly 0.

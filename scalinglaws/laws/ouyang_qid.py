@@ -47,10 +47,10 @@ import math
 
 import numpy as np
 
-from ..errors import InputError
-from ..units import human
-from .base import Law, Param, Planner, Preset, check_positive, require
-from .kumar_ptq import check_bits
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
+from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.laws.kumar_ptq import check_bits
 
 _K, _ALPHA, _BETA, _GAMMA = range(4)
 

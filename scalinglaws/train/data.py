@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
 N_CHUNKS, VAL_EVERY = 100, 20
 

@@ -22,14 +22,14 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from scalinglaws.atomic import atomic_path
-from scalinglaws.errors import InputError
-from scalinglaws.runs import CANONICAL
-from scalinglaws.units import parse_number
+from scalinglaws.data.atomic import atomic_path
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.runs import CANONICAL
+from scalinglaws.data.units import parse_number
 
-from .data import Corpus
-from .model import GPT, Shape, shape_for
-from .quant import QuantSpec
+from scalinglaws.train.data import Corpus
+from scalinglaws.train.model import GPT, Shape, shape_for
+from scalinglaws.train.quant import QuantSpec
 
 LN256 = math.log(256)
 

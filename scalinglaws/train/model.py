@@ -19,10 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from scalinglaws.errors import InputError
-from scalinglaws.units import human
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import human
 
-from .quant import QuantSpec, fake_quant
+from scalinglaws.train.quant import QuantSpec, fake_quant
 
 VOCAB = 256
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
 GRANULARITIES = ("per_tensor", "per_channel", "per_token", "per_group")
 FORMATS = ("int", "fp")

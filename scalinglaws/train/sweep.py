@@ -30,10 +30,10 @@ import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from scalinglaws.errors import InputError
+from scalinglaws.data.errors import InputError
 
-from .data import Corpus
-from .loop import TrainConfig, append_rows, plan, read_rows, train
+from scalinglaws.train.data import Corpus
+from scalinglaws.train.loop import TrainConfig, append_rows, plan, read_rows, train
 
 try:
     import tomllib

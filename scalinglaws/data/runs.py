@@ -21,7 +21,7 @@ Canonical columns
 
 Any other column is kept as it is.  Cells may carry suffixes (``125M``, ``1.5B``,
 ``300B``, ``2T``, ``1e9``).  Every problem is raised as
-:class:`~scalinglaws.errors.InputError` naming the file, the data row and the column.
+:class:`~scalinglaws.data.errors.InputError` naming the file, the data row and the column.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .units import expand_suffixes, parse_number
+from scalinglaws.data.errors import InputError
+from scalinglaws.data.units import expand_suffixes, parse_number
 
 #: Canonical columns and a one-line meaning each (``scalinglaws laws`` prints them).
 CANONICAL = {

@@ -39,10 +39,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .api import FitResult, fit as fit_law
-from .errors import InputError
-from .laws import get_law
-from .problem import load_table, select, subset
+from scalinglaws.fitting.api import FitResult, fit as fit_law
+from scalinglaws.data.errors import InputError
+from scalinglaws.laws import get_law
+from scalinglaws.fitting.problem import load_table, select, subset
 
 #: default verdict threshold, in units of the fit's residual scale
 TOLERANCE = 3.0

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .api import FitResult, fit as fit_law
-from .errors import InputError
-from .laws import get_law
-from .problem import FitProblem, load_table
+from scalinglaws.fitting.api import FitResult, fit as fit_law
+from scalinglaws.data.errors import InputError
+from scalinglaws.laws import get_law
+from scalinglaws.fitting.problem import FitProblem, load_table
 
 #: relative objective gap within which an optimum counts as near the best
 NEAR = 0.01

@@ -9,10 +9,10 @@
 
 Sections: the data summary; each law's fit (parameters, with bootstrap percentile
 intervals when ``bootstrap`` resamples are asked for, convergence and the warnings of
-:func:`scalinglaws.diagnose.diagnose`, parity and residual plots, iso-loss contours
+:func:`scalinglaws.trust.diagnose.diagnose`, parity and residual plots, iso-loss contours
 and quantization penalty where they apply); the extrapolation check (a fit without the
-held-out runs, scored on them, see :mod:`scalinglaws.validate`); the side-by-side
-comparison (:mod:`scalinglaws.compare`); and the planners' answers for a compute
+held-out runs, scored on them, see :mod:`scalinglaws.trust.validate`); the side-by-side
+comparison (:mod:`scalinglaws.trust.compare`); and the planners' answers for a compute
 budget ``flops`` (every planner of a law that takes a FLOP budget), with intervals
 over the bootstrap samples for the closed-form ``compute`` planner.
 """
@@ -30,15 +30,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .api import FitResult, planner_method, write_atomic
-from .bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
-from .compare import Comparison, compare
-from .errors import InputError, ScalingLawsError
-from .laws import get_law
-from .problem import load_table, subset
-from .runs import bits_label
-from .units import format_number, human
+from scalinglaws import __version__
+from scalinglaws.fitting.api import FitResult, planner_method, write_atomic
+from scalinglaws.trust.bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
+from scalinglaws.trust.compare import Comparison, compare
+from scalinglaws.data.errors import InputError, ScalingLawsError
+from scalinglaws.laws import get_law
+from scalinglaws.fitting.problem import load_table, subset
+from scalinglaws.data.runs import bits_label
+from scalinglaws.data.units import format_number, human
 
 #: planner kinds answered for a FLOP budget
 BUDGET_PLANNERS = ("compute", "precision")
@@ -190,8 +190,8 @@ def render_markdown(title: str, sections: list[Section], figure_dir: str = "figu
 
 # ----------------------------------------------------------------------------- build
 def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
-    from . import figures as F
-    from .diagnose import diagnose
+    from scalinglaws.viz import figures as F
+    from scalinglaws.trust.diagnose import diagnose
     res: FitResult = entry.fit
     law = get_law(entry.law)
     sec = Section(f"Law {law.name}")
@@ -266,7 +266,7 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     ``flops`` the budget for the planners.  ``progress(stage, fraction)`` is called as
     work proceeds.  Returns the paths written and the comparison as plain data.
     """
-    from . import figures as F
+    from scalinglaws.viz import figures as F
     out_dir = os.fspath(out_dir)
     if flops is not None and not (isinstance(flops, (int, float)) and math.isfinite(flops) and flops > 0):
         raise InputError(f"--flops must be a finite number > 0, got {flops}")

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .errors import InputError
+from scalinglaws.data.errors import InputError
 
 #: Decimal multipliers accepted after a number (case-insensitive).
 SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
@@ -29,7 +29,7 @@ SUFFIXED_TOKEN = re.compile(rf"(?<![\w.])({_NUMBER})([kKmMbBgGtTpP])(?![\w])")
 def parse_number(value, what: str = "value") -> float:
     """Parse ``value`` (a number or a string such as ``'1.5B'``, ``'2e9'``, ``'300b'``) to float.
 
-    Raises :class:`~scalinglaws.errors.InputError` naming ``what`` when it is not a number.
+    Raises :class:`~scalinglaws.data.errors.InputError` naming ``what`` when it is not a number.
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

@@ -1,8 +1,8 @@
 """Figures that show how far to trust a fit.  Matplotlib, no screen needed.
 
-Every function takes a :class:`~scalinglaws.api.FitResult` (and the runs), returns the
+Every function takes a :class:`~scalinglaws.fitting.api.FitResult` (and the runs), returns the
 matplotlib figure, and, given ``path``, also writes it atomically
-(:func:`scalinglaws.plotting.save_figure`, format from the extension) and closes it.
+(:func:`scalinglaws.viz.plotting.save_figure`, format from the extension) and closes it.
 A function that does not apply to a law (iso-loss contours of a law that does not
 predict a loss from N and D, the quantization penalty of an unquantized law) returns
 ``None``.
@@ -31,10 +31,10 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .bootstrap import predict_interval, samples_of  # noqa: E402
-from .errors import InputError, ScalingLawsError  # noqa: E402
-from .plotting import save_figure  # noqa: E402
-from .units import human  # noqa: E402
+from scalinglaws.trust.bootstrap import predict_interval, samples_of  # noqa: E402
+from scalinglaws.data.errors import InputError, ScalingLawsError  # noqa: E402
+from scalinglaws.viz.plotting import save_figure  # noqa: E402
+from scalinglaws.data.units import human  # noqa: E402
 
 BITS_COLUMNS = ("w_bits", "a_bits", "kv_bits", "ptq_bits")
 _BAND_LEVEL = 0.95
@@ -55,7 +55,7 @@ def _finish(fig, path):
 
 def _scored(result, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rows the law scores (after ``prepare``), observed and predicted target."""
-    from .validate import predict_runs
+    from scalinglaws.trust.validate import predict_runs
     return predict_runs(result, runs)
 
 

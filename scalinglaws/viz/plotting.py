@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
-from .errors import InputError  # noqa: E402
+from scalinglaws.data.atomic import atomic_path  # noqa: E402
+from scalinglaws.data.errors import InputError  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 130) -> None:
@@ -49,7 +49,7 @@ def _groups(runs: pd.DataFrame, law, n_bins: int = 7) -> list[tuple[str, pd.Data
 
 
 def _short(x: float) -> str:
-    from .units import human
+    from scalinglaws.data.units import human
     return human(x, 2)
 
 

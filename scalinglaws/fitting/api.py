@@ -20,12 +20,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atomic import write_atomic  # noqa: F401 (re-exported)
-from .errors import FitError, InputError
-from .fitter import RobustLoss, minimize_multistart
-from .laws import Law, find_preset, get_law
-from .runs import load_runs
+from scalinglaws import __version__
+from scalinglaws.data.atomic import write_atomic  # noqa: F401 (re-exported)
+from scalinglaws.data.errors import FitError, InputError
+from scalinglaws.fitting.fitter import RobustLoss, minimize_multistart
+from scalinglaws.laws import Law, find_preset, get_law
+from scalinglaws.data.runs import load_runs
 
 
 class LawModel:
@@ -264,7 +264,7 @@ def _starts(law: Law, starts, seed: int) -> np.ndarray:
 class Problem:
     """A law and a run table as the fitter's problem: model, targets, bounds, held parameters.
 
-    :func:`fit` builds one; :func:`scalinglaws.bootstrap` rebuilds it around a finished
+    :func:`fit` builds one; :func:`scalinglaws.trust.bootstrap` rebuilds it around a finished
     fit (:meth:`from_fit`) to refit resampled weights of the same runs.
     """
 

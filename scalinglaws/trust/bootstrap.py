@@ -28,9 +28,9 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .api import FitResult, Problem, as_table
-from .errors import InputError
-from .fitter import minimize_multistart
+from scalinglaws.fitting.api import FitResult, Problem, as_table
+from scalinglaws.data.errors import InputError
+from scalinglaws.fitting.fitter import minimize_multistart
 
 #: refits per task: fixed, so that results do not depend on the number of threads
 BATCH = 64

@@ -3,7 +3,7 @@
 :func:`scalinglaws.fit` builds the problem (design, targets, bounds, fixed parameters)
 and hands it to the fitter.  The trust tools (bootstrap, diagnose, validate, compare)
 need the same problem around a finished fit: :class:`FitProblem` rebuilds it from a
-:class:`~scalinglaws.api.FitResult` and the run table the fit was made on.
+:class:`~scalinglaws.fitting.api.FitResult` and the run table the fit was made on.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .api import FitResult, LawModel, Problem, canonical_table
-from .errors import InputError
-from .fitter import RobustLoss
-from .laws import Law, get_law
+from scalinglaws.fitting.api import FitResult, LawModel, Problem, canonical_table
+from scalinglaws.data.errors import InputError
+from scalinglaws.fitting.fitter import RobustLoss
+from scalinglaws.laws import Law, get_law
 
 
 def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str | None = None,
@@ -41,7 +41,7 @@ def subset(table: pd.DataFrame, mask) -> pd.DataFrame:
 
 def select(table: pd.DataFrame, expression: str, option: str = "--holdout") -> np.ndarray:
     """Boolean mask of the runs matching a pandas ``query`` expression (suffixes allowed)."""
-    from .units import expand_suffixes
+    from scalinglaws.data.units import expand_suffixes
     try:
         mask = table.eval(expand_suffixes(expression))
         mask = np.asarray(mask, dtype=bool)
@@ -61,11 +61,11 @@ class FitProblem:
     ----------
     law : the (specialised) law
     table : the rows the law is fitted on (after ``law.prepare``)
-    model : the law on those rows as the fitter's model (:class:`~scalinglaws.api.LawModel`)
+    model : the law on those rows as the fitter's model (:class:`~scalinglaws.fitting.api.LawModel`)
     X : the design arrays
     obs : observed target per run (``loss``, or what the law predicts)
     y : the target in the fitted space (``log obs`` in log space)
-    loss : the robust loss (:class:`~scalinglaws.fitter.RobustLoss`)
+    loss : the robust loss (:class:`~scalinglaws.fitting.fitter.RobustLoss`)
     space : ``"log"`` or ``"linear"``
     lower, upper : bounds in the fitted space (widened to hold fixed values)
     free : which parameters are fitted (False: held by ``fix``)

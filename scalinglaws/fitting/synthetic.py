@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .laws import get_law
+from scalinglaws.laws import get_law
 
 
 def simulate(law, params: Mapping[str, float], runs: pd.DataFrame | Mapping, noise: float = 0.005,

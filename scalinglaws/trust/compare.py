@@ -2,7 +2,7 @@
 
 :func:`compare` fits every law to the same runs with the same settings and reports,
 per law: its parameters, the objective, AIC and BIC, and the held-out error from one
-split shared by all laws (see :mod:`scalinglaws.validate`), then which law wins by each
+split shared by all laws (see :mod:`scalinglaws.trust.validate`), then which law wins by each
 measure.
 
 AIC and BIC of a Huber fit (a pseudo-likelihood)
@@ -34,11 +34,11 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from .api import FitResult, fit as fit_law
-from .errors import InputError, ScalingLawsError
-from .laws import get_law
-from .problem import load_table, select
-from .validate import TOLERANCE, Validation, _distinct, holdout as holdout_check
+from scalinglaws.fitting.api import FitResult, fit as fit_law
+from scalinglaws.data.errors import InputError, ScalingLawsError
+from scalinglaws.laws import get_law
+from scalinglaws.fitting.problem import load_table, select
+from scalinglaws.trust.validate import TOLERANCE, Validation, _distinct, holdout as holdout_check
 
 #: measures a law can win, with the direction that wins
 MEASURES = {"objective": "lower", "aic": "lower", "bic": "lower", "heldout_mean_abs_error": "lower"}

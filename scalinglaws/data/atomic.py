@@ -12,7 +12,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from .errors import InputError
+from scalinglaws.data.errors import InputError
 
 
 @contextmanager
