@@ -15,8 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scalinglaws.data.errors import InputError, ScalingLawsError
-from scalinglaws.data.units import format_number
+from scalinglaws.data.errors import OptionError, ScalingLawsError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,6 +26,16 @@ def progress_bar(enabled: bool = True) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(), console=err_console, transient=True,
                     disable=not enabled or not err_console.is_terminal)
+
+
+#: library option names whose command-line flag is not ``--`` + the name with dashes
+FLAGS = {"mapping": "--map", "n": "--bootstrap", "kind": "--interval", "by": "--leave-one-out",
+         "options": "the options", "law": "--law"}
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a library option name (``exclude_top`` -> ``--exclude-top``)."""
+    return FLAGS.get(option) or "--" + option.replace("_", "-")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -41,6 +50,8 @@ def handle_errors(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except OptionError as exc:
+            fail(exc.as_flag(flag))
         except ScalingLawsError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
@@ -69,6 +80,7 @@ def fmt(x: Any) -> str:
     """A number for a table (see :func:`scalinglaws.data.units.format_number`), plain text otherwise."""
     if isinstance(x, bool) or x is None:
         return str(x)
+    from scalinglaws.data.units import format_number
     return format_number(x)
 
 
@@ -96,11 +108,15 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
     """``["alpha=0.3", "E=1.7"]`` -> ``{"alpha": 0.3, "E": 1.7}`` (suffixes allowed)."""
+    from scalinglaws.data.errors import InputError
     from scalinglaws.data.units import parse_number
     out: dict[str, float] = {}
     for item in items or []:
         if "=" not in item:
-            raise InputError(f"{option} {item!r}: expected NAME=VALUE")
+            raise OptionError(option, f"{item!r}: expected NAME=VALUE")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_number(v.strip(), f"{option} {k.strip()}")
+        try:
+            out[k.strip()] = parse_number(v.strip(), k.strip())
+        except InputError:
+            raise OptionError(option, f"{k.strip()}: {v.strip()!r} is not a number") from None
     return out

@@ -1,81 +1,88 @@
-"""``scalinglaws fit``, ``predict`` and ``laws``: parse options, call the library, print."""
+"""``scalinglaws fit``, ``predict`` and ``laws``: parse options, call the library, print.
+
+Heavy imports (numpy, pandas, the fitter) happen inside the commands, so that
+``scalinglaws --help`` starts quickly.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from typing import List, Optional
+from typing import Optional
 
-import numpy as np
-import pandas as pd
 import typer
 
-from scalinglaws.fitting.api import as_table, fit as fit_law, resolve_fit, write_atomic
-from scalinglaws.data.errors import InputError
-from scalinglaws.laws import REGISTRY, get_law
-from scalinglaws.data.runs import CANONICAL, load_runs, parse_mapping
-from scalinglaws.data.units import parse_number
+from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.options import fit_options
+from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
 
-from scalinglaws.cli.common import console, handle_errors, parse_assignments, print_json, progress_bar, table
+LAW = typer.Option(None, "--law", "-l", metavar="LAW",
+                   help="Law family ('scalinglaws laws' lists them; default: the first registered).")
+
+
+def law_or_default(name: str | None):
+    from scalinglaws.laws import DEFAULT_LAW, get_law
+    return get_law(name if name is not None else DEFAULT_LAW)
 
 
 def _same_file(a: str, b: str) -> bool:
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
-def _guard_output(out: str | None, *inputs: str) -> None:
+def guard_output(out: str | None, flag: str, *inputs: str) -> None:
     """Refuse to write over one of the user's inputs."""
     if out is None:
         return
     for i in inputs:
         if i and _same_file(out, i):
-            raise InputError(f"refusing to overwrite the input {i} with the output; choose another --out")
+            raise InputError(f"refusing to overwrite the input {i} with the output of {flag}; choose another {flag}")
 
 
 @handle_errors
+@fit_options()
 def fit_cmd(
     runs: str = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run."),
-    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws' lists them)."),
+    law: Optional[str] = LAW,
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FIT.json", help="Write the fit here (JSON)."),
-    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE", help="Draw data, fit and residuals here (.png/.pdf/.svg)."),
-    loss: str = typer.Option("huber", "--loss", metavar="huber|mse", help="huber or mse (summed over runs)."),
-    delta: float = typer.Option(1e-3, "--delta", help="Huber threshold on residuals."),
-    space: str = typer.Option("log", "--space", metavar="log|linear", help="Residuals of log(loss) ('log') or loss ('linear')."),
-    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter: NAME=VALUE (repeatable)."),
-    where: Optional[str] = typer.Option(None, "--where", metavar="EXPR", help="Keep runs matching, e.g. \"N>=1e8 and D<300B\"."),
-    exclude_top: int = typer.Option(0, "--exclude-top", metavar="K", help="Drop the K highest-loss runs."),
-    mapping: Optional[List[str]] = typer.Option(None, "--map", metavar="COLUMN=CANONICAL", help="Rename a column: COLUMN=canonical."),
-    starts: Optional[int] = typer.Option(None, "--starts", metavar="K", help="Random starts instead of the law's full grid."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random starts and bootstrap resampling."),
-    bootstrap: int = typer.Option(0, "--bootstrap", metavar="R", help="Refit R resamples of the runs for percentile intervals."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN", help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE",
+                                       help="Draw data, fit and residuals here (.png/.pdf/.svg)."),
+    *,
+    options, mapping,
+    bootstrap: int = typer.Option(0, "--bootstrap", metavar="R",
+                                  help="Refit R resamples of the runs for percentile intervals."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN",
+                                          help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
     level: float = typer.Option(0.95, "--level", help="Coverage of the bootstrap intervals."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Fit a law to a run table by robust multi-start minimisation."""
-    law_obj = get_law(law)
-    _guard_output(out, runs)
-    _guard_output(plot, runs)
+    from scalinglaws.data.runs import load_runs, parse_mapping
+    from scalinglaws.fitting.api import fit as fit_law
+    law_obj = law_or_default(law)
+    guard_output(out, "--out", runs)
+    guard_output(plot, "--plot", runs)
     if out and not out.lower().endswith(".json"):
-        raise InputError(f"--out {out}: a fit is written as JSON; give a name ending in .json")
+        raise OptionError("out", f"{out}: a fit is written as JSON; give a name ending in .json")
     table_ = load_runs(runs, mapping=parse_mapping(mapping), required=law_obj.required_columns() + (law_obj.target,),
-                       where=where, exclude_top=exclude_top)
-    fixed = parse_assignments(fix, "--fix")
+                       where=options.where, exclude_top=options.exclude_top)
     if bootstrap < 0 or bootstrap == 1:
-        raise InputError(f"--bootstrap must be 0 (none) or at least 2 resamples, got {bootstrap}")
+        raise OptionError("bootstrap", f"must be 0 (none) or at least 2 resamples, got {bootstrap}")
     if cluster is not None and not bootstrap:
-        raise InputError("--cluster applies to --bootstrap; give --bootstrap R too")
+        raise OptionError("cluster", "applies to --bootstrap; give --bootstrap R too")
     if not 0 < level < 1:
-        raise InputError(f"--level must be between 0 and 1, got {level}")
+        raise OptionError("level", f"must be between 0 and 1, got {level}")
     with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
-        res = fit_law(table_, law=law_obj, loss=loss, delta=delta, space=space, fix=fixed, starts=starts,
-                      seed=seed, progress=lambda f: prog.update(task, completed=f))
+        res = fit_law(table_, law=law_obj, options=options.replace(where=None, exclude_top=0),
+                      progress=lambda f: prog.update(task, completed=f))
         if bootstrap:
             from scalinglaws.trust.bootstrap import bootstrap as run_bootstrap
             task = prog.add_task(f"bootstrap ({bootstrap} refits)", total=1.0)
-            res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=seed, level=level,
+            res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=options.seed, level=level,
                                 progress=lambda f: prog.update(task, completed=f))
-    res.data.update(source=runs, where=where, exclude_top=exclude_top)
+    res.data.update(source=runs, where=options.where, exclude_top=options.exclude_top)
     if out:
         res.save(out)
     if plot:
@@ -85,15 +92,17 @@ def fit_cmd(
         print_json({**res.to_dict(), "out": out, "plot": plot})
         return
     st = res.status
-    console.print(f"[bold]{law_obj.name}[/]: {law_obj.formula}   ({res.n_runs} runs from {runs})", highlight=False)
+    console.print(f"[bold]{law_obj.name}[/]: {law_obj.formula_text}   ({res.n_runs} runs from {runs})",
+                  highlight=False)
     ci = res.intervals()
     rows = [[k, v] + ([ci[k][0], ci[k][1]] if ci else [])
             + ["fixed" if k in res.fixed else ("on bound" if k in st.get("on_bound", []) else "")]
             for k, v in res.params.items()]
     pct = f"{100 * level:g}%"
     console.print(table(None, ["parameter", "value"] + ([f"{pct} low", f"{pct} high"] if ci else []) + ["note"], rows))
-    console.print(f"objective {res.objective:.10g} ({loss}{f', delta {delta:g}' if loss == 'huber' else ''}, "
-                  f"{space} space, summed)", highlight=False)
+    o = options
+    console.print(f"objective {res.objective:.10g} ({o.loss}{f', delta {o.delta:g}' if o.loss == 'huber' else ''}, "
+                  f"{o.space} space, summed)", highlight=False)
     mark = "[green]converged[/]" if res.converged else f"[yellow]{st.get('message')}[/]"
     stopped = f"; {st['n_stopped']} stopped early by successive halving" if st.get("n_stopped") else ""
     console.print(f"{mark}; {st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum "
@@ -102,67 +111,100 @@ def fit_cmd(
         console.print(f"[yellow]warning:[/] on a bound: {', '.join(st['on_bound'])} (widen the bounds or fix "
                       f"the parameter; the data may not identify it)", highlight=False)
     if ci:
-        b = res.extra["bootstrap"]
+        b = res.bootstrap
         console.print(f"bootstrap: {b['n']} resamples" + (f" of clusters by {cluster}" if cluster else " of runs")
-                      + f", seed {seed}; {b['n_failed']} refits did not converge", highlight=False)
+                      + f", seed {options.seed}; {b['n_failed']} refits did not converge", highlight=False)
     if out:
         console.print(f"wrote {out}", highlight=False)
     if plot:
         console.print(f"drew {plot}", highlight=False)
 
 
-_COLUMN_OPTIONS = ("N", "D", "w_bits", "a_bits", "kv_bits", "ptq_bits", "group_size", "exp_bits", "man_bits",
-                   "D_fp", "D_qat", "loss_fp")
+#: the run-table columns ``predict`` takes as options (every canonical column but the loss)
+PREDICT_COLUMNS = [c for c in CANONICAL if c != "loss"]
 
 
-def _values(text: str, name: str) -> np.ndarray:
-    return np.array([parse_number(v.strip(), f"--{name.replace('_', '-')}") for v in str(text).split(",")])
+def _column_flag(c: str) -> str:
+    return "--" + c.replace("_", "-")
+
+
+def _with_column_options(func):
+    """Give ``predict`` one option per canonical column (``--N``, ``--w-bits`` ...), from the schema."""
+    sig = inspect.signature(func)
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index("columns")
+    made = [inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                              default=typer.Option(None, _column_flag(c),
+                                                   help=CANONICAL[c] + (" (suffixes ok: 7B, 1.4T)"
+                                                                        if c in COUNT_COLUMNS else "")
+                                                   + "; a comma list for several runs."))
+            for c in PREDICT_COLUMNS]
+    params = params[:at] + made + params[at + 1:]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        cols = {c: kwargs.pop(c) for c in PREDICT_COLUMNS if c in kwargs}
+        return func(*args, columns={k: v for k, v in cols.items() if v is not None}, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {**{k: v for k, v in func.__annotations__.items() if k not in ("columns", "return")},
+                               **{c: Optional[str] for c in PREDICT_COLUMNS}}
+    return wrapper
+
+
+def _values(text: str, name: str) -> list[float]:
+    from scalinglaws.data.units import parse_number
+    out = []
+    for v in str(text).split(","):
+        try:
+            out.append(parse_number(v.strip(), name))
+        except InputError:
+            raise OptionError(name, f"{v.strip()!r} is not a number (suffixes k, M, B, T are allowed)") from None
+    return out
 
 
 @handle_errors
+@_with_column_options
 def predict_cmd(
-    fit: str = typer.Argument(..., metavar="FIT", help="A fit.json from 'scalinglaws fit', or a preset name (hoffmann2022)."),
-    N: Optional[str] = typer.Option(None, "--N", help="Parameters (suffixes ok; comma list for several)."),
-    D: Optional[str] = typer.Option(None, "--D", help="Training tokens (suffixes ok; comma list)."),
-    w_bits: Optional[str] = typer.Option(None, "--w-bits", help="Weight bits."),
-    a_bits: Optional[str] = typer.Option(None, "--a-bits", help="Activation bits."),
-    kv_bits: Optional[str] = typer.Option(None, "--kv-bits", help="Key/value bits."),
-    ptq_bits: Optional[str] = typer.Option(None, "--ptq-bits", help="Post-training quantization bits."),
-    group_size: Optional[str] = typer.Option(None, "--group-size", help="Elements per scale."),
-    exp_bits: Optional[str] = typer.Option(None, "--exp-bits", help="Exponent bits (FP formats)."),
-    man_bits: Optional[str] = typer.Option(None, "--man-bits", help="Mantissa bits (FP formats)."),
-    D_fp: Optional[str] = typer.Option(None, "--D-fp", help="Full-precision tokens before QAT."),
-    D_qat: Optional[str] = typer.Option(None, "--D-qat", help="QAT tokens."),
-    loss_fp: Optional[str] = typer.Option(None, "--loss-fp", help="Loss before PTQ (degradation laws)."),
+    fit: str = typer.Argument(..., metavar="FIT", help="A fit.json from 'scalinglaws fit', or a preset name "
+                                                        "('scalinglaws laws' lists them)."),
+    columns=None,
     grid: Optional[str] = typer.Option(None, "--grid", metavar="TABLE", help="Predict every row of this table instead."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help="With --grid: write the table with loss_pred."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE",
+                                      help="With --grid: write the table with the prediction column."),
     interval: str = typer.Option("confidence", "--interval", metavar="confidence|prediction",
-                                 help="With a bootstrapped fit: interval of the law's curve (confidence) or of a new run (prediction)."),
+                                 help="With a bootstrapped fit: interval of the law's curve (confidence) or of a "
+                                      "new run (prediction)."),
     level: Optional[float] = typer.Option(None, "--level", help="Interval coverage (default: the fit's bootstrap level)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Predict the loss of runs from a fit or a preset (with intervals when the fit was bootstrapped)."""
+    from scalinglaws.fitting.result import resolve_fit
     res = resolve_fit(fit)
-    law = get_law(res.law)
+    law = res.law_obj
     if interval not in ("confidence", "prediction"):
-        raise InputError(f"--interval must be 'confidence' or 'prediction', got {interval!r}")
+        raise OptionError("interval", f"must be 'confidence' or 'prediction', got {interval!r}")
     boot = bool(res.intervals())
     if level is not None and not boot:
-        raise InputError("--level applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
+        raise OptionError("level", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
 
-    def with_intervals(table_: pd.DataFrame, into: pd.DataFrame) -> None:
+    def with_intervals(runs, into) -> None:
         if boot:
             from scalinglaws.trust.bootstrap import predict_interval
-            iv = predict_interval(res, table_, level=level, kind=interval)
+            iv = predict_interval(res, runs, level=level, kind=interval)
             into[f"{law.predicts}_low"] = iv["low"].to_numpy()
             into[f"{law.predicts}_high"] = iv["high"].to_numpy()
-    given = {k: v for k, v in dict(N=N, D=D, w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits, ptq_bits=ptq_bits,
-                                   group_size=group_size, exp_bits=exp_bits, man_bits=man_bits, D_fp=D_fp,
-                                   D_qat=D_qat, loss_fp=loss_fp).items() if v is not None}
+
+    given = columns
     if grid is not None:
+        import pandas as pd
+
+        from scalinglaws.data.atomic import write_atomic
+        from scalinglaws.data.runs import load_runs
         if given:
-            raise InputError("give either --grid or column options (--N, --D, ...), not both")
-        _guard_output(out, grid, fit)
+            raise OptionError("grid", "takes the runs from a table: give it or column options (--N, --D, ...), "
+                                      "not both")
+        guard_output(out, "--out", grid, fit)
         runs = load_runs(grid, required=law.required_columns())
         pred = law.predict(res.params, runs)
         raw = pd.read_parquet(grid) if grid.lower().endswith((".parquet", ".pq")) else \
@@ -188,30 +230,27 @@ def predict_cmd(
                 console.print(f"wrote {out}", highlight=False)
         return
     elif out:
-        raise InputError("--out applies to --grid only")
+        raise OptionError("out", "applies to --grid only")
+    from scalinglaws.data.columns import Columns
     cols = {k: _values(v, k) for k, v in given.items()}
-    missing = [c for c in law.required_columns() if c not in cols and c not in ("w_bits", "a_bits", "kv_bits",
-                                                                                 "ptq_bits")]
+    missing = [c for c in law.required_columns() if c not in cols]
     if missing:
-        raise InputError(f"law '{law.name}' needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
+        raise InputError(f"law '{law.name}' needs {', '.join(_column_flag(m) for m in missing)}")
     lengths = {len(v) for v in cols.values() if len(v) > 1}
     if len(lengths) > 1:
         raise InputError("comma lists must have the same length (or a single value)")
-    runs = as_table(cols, law)
-    for c in law.required_columns():
-        if c not in runs.columns:
-            runs[c] = 16.0
-    shown = [c for c in runs.columns if c in given]
-    frame = runs[shown].copy()
+    runs = Columns(cols, source="the command line").check()
+    frame = {c: runs[c] for c in cols}
     frame[f"{law.predicts}_pred"] = law.predict(res.params, runs)
     with_intervals(runs, frame)
-    records = frame.astype(float).to_dict(orient="records")
+    names = list(frame)
+    records = [{k: float(frame[k][i]) for k in names} for i in range(runs.n)]
     if as_json:
         print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records,
-                    **({"interval": interval, "level": level or res.extra["bootstrap"]["level"]} if boot else {})})
+                    **({"interval": interval, "level": level or res.bootstrap["level"]} if boot else {})})
         return
     title = f"{law.name} ({fit})" + (f", {interval} intervals" if boot else "")
-    console.print(table(title, list(frame.columns), frame.values.tolist()))
+    console.print(table(title, names, [[r[k] for k in names] for r in records]))
 
 
 @handle_errors
@@ -220,12 +259,13 @@ def laws_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """List the registered law families: formula, parameters, columns, presets, planners."""
+    from scalinglaws.laws import REGISTRY, get_law
     laws = [get_law(name)] if name else list(REGISTRY.values())
     if as_json:
         print_json([law.describe() for law in laws])
         return
     if not name:
-        rows = [[law.name, law.formula, " ".join(law.param_names), ", ".join(law.required_columns()),
+        rows = [[law.name, law.formula_text, " ".join(law.param_names), ", ".join(law.required_columns()),
                  ", ".join(law.presets) or "-"] for law in laws]
         t = table("registered laws ('scalinglaws laws NAME' for details)", ["law", "formula", "parameters",
                                                                             "columns", "presets"], rows)
@@ -233,12 +273,12 @@ def laws_cmd(
         return
     law = laws[0]
     d = law.describe()
-    console.print(f"[bold]{law.name}[/]: {law.title}\n  {law.formula}\n  {law.reference}", highlight=False)
+    console.print(f"[bold]{law.name}[/]: {law.title}\n  {law.formula_text}\n  {law.reference}", highlight=False)
     console.print(table("parameters", ["name", "meaning", "fitted as", "bounds", "grid points"],
                         [[p["name"], p["doc"], p["fitted_as"], f"{p['bounds'][0]:g} .. {p['bounds'][1]:g}",
                           p["grid_size"]] for p in d["parameters"]]))
-    console.print(f"columns: {', '.join(d['columns'])} (+ loss); start grid: {d['start_grid_size']} points; "
-                  f"planners: {', '.join(d['planners']) or 'none'}", highlight=False)
+    console.print(f"columns: {', '.join(d['columns'])} (+ {law.target}); start grid: {d['start_grid_size']} points; "
+                  f"planners: {', '.join(p['kind'] for p in d['planners']) or 'none'}", highlight=False)
     for k, v in law.presets.items():
         console.print(f"preset [bold]{k}[/] ({v.source}): " + ", ".join(f"{a}={b:g}" for a, b in v.values.items()),
                       highlight=False)
@@ -248,5 +288,3 @@ def register(app: typer.Typer) -> None:
     app.command("fit")(fit_cmd)
     app.command("predict")(predict_cmd)
     app.command("laws")(laws_cmd)
-    from scalinglaws.cli import optimal_cmds
-    optimal_cmds.register(app)

@@ -35,12 +35,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register_all() -> None:
-    from scalinglaws.cli import fit_cmds
+    from scalinglaws.cli import fit_cmds, optimal_cmds, train_cmds, trust_cmds
     fit_cmds.register(app)
-    from scalinglaws.cli import trust_cmds
+    optimal_cmds.register(app)  # its commands are built from the registered laws on first use
     trust_cmds.register(app)
-    from scalinglaws.cli import train_cmds  # imports torch only when a training command runs
-    train_cmds.register(app)
+    train_cmds.register(app)  # imports torch only when a training command runs
 
 
 _register_all()

@@ -1,64 +1,131 @@
-"""``scalinglaws optimal KIND FIT``: the planners.  Each law declares which it answers.
+"""``scalinglaws optimal KIND FIT``: the planners, made from what the registered laws declare.
 
-A planner is a method of a law (see ``scalinglaws.laws.base.Planner``); this module
-only turns options into arguments and prints the answer.
+Each kind of planner (``compute``, ``data``, ...) is a command whose options are the
+union of the :class:`~scalinglaws.laws.base.Option` declarations of every law that
+answers it, with their help text and units; a law registered with a planner of a new
+kind gets its command with no change here.  The commands are built when the ``optimal``
+group is first used, so the rest of the command line does not load the laws.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import typer
-
-from scalinglaws.fitting.api import planner_method, resolve_fit
-from scalinglaws.trust.bootstrap import plan_interval
-from scalinglaws.data.errors import InputError
-from scalinglaws.laws.base import PLANNER_OPTIONS
-from scalinglaws.data.units import human, parse_bytes, parse_number
+from typer.core import TyperGroup
 
 from scalinglaws.cli.common import console, fmt, handle_errors, is_count, print_json, table
-
-optimal_app = typer.Typer(help="Planners: compute-optimal N and D, training precision, FP format, "
-                               "critical data size, QAT fraction, bits under a memory budget.",
-                          no_args_is_help=True)
-
-KINDS = {
-    "compute": "Compute-optimal N and D for --flops C (C = 6ND).",
-    "precision": "Compute-optimal training precision for --flops C.",
-    "fp-format": "Best exponent/mantissa split for a total of --bits P (P = E + M + 1).",
-    "data": "Critical data size: tokens beyond which more data hurts (or degradation reaches --threshold).",
-    "qat-fraction": "Optimal fraction of training spent in QAT, for --N, --D, --w-bits.",
-    "bits": "For each bit-width, the largest N that fits --memory, its predicted loss, and the winner.",
-}
+from scalinglaws.data.errors import OptionError
 
 
-def _parse_options(raw: dict) -> dict:
+def _kinds():
+    from scalinglaws.laws import planner_kinds
+    return planner_kinds()
+
+
+def _help(kind: str, answers) -> str:
+    first = answers[0][1].doc
+    lines = [f"{first[:1].upper() + first[1:]} ({', '.join(law.name for law, _ in answers)}).",
+             f"Planner '{kind}' of each law that answers it:"]
+    lines += [f"{law.name}: {p.doc} (needs {', '.join('--' + n.replace('_', '-') for n in p.required_names)})"
+              for law, p in answers]
+    return "\n\n".join(lines)
+
+
+def _options(answers) -> dict:
+    """The options of a kind: name -> Option, first declaration wins, in declaration order."""
     out = {}
-    for k, v in raw.items():
-        if v is None:
-            continue
-        name = "--" + k.replace("_", "-")
-        if k == "memory":
-            out[k] = parse_bytes(v, name)
-        elif k in ("w_bits", "a_bits", "kv_bits", "ptq_bits", "exp_bits", "man_bits", "bits", "group_size"):
-            x = parse_number(v, name)
-            out[k] = int(x) if float(x).is_integer() else x
-        else:
-            out[k] = parse_number(v, name)
+    for _, p in answers:
+        for o in p.options:
+            out.setdefault(o.name, o)
     return out
 
 
+def _units(o) -> str:
+    """What the help says of an option's values, from its declaration."""
+    if o.kind == "count":
+        return " Suffixes: 125M, 7B, 1.4T."
+    if o.kind == "bytes":
+        return " Suffixes: 16GB, 80GiB."
+    span = [f"at least {o.lo:g}" if o.lo is not None else "", f"at most {o.hi:g}" if o.hi is not None else ""]
+    span = " and ".join(x for x in span if x)
+    if o.kind == "bits":
+        return f" {'Whole bits' if o.integer else 'Bits'}{', ' + span if span else ''}."
+    return f" {span[:1].upper() + span[1:]}." if span else ""
+
+
+def build_command(kind: str, answers, every=None):
+    """The typer command of planner ``kind`` (``answers``: the (law, planner) pairs that declare it).
+
+    Options of other kinds (``every``: all (law, planner) pairs) are accepted but hidden, so
+    that the planner itself answers that they do not apply and says what it takes.
+    """
+    opts = _options(answers)
+    hidden = {k: o for k, o in _options(every or []).items() if k not in opts}
+
+    @handle_errors
+    def command(fit: str, level: Optional[float] = None, as_json: bool = False, **given):
+        run_planner(kind, fit, {k: v for k, v in given.items() if v is not None}, as_json, level)
+
+    params = [inspect.Parameter("fit", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                                default=typer.Argument(..., metavar="FIT",
+                                                       help="A fit.json from 'scalinglaws fit', or a preset name."))]
+    for o in list(opts.values()) + list(hidden.values()):
+        units = _units(o)
+        params.append(inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                                        default=typer.Option(None, "--" + o.name.replace("_", "-"), metavar=o.metavar,
+                                                             help=o.doc[:1].upper() + o.doc[1:] + "." + units,
+                                                             hidden=o.name in hidden)))
+    params.append(inspect.Parameter("level", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[float],
+                                    default=typer.Option(None, "--level", help="With a bootstrapped fit: interval "
+                                                                               "coverage (default: the fit's).")))
+    params.append(inspect.Parameter("as_json", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=bool,
+                                    default=typer.Option(False, "--json", help="Print machine-readable JSON.")))
+
+    def entry(**kwargs):
+        return command(**kwargs)
+
+    entry.__signature__ = inspect.Signature(params)
+    entry.__annotations__ = {p.name: p.annotation for p in params}
+    entry.__doc__ = _help(kind, answers)
+    entry.__name__ = kind.replace("-", "_")
+    return entry
+
+
+class PlannerGroup(TyperGroup):
+    """The ``optimal`` group: one command per planner kind of the registered laws, built on first use."""
+
+    def list_commands(self, ctx):
+        return list(_kinds())
+
+    def get_command(self, ctx, name):
+        kinds = _kinds()
+        answers = kinds.get(name)
+        if answers is None:
+            return None
+        app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
+        app.command(name)(build_command(name, answers, [a for v in kinds.values() for a in v]))
+        cmd = typer.main.get_command(app)
+        cmd.name = name
+        return cmd
+
+
 def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level: float | None = None) -> dict:
+    from scalinglaws.data.units import human
+    from scalinglaws.fitting.api import planner_method
+    from scalinglaws.fitting.result import resolve_fit
+    from scalinglaws.trust.bootstrap import plan_interval
     fit = resolve_fit(fit_source)
     law = fit.law_obj
-    given = _parse_options(options)
-    method = planner_method(fit, kind, given)
+    method = planner_method(fit, kind, options)
+    given = law.planner(kind).read(options)
     result = method(fit.params)
     boot = bool(fit.intervals())
     if level is not None and not boot:
-        raise InputError("--level applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
+        raise OptionError("level", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
     ci = {k: v for k, v in plan_interval(fit, method, level).items() if k not in given} if boot else {}
-    level = level or (fit.extra.get("bootstrap") or {}).get("level")
+    level = level or fit.bootstrap.get("level")
     source = fit.data.get("preset") or fit.data.get("source") or fit_source
     answer = {"planner": kind, "law": law.name, "fit": str(fit_source), "source": source,
               "params": fit.params, "inputs": given, **result}
@@ -71,6 +138,10 @@ def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level:
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()), highlight=False)
     pct = f"{100 * level:g}%" if boot else ""
     rows = result.get("table")
+
+    def show(key, v):
+        return human(float(v)) if is_count(key) else v
+
     if rows:
         cols = list(rows[0].keys())
         body = [[r.get(c) for c in cols] for r in rows]
@@ -83,18 +154,14 @@ def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level:
         head = ["quantity", "value"] + ([f"{pct} low", f"{pct} high"] if boot else [])
         body = []
         for k, v in scalars:
-            row = [k, _fmt(k, v)]
+            row = [k, show(k, v)]
             if boot:
-                row += [_fmt(k, ci[k][0]), _fmt(k, ci[k][1])] if k in ci else ["", ""]
+                row += [show(k, ci[k][0]), show(k, ci[k][1])] if k in ci else ["", ""]
             body.append(row)
         console.print(table(None, head, body))
     if result.get("summary"):
         console.print(result["summary"], highlight=False)
     return answer
-
-
-def _fmt(key: str, v):
-    return human(float(v)) if is_count(key) else v
 
 
 def _span(v, iv):
@@ -103,36 +170,9 @@ def _span(v, iv):
     return f"{fmt(v)} [{fmt(iv[0])} .. {fmt(iv[1])}]"
 
 
-def _make(kind: str, doc: str):
-    @handle_errors
-    def command(
-        fit: str = typer.Argument(..., help="A fit.json from 'scalinglaws fit', or a preset name."),
-        N: Optional[str] = typer.Option(None, "--N", help=PLANNER_OPTIONS["N"]),
-        D: Optional[str] = typer.Option(None, "--D", help=PLANNER_OPTIONS["D"]),
-        flops: Optional[str] = typer.Option(None, "--flops", help=PLANNER_OPTIONS["flops"]),
-        memory: Optional[str] = typer.Option(None, "--memory", help=PLANNER_OPTIONS["memory"]),
-        bits: Optional[str] = typer.Option(None, "--bits", help=PLANNER_OPTIONS["bits"]),
-        w_bits: Optional[str] = typer.Option(None, "--w-bits", help=PLANNER_OPTIONS["w_bits"]),
-        a_bits: Optional[str] = typer.Option(None, "--a-bits", help=PLANNER_OPTIONS["a_bits"]),
-        kv_bits: Optional[str] = typer.Option(None, "--kv-bits", help=PLANNER_OPTIONS["kv_bits"]),
-        ptq_bits: Optional[str] = typer.Option(None, "--ptq-bits", help=PLANNER_OPTIONS["ptq_bits"]),
-        exp_bits: Optional[str] = typer.Option(None, "--exp-bits", help=PLANNER_OPTIONS["exp_bits"]),
-        man_bits: Optional[str] = typer.Option(None, "--man-bits", help=PLANNER_OPTIONS["man_bits"]),
-        group_size: Optional[str] = typer.Option(None, "--group-size", help=PLANNER_OPTIONS["group_size"]),
-        threshold: Optional[str] = typer.Option(None, "--threshold", help=PLANNER_OPTIONS["threshold"]),
-        level: Optional[float] = typer.Option(None, "--level", help="With a bootstrapped fit: interval coverage (default: the fit's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
-    ):
-        run_planner(kind, fit, dict(N=N, D=D, flops=flops, memory=memory, bits=bits, w_bits=w_bits,
-                                    a_bits=a_bits, kv_bits=kv_bits, ptq_bits=ptq_bits, exp_bits=exp_bits,
-                                    man_bits=man_bits, group_size=group_size, threshold=threshold), as_json, level)
-    command.__doc__ = doc
-    return command
-
-
-for _kind, _doc in KINDS.items():
-    optimal_app.command(_kind)(_make(_kind, _doc))
-
-
 def register(app: typer.Typer) -> None:
+    optimal_app = typer.Typer(cls=PlannerGroup, no_args_is_help=True,
+                              help="Planners: compute-optimal N and D, training precision, FP format, critical data "
+                                   "size, QAT fraction, bits under a memory budget -- whatever the registered laws "
+                                   "declare ('scalinglaws optimal --help' lists them).")
     app.add_typer(optimal_app, name="optimal")

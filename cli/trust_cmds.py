@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-from scalinglaws.data.errors import InputError
-from scalinglaws.laws import get_law
-from scalinglaws.data.runs import parse_mapping
-from scalinglaws.data.units import parse_number
-
-from scalinglaws.cli.common import console, handle_errors, parse_assignments, print_json, progress_bar, table
-
-
-def _fit_options(loss: str, delta: float, space: str, starts: Optional[int], seed: int) -> dict:
-    return dict(loss=loss, delta=delta, space=space, starts=starts, seed=seed)
-
+from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.fit_cmds import LAW, law_or_default
+from scalinglaws.cli.options import fit_options
+from scalinglaws.data.errors import InputError, OptionError
 
 _RUNS = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run.")
-
-
-def _common_options():
-    return dict(
-        loss=typer.Option("huber", "--loss", metavar="huber|mse", help="huber or mse (summed over runs)."),
-        delta=typer.Option(1e-3, "--delta", help="Huber threshold on residuals."),
-        space=typer.Option("log", "--space", metavar="log|linear", help="Residuals of log(loss) or loss."),
-        starts=typer.Option(None, "--starts", metavar="K", help="K seeded random starts instead of the law's grid."),
-        seed=typer.Option(0, "--seed", help="Seed for random starts (and bootstrap resamples)."),
-        where=typer.Option(None, "--where", metavar="EXPR", help="Keep runs matching, e.g. \"N>=1e8\"."),
-        mapping=typer.Option(None, "--map", metavar="COLUMN=CANONICAL", help="Rename a column."),
-    )
-
-
-_O = _common_options()
+_TOLERANCE = typer.Option(3.0, "--tolerance", help="Verdict threshold, in units of the fit's residual scale.")
+_JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def _print_errors_table(title: str, rows: list, extra_cols: list | None = None) -> None:
@@ -48,30 +28,29 @@ def _row(v) -> list:
 
 
 @handle_errors
+@fit_options("loss", "delta", "space", "starts", "seed", "where", "fix")
 def validate_cmd(
     runs: str = _RUNS,
-    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws')."),
+    law: Optional[str] = LAW,
     holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
                                           help="Hold out the runs matching EXPR (e.g. \"N>=1e9\"), fit on the rest."),
     leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", metavar="N|D",
                                                 help="One check per distinct N (or D): hold its runs out."),
     forward: bool = typer.Option(False, "--forward", help="With --leave-one-out: fit on smaller values only."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Verdict threshold, in units of the fit's residual scale."),
-    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter (repeatable)."),
-    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
-    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
-    mapping: Optional[List[str]] = _O["mapping"],
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    tolerance: float = _TOLERANCE,
+    *,
+    options, mapping,
+    as_json: bool = _JSON,
 ):
     """Extrapolation check: fit without some runs, predict them, report the error and a verdict."""
+    from scalinglaws.data.runs import parse_mapping
     from scalinglaws.trust import validate as V
-    get_law(law)
+    law = law_or_default(law).name
     if (holdout is None) == (leave_one_out is None):
         raise InputError("give one of --holdout EXPR or --leave-one-out N|D")
     if forward and leave_one_out is None:
-        raise InputError("--forward applies to --leave-one-out")
-    kw = dict(_fit_options(loss, delta, space, starts, seed), fix=parse_assignments(fix, "--fix"),
-              tolerance=tolerance, where=where, mapping=parse_mapping(mapping))
+        raise OptionError("forward", "applies to --leave-one-out")
+    kw = dict(options=options, tolerance=tolerance, mapping=parse_mapping(mapping))
     if holdout is not None:
         with progress_bar(not as_json) as prog:
             prog.add_task(f"fitting {law} without {holdout}", total=None)
@@ -105,25 +84,26 @@ def validate_cmd(
 
 
 @handle_errors
+@fit_options("loss", "delta", "space", "starts", "seed", "where")
 def compare_cmd(
     runs: str = _RUNS,
-    laws: str = typer.Option(..., "--laws", metavar="LAW,LAW", help="Comma list of laws, e.g. chinchilla,chen-qat."),
+    laws: str = typer.Option(..., "--laws", metavar="LAW,LAW", help="Comma list of laws ('scalinglaws laws')."),
     holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
                                           help="Held-out split shared by all laws (default: the largest N); "
                                                "\"\" for none."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Held-out verdict threshold (residual-scale units)."),
-    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
-    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
-    mapping: Optional[List[str]] = _O["mapping"],
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    tolerance: float = _TOLERANCE,
+    *,
+    options, mapping,
+    as_json: bool = _JSON,
 ):
     """Compare laws side by side: parameters, objective, AIC, BIC, held-out error, winner per measure."""
+    from scalinglaws.data.runs import parse_mapping
     from scalinglaws.trust.compare import compare, parse_laws
     names = parse_laws(laws)
     with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
-        c = compare(runs, names, holdout=holdout, tolerance=tolerance, where=where, mapping=parse_mapping(mapping),
-                    progress=lambda f: prog.update(task, completed=f), **_fit_options(loss, delta, space, starts, seed))
+        c = compare(runs, names, holdout=holdout, tolerance=tolerance, options=options, mapping=parse_mapping(mapping),
+                    progress=lambda f: prog.update(task, completed=f))
     if as_json:
         print_json(c.to_dict())
         return
@@ -152,31 +132,30 @@ def compare_cmd(
 
 
 @handle_errors
+@fit_options("loss", "delta", "space", "starts", "seed", "where", "fix")
 def diagnose_cmd(
     runs: str = _RUNS,
-    law: str = typer.Option("chinchilla", "--law", "-l", metavar="LAW", help="Law family ('scalinglaws laws')."),
-    fix: Optional[List[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE", help="Hold a parameter (repeatable)."),
+    law: Optional[str] = LAW,
     near: float = typer.Option(0.01, "--near", help="Relative objective gap within which optima count as near-best."),
     converge: int = typer.Option(512, "--converge", metavar="K",
                                  help="Starts run to full convergence (the rest are stopped by successive halving); 0: all."),
-    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
-    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
-    mapping: Optional[List[str]] = _O["mapping"],
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    *,
+    options, mapping,
+    as_json: bool = _JSON,
 ):
     """Diagnose a fit: distinct optima of the start grid, bounds, conditioning, identifiability."""
+    from scalinglaws.data.runs import parse_mapping
     from scalinglaws.fitting.api import fit as fit_law
-    from scalinglaws.trust.diagnose import diagnose
     from scalinglaws.fitting.problem import load_table
-    law_obj = get_law(law)
+    from scalinglaws.trust.diagnose import diagnose
+    law_obj = law_or_default(law)
     if not (near >= 0):
-        raise InputError(f"--near must be >= 0, got {near}")
-    t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=where)
+        raise OptionError("near", f"must be >= 0, got {near}")
+    t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=options.where)
     with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
-        res = fit_law(t, law=law_obj, fix=parse_assignments(fix, "--fix"), converge=converge,
-                      progress=lambda f: prog.update(task, completed=f),
-                      **_fit_options(loss, delta, space, starts, seed))
+        res = fit_law(t, law=law_obj, options=options.replace(where=None, converge=converge),
+                      progress=lambda f: prog.update(task, completed=f))
     d = diagnose(res, t, near=near)
     if as_json:
         print_json({**d.to_dict(), "params": res.params, "objective": res.objective})
@@ -207,28 +186,35 @@ def diagnose_cmd(
 
 
 @handle_errors
+@fit_options("loss", "delta", "space", "starts", "seed", "where")
 def report_cmd(
     runs: str = _RUNS,
-    laws: str = typer.Option("chinchilla", "--laws", metavar="LAW,LAW", help="Comma list of laws."),
+    laws: Optional[str] = typer.Option(None, "--laws", metavar="LAW,LAW",
+                                       help="Comma list of laws (default: the first registered)."),
     out: str = typer.Option(..., "--out", "-o", metavar="FOLDER", help="Write report.html, report.md, figures/ here."),
     flops: Optional[str] = typer.Option(None, "--flops", help="Compute budget for the planners (suffixes ok)."),
     holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
                                           help="Extrapolation split (default: the largest N); \"\" for none."),
     bootstrap: int = typer.Option(0, "--bootstrap", metavar="K", help="Bootstrap resamples for intervals (0: none)."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN", help="Resample clusters of runs, e.g. N."),
-    tolerance: float = typer.Option(3.0, "--tolerance", help="Held-out verdict threshold (residual-scale units)."),
+    tolerance: float = _TOLERANCE,
     title: Optional[str] = typer.Option(None, "--title", help="Title of the report."),
-    loss: str = _O["loss"], delta: float = _O["delta"], space: str = _O["space"],
-    starts: Optional[int] = _O["starts"], seed: int = _O["seed"], where: Optional[str] = _O["where"],
-    mapping: Optional[List[str]] = _O["mapping"],
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    *,
+    options, mapping,
+    as_json: bool = _JSON,
 ):
     """Write a report: one self-contained HTML page and a Markdown twin with its figures."""
     import os
+
+    from scalinglaws.data.runs import parse_mapping
+    from scalinglaws.data.units import parse_number
     from scalinglaws.trust.compare import parse_laws
     from scalinglaws.viz.report import write_report
-    names = parse_laws(laws)
-    budget = parse_number(flops, "--flops") if flops is not None else None
+    names = parse_laws(laws if laws is not None else law_or_default(None).name)
+    try:
+        budget = parse_number(flops, "flops") if flops is not None else None
+    except InputError:
+        raise OptionError("flops", f"{flops!r} is not a number (e.g. 1e21)") from None
     targets = [os.path.join(out, "report.html"), os.path.join(out, "report.md")]
     if any(os.path.exists(runs) and os.path.exists(t) and os.path.samefile(runs, t) for t in targets) or \
             (os.path.exists(runs) and os.path.isdir(os.path.join(out, "figures"))
@@ -242,8 +228,8 @@ def report_cmd(
             a, w = weights.get(stage, (0.0, 1.0))
             prog.update(task, completed=a + w * f, description=stage)
         r = write_report(runs, names, out, flops=budget, holdout=holdout, bootstrap=bootstrap, cluster=cluster,
-                         tolerance=tolerance, title=title, where=where, mapping=parse_mapping(mapping), progress=tick,
-                         **_fit_options(loss, delta, space, starts, seed))
+                         tolerance=tolerance, title=title, options=options, mapping=parse_mapping(mapping),
+                         progress=tick)
     if as_json:
         print_json(r)
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglaws.fitting.api import write_atomic
+from scalinglaws.data.atomic import write_atomic
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.synthetic import simulate
 

@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 import scalinglaws as sl
-from scalinglaws.fitting.api import LawModel
+from scalinglaws.fitting.problem import LawModel
 from scalinglaws.fitting.fitter import RobustLoss, minimize_multistart
 from scalinglaws.fitting.synthetic import grid, simulate
 

@@ -129,17 +129,20 @@ def test_compute_planner_at_a_precision():
     assert out["N_opt"] * out["D_opt"] * 6 == pytest.approx(1e22)
 
 
-def test_missing_column_is_named():
+def test_absent_precision_column_means_16_bits_and_missing_column_is_named():
     df, _ = synthetic(PRESET, [1e8], noise=0.0, seed=0)
+    law = sl.get_law("kumar-precision")
     for col in ("kv_bits", "a_bits", "w_bits"):
-        with pytest.raises(InputError, match=col):
-            sl.fit(df.drop(columns=col), law="kumar-precision")
+        np.testing.assert_array_equal(law.predict(PRESET, df.drop(columns=col)),
+                                      law.predict(PRESET, df.assign(**{col: 16.0})))
+    with pytest.raises(InputError, match="'D'"):
+        sl.fit(df.drop(columns="D"), law="kumar-precision")
 
 
 @pytest.mark.parametrize("method, opts, msg", [
-    ("plan_precision", dict(flops=0.0), "--flops must be a finite number > 0"),
-    ("plan_precision", dict(), "--flops is required"),
-    ("plan_compute", dict(flops=1e21, w_bits=0), "--w-bits must be a number of bits >= 1"),
+    ("plan_precision", dict(flops=0.0), "flops must be a finite number > 0"),
+    ("plan_precision", dict(), "flops is required"),
+    ("plan_compute", dict(flops=1e21, w_bits=0), "w_bits must be a number of bits >= 1"),
     ("plan_compute", dict(flops=1e21, a_bits=3), "outside the law's domain"),
 ])
 def test_planner_outside_domain_says_why(method, opts, msg):

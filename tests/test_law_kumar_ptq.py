@@ -95,20 +95,21 @@ def test_compute_planner_reuses_chinchilla():
     assert out["loss_ptq"] == pytest.approx(by_hand(PRESET, out["N_opt"], out["D_opt"], 4), rel=1e-12)
 
 
-def test_missing_column_is_named():
+def test_absent_precision_column_means_16_bits_and_missing_column_is_named():
     df, _ = synthetic(PRESET, [1e8], noise=0.0, seed=0)
-    with pytest.raises(InputError, match="ptq_bits"):
-        sl.fit(df.drop(columns="ptq_bits"), law="kumar-ptq")
+    law = sl.get_law("kumar-ptq")
+    np.testing.assert_array_equal(law.predict(PRESET, df.drop(columns="ptq_bits")),
+                                  law.predict(PRESET, df.assign(ptq_bits=16.0)))
     with pytest.raises(InputError, match="'D'"):
         sl.fit(pd.DataFrame({"N": [1e8], "ptq_bits": [4], "loss": [3.0]}), law="kumar-ptq")
 
 
 @pytest.mark.parametrize("opts, msg", [
-    (dict(N=1e9, ptq_bits=0.5), "ptq-bits must be a number of bits >= 1"),
-    (dict(N=0.0, ptq_bits=4), "--N must be a finite number > 0"),
-    (dict(N=-5.0, ptq_bits=4), "--N must be a finite number > 0"),
+    (dict(N=1e9, ptq_bits=0.5), "ptq_bits must be a number of bits >= 1"),
+    (dict(N=0.0, ptq_bits=4), "N must be a finite number > 0"),
+    (dict(N=-5.0, ptq_bits=4), "N must be a finite number > 0"),
     (dict(N=1e9, ptq_bits=16), "no post-training quantization"),
-    (dict(N=1e9), "--ptq-bits is required"),
+    (dict(N=1e9), "ptq_bits is required"),
 ])
 def test_planner_outside_domain_says_why(opts, msg):
     with pytest.raises(InputError, match=msg):

@@ -98,10 +98,10 @@ def test_data_planner_by_hand():
 
 
 @pytest.mark.parametrize("opts, msg", [
-    (dict(N=1e9, ptq_bits=0, threshold=0.1), "ptq-bits must be a number of bits >= 1"),
-    (dict(N=0.0, ptq_bits=4, threshold=0.1), "--N must be a finite number > 0"),
-    (dict(N=1e9, ptq_bits=4, threshold=-0.1), "--threshold must be a finite number > 0"),
-    (dict(N=1e9, ptq_bits=4), "--threshold is required"),
+    (dict(N=1e9, ptq_bits=0, threshold=0.1), "ptq_bits must be a number of bits >= 1"),
+    (dict(N=0.0, ptq_bits=4, threshold=0.1), "N must be a finite number > 0"),
+    (dict(N=1e9, ptq_bits=4, threshold=-0.1), "threshold must be a finite number > 0"),
+    (dict(N=1e9, ptq_bits=4), "threshold is required"),
 ])
 def test_planner_outside_domain_says_why(opts, msg):
     with pytest.raises(InputError, match=msg):

@@ -79,7 +79,7 @@ def test_where_and_exclude_top(write):
     assert list(top.index) == [2, 3, 4]  # original data rows are kept as the index
     with pytest.raises(InputError, match="leaves no runs"):
         load_runs(p, where="N>1T")
-    with pytest.raises(InputError, match="--where"):
+    with pytest.raises(InputError, match="where"):
         load_runs(p, where="N>>=3")
     with pytest.raises(InputError, match="would drop all"):
         load_runs(p, exclude_top=4)

@@ -69,10 +69,10 @@ def test_compare_picks_the_true_law(chen_runs):
 
 
 def test_a_law_that_cannot_be_fitted_is_listed_not_fatal(chen_runs):
-    # kumar-precision needs a kv_bits column this table lacks
-    c = compare(chen_runs, ["chinchilla", "kumar-precision"], holdout="", **FIT)
-    kp = c.entry("kumar-precision")
-    assert kp.fit is None and "kv_bits" in kp.error
+    # capybara needs an exp_bits column this table lacks
+    c = compare(chen_runs, ["chinchilla", "capybara"], holdout="", **FIT)
+    kp = c.entry("capybara")
+    assert kp.fit is None and "exp_bits" in kp.error
     assert c.winners["aic"] == "chinchilla" and c.split is None
     assert any("no held-out check" in n for n in c.notes)
 
@@ -85,4 +85,4 @@ def test_compare_errors(chen_runs):
     with pytest.raises(InputError, match="selects no runs"):
         compare(chen_runs, "chinchilla", holdout="N > 1e15", **FIT)
     with pytest.raises(InputError, match="no law could be fitted"):
-        compare(chen_runs, "kumar-precision", **FIT)
+        compare(chen_runs, "capybara", **FIT)

@@ -90,7 +90,7 @@ def test_leave_one_token_count_out_in_both_directions(runs):
 @pytest.mark.parametrize("expr,message", [
     ("N > 1e20", "selects no runs"),
     ("N > 0", "leaves none to fit on"),
-    ("N >>> 3", "--holdout 'N >>> 3'"),
+    ("N >>> 3", "holdout 'N >>> 3'"),
     ("", "needs a condition"),
 ])
 def test_holdout_errors(runs, expr, message):
@@ -101,5 +101,5 @@ def test_holdout_errors(runs, expr, message):
 def test_leave_one_out_errors(runs):
     with pytest.raises(InputError, match="must be N or D"):
         leave_one_out(runs, "chinchilla", "w_bits", **FIT)
-    with pytest.raises(InputError, match="--tolerance"):
+    with pytest.raises(InputError, match="tolerance must be"):
         leave_one_out(runs, "chinchilla", "N", tolerance=-1, **FIT)

@@ -43,3 +43,37 @@ class InputError(ScalingLawsError, ValueError):
 
 class FitError(ScalingLawsError):
     """A fit could not be carried out at all (for example no finite start)."""
+
+
+class OptionError(InputError):
+    """A bad value of a named option or parameter (``delta``, ``fix``, ``flops``).
+
+    The message names the option as the library knows it (``"delta must be > 0"``);
+    the command line shows it by its flag instead (``"--delta must be > 0"``).
+
+    Parameters
+    ----------
+    option : str
+        The parameter's name in Python (``"exclude_top"``, ``"N"``).
+    reason : str
+        What is wrong, continuing a sentence that starts with the option's name.
+    takes : sequence of str, optional
+        The options that would apply instead, named in the message the same way.
+    """
+
+    def __init__(self, option: str, reason: str, *, file: str | None = None, takes=None):
+        self.option = option
+        self.takes = tuple(takes) if takes is not None else None
+        tail = "" if self.takes is None else f" (it takes: {', '.join(self.takes) or 'no options'})"
+        super().__init__(f"{option} {reason}{tail}", file=file)
+        self.reason = reason
+
+    def as_flag(self, flag=None) -> str:
+        """The message with the options shown as command-line flags (``--exclude-top``).
+
+        ``flag`` maps an option name to its flag (default ``--`` + the name with dashes).
+        """
+        flag = flag or (lambda name: "--" + name.replace("_", "-"))
+        head = f"{self.file}: " if self.file else ""
+        tail = "" if self.takes is None else f" (it takes: {', '.join(map(flag, self.takes)) or 'no options'})"
+        return f"{head}{flag(self.option)} {self.reason}{tail}"

@@ -1,24 +1,6 @@
-"""Run tables: one row per training run, in canonical columns.
+"""Run tables: one row per training run, read into canonical columns (pandas).
 
-Canonical columns
------------------
-=============  =====================================================================
-``N``          model parameters.  By convention the *non-embedding* count (as in
-               Kaplan et al. and the precision papers); say so in your own tables.
-``D``          training tokens.
-``loss``       final (validation) loss in nats per token.
-``w_bits``     weight bits during training (empty = 16, unquantized).
-``a_bits``     activation bits during training (empty = 16).
-``kv_bits``    key/value (attention cache) bits (empty = 16).
-``ptq_bits``   bits of post-training weight quantization (empty = 16, none).
-``group_size`` elements sharing one quantization scale (block size for FP formats).
-``exp_bits``   exponent bits of a floating-point format (eXmY: X).
-``man_bits``   mantissa bits of a floating-point format (eXmY: Y).
-``D_fp``       tokens trained in full precision before QAT.
-``D_qat``      tokens trained with quantization-aware training.
-``loss_fp``    loss of the same checkpoint before post-training quantization.
-=============  =====================================================================
-
+The columns, their meaning and their defaults are in :mod:`scalinglaws.data.schema`.
 Any other column is kept as it is.  Cells may carry suffixes (``125M``, ``1.5B``,
 ``300B``, ``2T``, ``1e9``).  Every problem is raised as
 :class:`~scalinglaws.data.errors.InputError` naming the file, the data row and the column.
@@ -33,31 +15,9 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.schema import CANONICAL, DEFAULTS, range_error
 from scalinglaws.data.units import expand_suffixes, parse_number
-
-#: Canonical columns and a one-line meaning each (``scalinglaws laws`` prints them).
-CANONICAL = {
-    "N": "parameters (non-embedding)",
-    "D": "training tokens",
-    "loss": "final loss, nats per token",
-    "w_bits": "weight bits in training (empty = 16)",
-    "a_bits": "activation bits in training (empty = 16)",
-    "kv_bits": "key/value bits in training (empty = 16)",
-    "ptq_bits": "post-training quantization bits (empty = 16, none)",
-    "group_size": "elements sharing one scale (block size)",
-    "exp_bits": "exponent bits of an FP format",
-    "man_bits": "mantissa bits of an FP format",
-    "D_fp": "tokens trained in full precision before QAT",
-    "D_qat": "tokens trained with QAT",
-    "loss_fp": "loss of the same checkpoint before post-training quantization",
-}
-
-#: Precision columns whose empty cells mean 16-bit (unquantized).
-BITS_DEFAULT_16 = ("w_bits", "a_bits", "kv_bits", "ptq_bits")
-_POSITIVE = ("N", "D", "loss", "loss_fp")
-_AT_LEAST_ONE = ("w_bits", "a_bits", "kv_bits", "ptq_bits", "group_size")
-_NON_NEGATIVE = ("exp_bits", "man_bits", "D_fp", "D_qat")
 
 #: Aliases recognised case-insensitively (spaces, dashes and dots count as underscores).
 ALIASES = {
@@ -102,13 +62,13 @@ def parse_mapping(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, 
         pairs = []
         for item in items:
             if "=" not in item:
-                raise InputError(f"--map {item!r}: expected COLUMN=canonical, for example --map size=N")
+                raise OptionError("mapping", f"{item!r}: expected COLUMN=canonical, for example size=N")
             k, v = item.split("=", 1)
             pairs.append((k.strip(), v.strip()))
     out = {}
     for k, v in pairs:
         if v not in CANONICAL:
-            raise InputError(f"--map {k}={v}: {v!r} is not a canonical column; "
+            raise OptionError("mapping", f"{k}={v}: {v!r} is not a canonical column; "
                              f"choose from {', '.join(CANONICAL)}")
         out[k] = v
     return out
@@ -197,7 +157,7 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
         if target in columns.values():
             first = next(k for k, v in columns.items() if v == target)
             raise InputError(f"columns '{first}' and '{col}' both stand for '{target}'; "
-                             f"rename one with --map", file=label)
+                             f"rename one (--map COLUMN=canonical, or mapping= in Python)", file=label)
         columns[col] = target
     df = raw.rename(columns=columns)
 
@@ -207,28 +167,23 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
         have = ", ".join(str(c) for c in raw.columns)
         raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
                          f"{', '.join(repr(m) for m in missing)} (the file has: {have}; "
-                         f"use --map COLUMN=canonical to rename)", file=label)
+                         f"rename a column to it with --map COLUMN=canonical, or mapping= in Python)", file=label)
 
     inverse = {v: k for k, v in columns.items()}
     for col in CANONICAL:
         if col not in df.columns:
             continue
         src = inverse.get(col, col)
-        default = 16.0 if col in BITS_DEFAULT_16 else None
+        default = DEFAULTS.get(col)
         values = _to_number(df[col], label, src, default)
         for i, v in enumerate(values):
             if np.isnan(v):
                 if col in required:
                     raise InputError("empty cell in a required column", file=label, row=i + 1, column=src)
                 continue
-            if not math.isfinite(v):
-                raise InputError(f"{v} is not finite", file=label, row=i + 1, column=src)
-            if col in _POSITIVE and v <= 0:
-                raise InputError(f"{col} must be > 0, got {v:g}", file=label, row=i + 1, column=src)
-            if col in _AT_LEAST_ONE and v < 1:
-                raise InputError(f"{col} must be >= 1, got {v:g}", file=label, row=i + 1, column=src)
-            if col in _NON_NEGATIVE and v < 0:
-                raise InputError(f"{col} must be >= 0, got {v:g}", file=label, row=i + 1, column=src)
+            why = range_error(col, v)
+            if why:
+                raise InputError(why, file=label, row=i + 1, column=src)
         df[col] = values
     for col in df.columns:
         if col not in CANONICAL:
@@ -237,21 +192,16 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
     df.attrs["source"] = label
 
     if where:
-        try:
-            mask = df.eval(expand_suffixes(where))
-            df = df[np.asarray(mask, dtype=bool)]
-        except Exception as exc:  # pandas raises many types for a bad expression
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"--where {where!r}: {msg}", file=label) from None
+        df = subset(df, select(df, where, "where"))
         if df.empty:
-            raise InputError(f"--where {where!r} leaves no runs", file=label)
+            raise OptionError("where", f"{where!r} leaves no runs", file=label)
     if exclude_top:
         if exclude_top < 0:
-            raise InputError(f"--exclude-top must be >= 0, got {exclude_top}")
+            raise OptionError("exclude_top", f"must be >= 0, got {exclude_top}")
         if "loss" not in df.columns:
-            raise InputError("--exclude-top needs a 'loss' column", file=label)
+            raise OptionError("exclude_top", "needs a 'loss' column", file=label)
         if exclude_top >= len(df):
-            raise InputError(f"--exclude-top {exclude_top} would drop all {len(df)} runs", file=label)
+            raise OptionError("exclude_top", f"{exclude_top} would drop all {len(df)} runs", file=label)
         df = df.drop(df["loss"].nlargest(exclude_top).index)
     df.attrs["source"] = label
     return df
@@ -275,3 +225,42 @@ def bits_label(row: Mapping) -> str:
     if g is not None and not (isinstance(g, float) and math.isnan(g)):
         key += f"G{int(round(g))}"
     return key
+
+
+def canonical_table(runs, required=(), *, mapping=None, where: str | None = None,
+                    exclude_top: int = 0) -> pd.DataFrame:
+    """A canonical run table (``runs`` a path or a DataFrame), filtered as a fit filters it.
+
+    A table that is already canonical (from :func:`load_runs`) is used as it is when no
+    filter is asked for; its ``required`` columns are still checked.
+    """
+    if isinstance(runs, pd.DataFrame) and "source" in runs.attrs and not (where or exclude_top or mapping):
+        missing = [c for c in required if c not in runs.columns]
+        if missing:
+            raise InputError(f"missing required column{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(repr(m) for m in missing)}", file=runs.attrs.get("source"))
+        return runs
+    return load_runs(runs, mapping=mapping, required=required, where=where, exclude_top=exclude_top)
+
+
+def subset(table: pd.DataFrame, mask) -> pd.DataFrame:
+    """Rows of ``table`` where ``mask`` holds, keeping the table's attributes (its source)."""
+    out = table[np.asarray(mask, dtype=bool)]
+    out.attrs.update(table.attrs)
+    return out
+
+
+def select(table: pd.DataFrame, expression: str, option: str = "holdout") -> np.ndarray:
+    """Boolean mask of the runs matching a pandas ``query`` expression (suffixes allowed).
+
+    ``option`` names the option the expression came from, for messages.
+    """
+    try:
+        mask = table.eval(expand_suffixes(expression))
+        mask = np.asarray(mask, dtype=bool)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OptionError(option, f"{expression!r}: {msg}", file=table.attrs.get("source")) from None
+    if mask.shape != (len(table),):
+        raise OptionError(option, f"{expression!r} is not a condition on the runs (e.g. \"N>=1e9\")")
+    return mask

@@ -9,9 +9,8 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
-
-import numpy as np
 
 from scalinglaws.data.errors import InputError
 
@@ -31,7 +30,7 @@ def parse_number(value, what: str = "value") -> float:
 
     Raises :class:`~scalinglaws.data.errors.InputError` naming ``what`` when it is not a number.
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
     text = str(value)
     m = _NUM_RE.match(text)
@@ -43,17 +42,9 @@ def parse_number(value, what: str = "value") -> float:
     return float(m.group(1)) * SUFFIXES[m.group(2).lower()]
 
 
-def parse_positive(value, what: str) -> float:
-    """:func:`parse_number`, and the result must be finite and > 0."""
-    x = parse_number(value, what)
-    if not math.isfinite(x) or x <= 0:
-        raise InputError(f"{what} must be a finite number > 0, got {value!r}")
-    return x
-
-
 def parse_bytes(value, what: str = "memory") -> float:
     """Parse a memory size: ``'16GB'`` (1e9 bytes each), ``'16GiB'`` (2**30), or plain bytes."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
     m = _BYTES_RE.match(str(value))
     if not m or m.group(2).lower() not in _BYTE_UNITS:
@@ -81,7 +72,7 @@ def human(x: float, digits: int = 3) -> str:
 
 def format_number(x) -> str:
     """A number for a table: up to 5 significant digits, scientific when very large or small."""
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool) and abs(x) < 1e6:
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) < 1e6:
         return str(int(x))
     try:
         v = float(x)

@@ -16,10 +16,12 @@ so the report still counts every start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from scalinglaws.fitting.defaults import HUBER_DELTA
 
 
 class Model(Protocol):  # pragma: no cover - a typing aid
@@ -36,7 +38,7 @@ class RobustLoss:
     """``huber`` (quadratic within ``delta``, linear outside) or ``mse`` (half squared error)."""
 
     kind: str = "huber"
-    delta: float = 1e-3
+    delta: float = HUBER_DELTA
 
     def __post_init__(self):
         if self.kind not in ("huber", "mse"):
@@ -98,7 +100,6 @@ class MultiStartResult:
     n_stopped: int = 0
     message: str = ""
     best_converged: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def _take(cache, rows):

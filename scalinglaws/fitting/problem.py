@@ -1,9 +1,10 @@
-"""A fitted law and its data seen as the fitter's problem again (for bootstrap, diagnosis, checks).
+"""A law and its runs seen as the fitter's problem: model, targets, bounds, held parameters.
 
-:func:`scalinglaws.fit` builds the problem (design, targets, bounds, fixed parameters)
-and hands it to the fitter.  The trust tools (bootstrap, diagnose, validate, compare)
-need the same problem around a finished fit: :class:`FitProblem` rebuilds it from a
-:class:`~scalinglaws.fitting.api.FitResult` and the run table the fit was made on.
+:func:`scalinglaws.fit` builds a :class:`Problem` (:meth:`Problem.build`) and hands it to
+the fitter, which knows no law: it sees a :class:`LawModel` with values, derivatives
+and (optionally) curvature.  The trust tools (bootstrap, diagnose, validate) rebuild the
+same problem around a finished fit (:meth:`Problem.from_fit`) and use its objective,
+gradient, Hessian and Jacobian at the optimum.
 """
 
 from __future__ import annotations
@@ -14,86 +15,136 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from scalinglaws.fitting.api import FitResult, LawModel, Problem, canonical_table
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.runs import canonical_table
 from scalinglaws.fitting.fitter import RobustLoss
+from scalinglaws.fitting.options import FitOptions
 from scalinglaws.laws import Law, get_law
 
 
-def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str | None = None,
-               exclude_top: int = 0, required: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """A canonical run table (``runs`` a path or a DataFrame), filtered like :func:`scalinglaws.fit` does.
+class LawModel:
+    """A law and its design arrays seen as a plain model ``f(theta)`` for the fitter.
 
-    A table that is already canonical (from :func:`scalinglaws.load_runs`) is returned as it is
-    when no filter is asked for.
+    ``space="log"`` fits ``log L`` (the default); ``space="linear"`` fits ``L`` itself.
     """
-    if required is None:
-        required = () if law is None else tuple(get_law(law).required_columns()) + (get_law(law).target,)
-    return canonical_table(runs, required, mapping=mapping, where=where, exclude_top=exclude_top)
 
+    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log", dtype=np.float64):
+        if space not in ("log", "linear"):
+            raise OptionError("space", f"must be 'log' or 'linear', got {space!r}")
+        self.dtype = np.dtype(dtype)
+        self.law, self.space = law, space
+        self.X = {k: np.asarray(v, dtype=self.dtype) for k, v in X.items()}
 
-def subset(table: pd.DataFrame, mask) -> pd.DataFrame:
-    """Rows of ``table`` where ``mask`` holds, keeping the table's attributes (its source)."""
-    out = table[np.asarray(mask, dtype=bool)]
-    out.attrs.update(table.attrs)
-    return out
+    def astype(self, dtype) -> "LawModel":
+        """The same model computing in ``dtype`` (the fitter explores in single precision)."""
+        return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype)
 
+    def value(self, theta):
+        g = self.law.log_predict(np.asarray(theta, dtype=self.dtype), self.X)
+        return g if self.space == "log" else np.exp(g)
 
-def select(table: pd.DataFrame, expression: str, option: str = "--holdout") -> np.ndarray:
-    """Boolean mask of the runs matching a pandas ``query`` expression (suffixes allowed)."""
-    from scalinglaws.data.units import expand_suffixes
-    try:
-        mask = table.eval(expand_suffixes(expression))
-        mask = np.asarray(mask, dtype=bool)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{option} {expression!r}: {msg}", file=table.attrs.get("source")) from None
-    if mask.shape != (len(table),):
-        raise InputError(f"{option} {expression!r} is not a condition on the runs (e.g. \"N>=1e9\")")
-    return mask
+    def evaluate(self, theta):
+        g, cache = self.law.evaluate(np.asarray(theta, dtype=self.dtype), self.X)
+        if self.space == "log":
+            return g, cache
+        e = np.exp(g)
+        return e, (cache, e)
+
+    def grad_hess(self, theta, cache, psi, hw, cw):
+        if self.space == "log":
+            return self.law.grad_hess(np.asarray(theta, dtype=self.dtype), self.X, cache, psi, hw, cw)
+        # f = exp(g): J_f = f J_g and Hessian(f) = f (J_g J_g^T + Hessian(g)), so the
+        # weights carry over to log space as psi f, hw f^2 + cw f and cw f
+        cache, e = cache
+        cwe = None if cw is None else cw * e
+        hwe = hw * e * e + (0.0 if cw is None else cwe)
+        return self.law.grad_hess(np.asarray(theta, dtype=self.dtype), self.X, cache, psi * e, hwe, cwe)
 
 
 @dataclass
-class FitProblem:
-    """Everything the fitter saw for one fit, rebuilt around its result.
+class Problem:
+    """Everything the fitter sees for one fit.
 
     Attributes
     ----------
     law : the (specialised) law
     table : the rows the law is fitted on (after ``law.prepare``)
-    model : the law on those rows as the fitter's model (:class:`~scalinglaws.fitting.api.LawModel`)
-    X : the design arrays
+    model : the law on those rows as the fitter's model (:class:`LawModel`)
     obs : observed target per run (``loss``, or what the law predicts)
     y : the target in the fitted space (``log obs`` in log space)
-    loss : the robust loss (:class:`~scalinglaws.fitting.fitter.RobustLoss`)
-    space : ``"log"`` or ``"linear"``
+    options : the :class:`~scalinglaws.fitting.options.FitOptions`
+    loss : the robust loss
     lower, upper : bounds in the fitted space (widened to hold fixed values)
     free : which parameters are fitted (False: held by ``fix``)
-    x : the optimum in the fitted space
+    held : fitted-space values of the held parameters (nan where free)
+    x : the optimum in the fitted space (set by :meth:`from_fit`; None before a fit)
     """
 
     law: Law
     table: pd.DataFrame
     model: LawModel
-    X: Mapping[str, np.ndarray]
     obs: np.ndarray
     y: np.ndarray
+    options: FitOptions
     loss: RobustLoss
-    space: str
     lower: np.ndarray
     upper: np.ndarray
     free: np.ndarray
-    x: np.ndarray
+    held: np.ndarray
+    x: np.ndarray | None = None
 
     @classmethod
-    def from_fit(cls, fit: FitResult, runs: pd.DataFrame) -> "FitProblem":
-        """The problem of ``fit`` on ``runs`` (the runs given to the fit: its ``where`` and
-        ``exclude_top`` are applied again, and the run count must match)."""
-        space = fit.loss.get("space", "log")
-        p = Problem.from_fit(fit, runs)  # the fit's own filters, checked against its run count
-        return cls(law=p.law, table=p.table, model=p.model, X=p.model.X, obs=p.law.observed(p.table), y=p.y,
-                   loss=p.loss, space=space, lower=p.lower, upper=p.upper, free=p.free,
-                   x=p.law.to_internal(fit.params))
+    def build(cls, runs, law: str | Law, options: FitOptions | None = None, *, mapping=None) -> "Problem":
+        law = get_law(law)
+        opts = options if options is not None else FitOptions()
+        required = tuple(law.required_columns()) + (law.target,)
+        table = law.prepare(canonical_table(runs, required, mapping=mapping, where=opts.where,
+                                            exclude_top=opts.exclude_top))
+        if len(table) == 0:
+            raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+        law = law.specialize(table)  # laws whose parameter list depends on the data
+        obs = law.observed(table)
+        model = LawModel(law, law.design(table), opts.space)
+        lo, hi = law.bounds()
+        free = np.ones(len(law.params), bool)
+        held = np.full(len(law.params), np.nan)
+        for name, value in opts.fix.items():
+            if name not in law.param_names:
+                raise OptionError("fix", f"{name}: law '{law.name}' has no parameter {name!r}; "
+                                         f"its parameters are {', '.join(law.param_names)}")
+            j = law.param_names.index(name)
+            v = law.params[j].to_internal(value, "fix")
+            lo[j], hi[j] = min(lo[j], v), max(hi[j], v)
+            free[j], held[j] = False, v
+        return cls(law=law, table=table, model=model, obs=obs, y=np.log(obs) if opts.space == "log" else obs,
+                   options=opts, loss=opts.robust_loss(), lower=lo, upper=hi, free=free, held=held)
+
+    @classmethod
+    def from_fit(cls, result, runs, mapping=None) -> "Problem":
+        """The problem ``result`` was fitted on: pass the same ``runs`` that were given to the fit
+        (its ``where`` and ``exclude_top`` are applied again, and the run count must match)."""
+        prob = cls.build(runs, result.law, result.options, mapping=mapping)
+        if list(prob.law.param_names) != list(result.params):
+            raise InputError(f"the fit's parameters ({', '.join(result.params)}) do not match law "
+                             f"'{prob.law.name}' on these runs ({', '.join(prob.law.param_names)}): "
+                             f"are these the runs of the fit?", file=prob.table.attrs.get("source"))
+        if len(prob.table) != result.n_runs:
+            raise InputError(f"the fit was made on {result.n_runs} runs but these give {len(prob.table)}: "
+                             f"are these the runs of the fit?", file=prob.table.attrs.get("source"))
+        prob.x = prob.law.to_internal(result.params)
+        return prob
+
+    @property
+    def fixed(self) -> dict:
+        return dict(self.options.fix)
+
+    @property
+    def space(self) -> str:
+        return self.options.space
+
+    @property
+    def X(self) -> Mapping[str, np.ndarray]:
+        return self.model.X
 
     @property
     def n(self) -> int:
@@ -103,8 +154,20 @@ class FitProblem:
     def n_free(self) -> int:
         return int(self.free.sum())
 
+    def hold(self, starts: np.ndarray) -> np.ndarray:
+        """``starts`` with the held parameters set to their values."""
+        starts = np.array(starts, dtype=float)
+        j = ~self.free
+        starts[:, j] = self.held[j]
+        return starts
+
+    # ------------------------------------------------- the objective around a point
     def _theta(self, theta):
-        return self.x if theta is None else np.asarray(theta, dtype=float)
+        if theta is None:
+            if self.x is None:
+                raise ValueError("no point given and the problem has no fitted optimum")
+            return self.x
+        return np.asarray(theta, dtype=float)
 
     def value_jac(self, theta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Fitted values (n,) in the fitted space and their Jacobian (n, P) at ``theta``."""
@@ -161,3 +224,11 @@ class FitProblem:
     def jacobian(self, theta: np.ndarray | None = None) -> np.ndarray:
         """Jacobian of the fitted values (n, P) at ``theta``."""
         return self.value_jac(theta)[1]
+
+
+def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str | None = None,
+               exclude_top: int = 0, required: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """A canonical run table for ``law`` (its required columns and target checked), filtered as a fit filters it."""
+    if required is None:
+        required = () if law is None else tuple(get_law(law).required_columns()) + (get_law(law).target,)
+    return canonical_table(runs, required, mapping=mapping, where=where, exclude_top=exclude_top)

@@ -1,37 +1,51 @@
-"""What a law family declares, and the few generic pieces every law shares.
+"""What a law family declares, and the generic machinery every law shares.
 
-A law is declarative: a subclass of :class:`Law` lists its parameters
-(:class:`Param`: bounds and start grid, in the space the fitter works in), the
-columns it needs, its presets, and one method, :meth:`Law.log_predict`, that gives
-``log L`` for many parameter vectors at once.  Everything else (the fitter, the
-CLI, bootstrap, plots) works from those declarations.
+A law is a short declarative class (see ``chinchilla.py`` for the smallest one):
 
-Optional, for speed or for planners:
+* ``params``: :class:`Param` entries -- name, meaning, bounds and start grid **in the
+  units a user reads** (``log=True`` parameters are fitted as their logarithm; that
+  transform is internal);
+* ``columns`` / ``optional_columns``: the canonical run-table columns it reads (an
+  absent precision column means 16 bits, see :mod:`scalinglaws.data.schema`);
+* :meth:`Law.formula`: the law, **written once** as arithmetic on the parameters
+  ``p`` and the design variables ``x`` (``m`` supplies ``exp``/``log``/``log2``).  The
+  same method gives predictions (numpy), the fitter's exact derivatives (sympy,
+  :mod:`scalinglaws.laws.derive`) and the planners' losses (:meth:`Law.at`);
+* :meth:`Law.design`: the design variables the formula reads, from the run table;
+* ``presets`` (:class:`Preset`, with their source) and ``planners`` (:class:`Planner`
+  with :class:`Option` declarations, which also build the command line).
 
-* :meth:`Law.log_predict_jac` -- an analytic Jacobian (the default uses the
-  complex-step derivative of :meth:`log_predict`, exact to rounding, so
-  ``log_predict`` must only use complex-safe numpy functions on the parameters:
-  ``exp``, ``log``, ``power``, ``log2``, arithmetic).
-* :meth:`Law.curvature` -- ``sum_i w_i * Hessian(log L_i)``; when a law has it the
-  fitter takes full Newton steps, otherwise Gauss-Newton (IRLS) steps.
-* ``planners`` -- derived optima, each a method taking the public parameter dict.
+Other layers ask a law what they need and never test its name: what its target is
+(``target_name``, ``target_label``), its unquantized form of a run (:meth:`Law.unquantized`),
+the precision of a run (:meth:`Law.bits_of`), the axes of its quantization penalty
+(``penalty_axes``), a covariate to draw its target against (``axis``).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.columns import Columns, as_columns
+from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.schema import BITS_COLUMNS, DEFAULTS, UNQUANTIZED_BITS
+from scalinglaws.data.units import parse_bytes, parse_number
+from scalinglaws.laws.derive import Vars, functions
+
+
+def exps(*xs: float) -> tuple[float, ...]:
+    """``(e^x, ...)``: a start grid or bounds of a log-scale parameter, written by its exponents."""
+    return tuple(math.exp(x) for x in xs)
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a law.
+    """One parameter of a law, in the units a user reads.
 
     Parameters
     ----------
@@ -40,12 +54,12 @@ class Param:
     doc : str
         Meaning, one line.
     bounds : (float, float)
-        Bounds in the *fitted* space (log space when ``log`` is true).
+        Lower and upper bound of the value.
     grid : tuple of float
-        Start values in the fitted space; the default start grid is the product of
-        every parameter's grid.
+        Start values; the default start grid is the product of every parameter's grid.
     log : bool
-        Fit ``log(value)`` instead of the value (for scale constants that span decades).
+        Fitted as ``log(value)`` (scale constants that span decades); bounds and grid
+        must then be > 0.
     """
 
     name: str
@@ -54,15 +68,34 @@ class Param:
     grid: tuple[float, ...]
     log: bool = False
 
+    def __post_init__(self):
+        lo, hi = self.bounds
+        if not lo < hi:
+            raise ValueError(f"parameter {self.name}: bounds {self.bounds} are not increasing")
+        if self.log and not (lo > 0 and all(g > 0 for g in self.grid)):
+            raise ValueError(f"parameter {self.name} is fitted in log space: its bounds and grid must be > 0")
+
     def to_public(self, x):
         return np.exp(x) if self.log else x
 
-    def to_internal(self, v: float, where: str = "") -> float:
+    def to_internal(self, v: float, option: str = "value") -> float:
+        if not math.isfinite(v):
+            raise OptionError(option, f"{self.name} must be a finite number, got {v}")
         if self.log:
             if not v > 0:
-                raise InputError(f"{where}{self.name} must be > 0 (it is fitted in log space), got {v}")
+                raise OptionError(option, f"{self.name} must be > 0 (it is fitted in log space), got {v}")
             return math.log(v)
         return float(v)
+
+    def internal_bounds(self) -> tuple[float, float]:
+        return tuple(math.log(b) if self.log else float(b) for b in self.bounds)
+
+    def internal_grid(self) -> np.ndarray:
+        return np.log(self.grid) if self.log else np.asarray(self.grid, dtype=float)
+
+    def contains(self, v: float) -> bool:
+        lo, hi = self.bounds
+        return lo * (1 - 1e-12) <= v <= hi * (1 + 1e-12) if self.log else lo - 1e-12 <= v <= hi + 1e-12
 
 
 @dataclass(frozen=True)
@@ -74,136 +107,271 @@ class Preset:
     note: str = ""
 
 
-#: Options a planner may take (``scalinglaws optimal KIND --flops ...``), with their meaning.
-PLANNER_OPTIONS = {
-    "N": "parameters", "D": "training tokens", "flops": "compute budget in FLOPs",
-    "memory": "memory budget in bytes (suffixes: GB, GiB)", "bits": "total bits of a number format",
-    "w_bits": "weight bits", "a_bits": "activation bits", "kv_bits": "key/value bits",
-    "ptq_bits": "post-training quantization bits", "exp_bits": "exponent bits", "man_bits": "mantissa bits",
-    "group_size": "elements per scale (block size)", "threshold": "loss increase to stay under (nats)",
-}
+@dataclass(frozen=True)
+class Option:
+    """One option of a planner (``scalinglaws optimal KIND --name VALUE``).
+
+    ``kind`` says how a value is read and checked: ``"count"`` (parameters or tokens,
+    suffixes such as 7B), ``"flops"``, ``"bytes"`` (16GB, 80GiB), ``"bits"`` (a whole
+    number of bits in ``[lo, hi]``), ``"number"``.  ``lo``/``hi`` are inclusive limits
+    (physical ones: a number format has at least one bit); ``positive`` requires > 0.
+    """
+
+    name: str
+    doc: str
+    kind: str = "number"
+    lo: float | None = None
+    hi: float | None = None
+    positive: bool = False
+    integer: bool = False
+
+    @property
+    def metavar(self) -> str:
+        return {"count": "COUNT", "flops": "FLOPS", "bytes": "BYTES", "bits": "BITS"}.get(self.kind, "NUMBER")
+
+    def read(self, value):
+        """The value (a number, or text with a suffix) as a checked number."""
+        if isinstance(value, (bool, np.bool_)):
+            raise OptionError(self.name, f"must be a number, got {value!r}")
+        if self.kind == "bytes":
+            try:
+                x = parse_bytes(value, self.name)
+            except InputError:
+                raise OptionError(self.name, f"{value!r} is not a size in bytes (examples: 16GB, 80GiB, "
+                                             f"1.2e10)") from None
+        else:
+            try:
+                x = parse_number(value, self.name)
+            except InputError:
+                raise OptionError(self.name, f"{value!r} is not a number (suffixes k, M, B, T are "
+                                             f"allowed)") from None
+        if not math.isfinite(x):
+            raise OptionError(self.name, f"must be a finite number, got {value!r}")
+        if self.positive and not x > 0:
+            raise OptionError(self.name, f"must be a finite number > 0, got {x:g}")
+        if self.integer and not float(x).is_integer():
+            raise OptionError(self.name, f"must be a whole number, got {x:g}")
+        if self.lo is not None and x < self.lo:
+            what = "a number of bits " if self.kind == "bits" else ""
+            raise OptionError(self.name, f"must be {what}>= {self.lo:g}, got {x:g}")
+        if self.hi is not None and x > self.hi:
+            raise OptionError(self.name, f"must be <= {self.hi:g}, got {x:g}")
+        if self.kind == "bits" or self.integer:
+            return int(x) if float(x).is_integer() else float(x)
+        return float(x)
+
+
+#: The options planners share; a planner may also declare an :class:`Option` of its own.
+OPTIONS = {o.name: o for o in (
+    Option("N", "parameters (non-embedding)", "count", positive=True),
+    Option("D", "training tokens", "count", positive=True),
+    Option("flops", "compute budget in FLOPs (e.g. 1e23)", "flops", positive=True),
+    Option("memory", "memory budget in bytes (suffixes: GB, GiB)", "bytes", positive=True),
+    Option("bits", "total bits of a number format (sign + exponent + mantissa)", "bits", lo=2, hi=64,
+           integer=True),
+    Option("w_bits", "weight bits", "bits", lo=1, hi=64),
+    Option("a_bits", "activation bits", "bits", lo=1, hi=64),
+    Option("kv_bits", "key/value bits", "bits", lo=1, hi=64),
+    Option("ptq_bits", "post-training quantization bits", "bits", lo=1, hi=64),
+    Option("exp_bits", "exponent bits of a floating-point format", "bits", lo=0, hi=63),
+    Option("man_bits", "mantissa bits of a floating-point format", "bits", lo=0, hi=63),
+    Option("group_size", "elements sharing one scale (block size)", "number", lo=1),
+    Option("threshold", "loss increase to stay under (nats)", "number", positive=True),
+)}
 
 
 @dataclass(frozen=True)
 class Planner:
     """A derived optimum a law answers (``scalinglaws optimal KIND``).
 
-    ``method`` names a Law method called as ``method(params, **options)``; it returns a
-    dict of plain numbers plus ``"summary"`` (one sentence) and optionally ``"table"``
-    (a list of row dicts) and ``"best"`` (the winning row).  ``options`` lists the
-    option names (keys of :data:`PLANNER_OPTIONS`) it accepts.
+    ``method`` names a Law method called as ``method(params, **options)`` with the
+    options read and checked (see :class:`Option`); it returns a dict of plain numbers
+    plus ``"summary"`` (one sentence) and optionally ``"table"`` (a list of row dicts)
+    and ``"best"`` (the winning row).  ``required`` and ``optional`` list its options by
+    name (the shared ones of :data:`OPTIONS`) or as :class:`Option` declarations.
     """
 
     kind: str
     doc: str
     method: str
-    options: tuple[str, ...] = ()
+    required: tuple = ()
+    optional: tuple = ()
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return tuple(o if isinstance(o, Option) else OPTIONS[o] for o in self.required + self.optional)
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)
+
+    @property
+    def required_names(self) -> tuple[str, ...]:
+        return tuple(o.name if isinstance(o, Option) else o for o in self.required)
+
+    def read(self, options: Mapping[str, object]) -> dict:
+        """``options`` read, checked and complete: unknown ones refused, required ones present."""
+        known = {o.name: o for o in self.options}
+        extra = [k for k in options if k not in known]
+        if extra:
+            raise OptionError(extra[0], f"{'(and ' + ', '.join(extra[1:]) + ') ' if extra[1:] else ''}"
+                                        f"and options like it do not apply to the '{self.kind}' planner",
+                              takes=list(known))
+        out = {k: known[k].read(v) for k, v in options.items() if v is not None}
+        for name in self.required_names:
+            if name not in out:
+                raise OptionError(name, f"is required by the '{self.kind}' planner")
+        return out
 
 
 class Law:
-    """Base class of a law family.  Subclasses set the class attributes and ``log_predict``.
+    """Base class of a law family.  Subclasses set the class attributes and :meth:`formula`.
 
     Class attributes
     ----------------
-    name : str            registry key (``"chinchilla"``)
+    name : str            registry key
     title : str           one-line description
     reference : str       paper
-    formula : str         the law in plain text
-    params : tuple[Param] parameters, in the order of the fitted vector
-    columns : tuple[str]  canonical columns the law needs (besides ``loss``)
+    formula_text : str    the law in plain text
+    params : tuple        :class:`Param` entries, in the order of the fitted vector
+    columns : tuple       canonical columns the law reads (besides its target)
+    optional_columns      columns it reads when present
     target : str          the column the law is fitted to (``"loss"``)
-    predicts : str        what the prediction is, names output columns (``"loss"`` -> ``loss_pred``)
-    presets : dict        name -> Preset
-    planners : tuple      Planner entries
+    predicts : str        what a prediction is; names output columns (``loss`` -> ``loss_pred``)
+    target_name : str     the target in words (default: ``predicts``)
+    target_unit : str     its unit (``"nats/token"``; ``""`` for a fraction)
+    presets : dict        name -> :class:`Preset`
+    planners : tuple      :class:`Planner` entries
+    penalty_axes : tuple  axes its quantization penalty varies along (``"bits"``,
+                          ``"group_size"``, ``"tokens_per_byte"``); empty: no penalty
+    axis : tuple or None  (design variable, label) to draw the target against, for laws
+                          whose target is not a loss of N and D
     """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    formula: ClassVar[str] = ""
+    formula_text: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
     columns: ClassVar[tuple[str, ...]] = ("N", "D")
     optional_columns: ClassVar[tuple[str, ...]] = ()
     target: ClassVar[str] = "loss"
     predicts: ClassVar[str] = "loss"
+    target_unit: ClassVar[str] = "nats/token"
     presets: ClassVar[dict[str, Preset]] = {}
     planners: ClassVar[tuple[Planner, ...]] = ()
+    penalty_axes: ClassVar[tuple[str, ...]] = ()
+    axis: ClassVar[tuple[str, str] | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        """Every planner method of a law checks its options (the :class:`Option` declarations) when called."""
+        super().__init_subclass__(**kwargs)
+        for planner in cls.__dict__.get("planners", ()):
+            fn = cls.__dict__.get(planner.method)
+            if fn is not None and not getattr(fn, "_checked", False):
+                setattr(cls, planner.method, _checked(fn, planner))
+
+    # ------------------------------------------------------------------ the formula
+    def formula(self, p, x, m=np):
+        """The law's prediction from parameters ``p`` and design variables ``x``.
+
+        ``p.alpha`` (or ``p["lambda"]``) are public parameter values and ``x.N`` the
+        design arrays of :meth:`design`; ``m`` provides ``exp``, ``log``, ``log2``,
+        ``log1p``, ``sqrt`` (numpy for values, sympy for derivatives).  Use plain
+        arithmetic and those functions only.
+        """
+        raise NotImplementedError
+
+    @property
+    def target_name(self) -> str:
+        return self.predicts
+
+    @property
+    def target_label(self) -> str:
+        """The target with its unit, for axis labels."""
+        return f"{self.target_name} ({self.target_unit})" if self.target_unit else self.target_name
 
     # ------------------------------------------------------------------ data
-    def prepare(self, runs: pd.DataFrame) -> pd.DataFrame:
-        """Rows of ``runs`` this law is fitted on (default: all).  Override to select."""
+    def prepare(self, runs):
+        """Rows of ``runs`` (a DataFrame) this law is fitted on (default: all).  Override to select."""
         return runs
 
-    def design(self, runs: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The arrays :meth:`log_predict` reads (default: the needed columns as floats)."""
-        missing = [c for c in self.required_columns() if c not in runs.columns]
-        if missing:
-            src = runs.attrs.get("source", "the table")
-            raise InputError(f"law '{self.name}' needs column{'s' if len(missing) > 1 else ''} "
-                             f"{', '.join(repr(m) for m in missing)}", file=src)
-        X = {c: runs[c].to_numpy(dtype=float) for c in self.required_columns()}
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns a table must have: the law's columns, less those with a default (precision bits)."""
+        return tuple(c for c in self.columns if c not in DEFAULTS)
+
+    def design(self, cols) -> dict[str, np.ndarray]:
+        """The arrays :meth:`formula` reads as ``x`` (default: the law's columns).
+
+        ``cols`` is a run table: :class:`~scalinglaws.data.columns.Columns`, a DataFrame or
+        a dict of values (see :func:`~scalinglaws.data.columns.as_columns`).
+        """
+        cols = as_columns(cols)
+        cols.require(self.columns, f"law '{self.name}'")
+        X = {c: np.asarray(cols[c], dtype=float) for c in self.columns}
         for c in self.optional_columns:
-            if c in runs.columns:
-                X[c] = runs[c].to_numpy(dtype=float)
+            if c in cols:
+                X[c] = np.asarray(cols[c], dtype=float)
         return X
 
-    def observed(self, runs: pd.DataFrame) -> np.ndarray:
-        """The observed target (``loss``) of each run."""
-        return runs[self.target].to_numpy(dtype=float)
-
-    def required_columns(self) -> tuple[str, ...]:
-        return tuple(self.columns)
+    def observed(self, runs) -> np.ndarray:
+        """The observed target of each run."""
+        return np.asarray(as_columns(runs)[self.target], dtype=float)
 
     # ------------------------------------------- parameters that depend on the data
-    def specialize(self, runs: pd.DataFrame) -> "Law":
+    def specialize(self, runs) -> "Law":
         """The law to fit on ``runs`` (default: ``self``).
 
-        Most laws have a fixed parameter list.  A law whose parameters depend on the
-        data (for example one efficiency per compression format found in the table)
-        returns a new instance whose ``params`` match ``runs``.
-        :func:`scalinglaws.fit` calls this after :meth:`prepare` and before it builds
-        the design, the start grid and the bounds and resolves ``fix``.
+        A law whose parameters depend on the data (for example one efficiency per
+        compression format found in the table) returns a new instance whose ``params``
+        match ``runs``.  The fit calls this after :meth:`prepare`.
         """
         return self
 
     def from_param_names(self, names: Iterable[str]) -> "Law":
-        """The law whose parameters are ``names``, as saved in ``fit.json`` (default: ``self``).
-
-        The counterpart of :meth:`specialize` for a saved fit:
-        :func:`scalinglaws.load_fit`, :attr:`FitResult.law_obj` and :meth:`predict`
-        call it so that a data-dependent law is rebuilt from its parameter names.
-        Laws with a fixed parameter list return ``self``; unknown names are then
-        reported by :meth:`to_internal`.
-        """
+        """The law whose parameters are ``names``, as saved in ``fit.json`` (default: ``self``)."""
         return self
 
-    # --------------------------------------------------------------- formula
+    # ------------------------------------------------------------- for the fitter
+    def public(self, theta: np.ndarray) -> Vars:
+        """Fitted-space vectors (S, P) -> public parameter columns (S, 1) by name."""
+        t = np.asarray(theta)
+        return Vars({p.name: (np.exp(t[:, j:j + 1]) if p.log else t[:, j:j + 1]) for j, p in enumerate(self.params)})
+
     def log_predict(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
         """``log`` of the predicted target, shape (S, n), for fitted-space ``theta`` (S, P)."""
-        raise NotImplementedError
+        t = np.asarray(theta)
+        with np.errstate(all="ignore"):  # outside a law's domain: NaN, which the fitter refuses
+            out = np.log(self.formula(self.public(t), Vars(X), np))
+        return np.broadcast_to(out, (t.shape[0], _rows(X))).astype(t.dtype, copy=False)
 
     def log_predict_jac(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
-        """``(log L, d log L / d theta)``, shapes (S, n) and (S, n, P).
+        """``(log L, d log L / d theta)``, shapes (S, n) and (S, n, P), exact (from :meth:`formula`).
 
-        Default: complex-step differentiation of :meth:`log_predict` (exact to rounding).
+        A law that gives only :meth:`log_predict` (no formula) gets the complex-step
+        derivative of it instead: exact to rounding when ``log_predict`` uses complex-safe
+        numpy functions only.
         """
-        theta = np.asarray(theta, dtype=float)
-        S, P = theta.shape
-        h = 1e-30
-        pert = np.repeat(theta[:, None, :], P, axis=1).astype(complex)  # (S, P, P)
-        pert[:, np.arange(P), np.arange(P)] += 1j * h
-        out = self.log_predict(pert.reshape(S * P, P), X)
-        out = out.reshape(S, P, -1)
-        f = self.log_predict(theta, X)
-        J = np.moveaxis(out.imag / h, 1, 2)  # (S, n, P)
-        return f, J
+        t = np.asarray(theta)
+        if not self.has_formula:
+            return _complex_step(self, t, X)
+        with np.errstate(all="ignore"):
+            return functions(self, X)["value_jac"](t, X)
 
-    #: set to True by laws that implement :meth:`curvature`
-    has_curvature: ClassVar[bool] = False
+    @property
+    def has_formula(self) -> bool:
+        return type(self).formula is not Law.formula
+
+    @property
+    def has_curvature(self) -> bool:
+        """Whether the fitter may take full Newton steps: every law with a formula has exact curvature."""
+        return self.has_formula
 
     def curvature(self, theta: np.ndarray, X: Mapping[str, np.ndarray], w: np.ndarray) -> np.ndarray:
         """``sum_i w[s, i] * Hessian_theta(log L_i)`` for each start s, shape (S, P, P)."""
-        raise NotImplementedError
+        t = np.asarray(theta)
+        with np.errstate(all="ignore"):
+            return functions(self, X)["curvature"](t, X, np.asarray(w, dtype=t.dtype))
 
     def evaluate(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
         """``(log L, cache)`` for the fitter: values now, and whatever :meth:`grad_hess`
@@ -217,8 +385,7 @@ class Law:
 
         ``g = J^T psi`` and ``H = J^T diag(hw) J + sum_i cw_i Hessian(log L_i)`` with
         ``J = d log L / d theta``; ``psi``, ``hw``, ``cw`` have shape (S, n), and ``cw``
-        is None when no model curvature is wanted (or the law has none).
-        Default: from :meth:`log_predict_jac` and :meth:`curvature`.
+        is None when no model curvature is wanted.
         """
         _, J = self.log_predict_jac(theta, X)
         Jt = J.transpose(0, 2, 1)
@@ -237,74 +404,142 @@ class Law:
         """Fitted-space vector -> ``{name: value}`` of plain floats."""
         return {p.name: float(p.to_public(float(t))) for p, t in zip(self.params, theta)}
 
-    def to_internal(self, values: Mapping[str, float], where: str = "") -> np.ndarray:
-        """``{name: value}`` -> fitted-space vector; every parameter must be given."""
+    def to_internal(self, values: Mapping[str, float], option: str = "params") -> np.ndarray:
+        """``{name: value}`` -> fitted-space vector; every parameter must be given, as a number."""
         unknown = [k for k in values if k not in self.param_names]
         if unknown:
-            raise InputError(f"{where}law '{self.name}' has no parameter {', '.join(map(repr, unknown))}; "
-                             f"its parameters are {', '.join(self.param_names)}")
+            raise OptionError(option, f"law '{self.name}' has no parameter {', '.join(map(repr, unknown))}; "
+                                      f"its parameters are {', '.join(self.param_names)}")
         missing = [p.name for p in self.params if p.name not in values]
         if missing:
-            raise InputError(f"{where}missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-        return np.array([p.to_internal(float(values[p.name]), where) for p in self.params])
+            raise OptionError(option, f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        out = []
+        for p in self.params:
+            v = values[p.name]
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise OptionError(option, f"{p.name} must be a number, got {v!r}")
+            out.append(p.to_internal(float(v), option))
+        return np.array(out)
 
     def start_grid(self) -> np.ndarray:
-        """The default starts: the product of every parameter's grid, shape (S, P)."""
-        grids = [np.asarray(p.grid, dtype=float) for p in self.params]
+        """The default starts: the product of every parameter's grid, shape (S, P), fitted space."""
+        grids = [p.internal_grid() for p in self.params]
         mesh = np.meshgrid(*grids, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.array([p.bounds[0] for p in self.params], dtype=float)
-        hi = np.array([p.bounds[1] for p in self.params], dtype=float)
-        return lo, hi
+        """Lower and upper bounds in the fitted space."""
+        b = np.array([p.internal_bounds() for p in self.params], dtype=float).reshape(-1, 2)
+        return b[:, 0].copy(), b[:, 1].copy()
 
     # -------------------------------------------------------------- predict
-    def predict(self, params: Mapping[str, float], runs: pd.DataFrame) -> np.ndarray:
-        """Predicted target for each run, from public parameters."""
+    def predict(self, params: Mapping[str, float], runs) -> np.ndarray:
+        """Predicted target for each run (a Columns, DataFrame or dict of values), from public parameters."""
         law = self.from_param_names(list(params))
         theta = law.to_internal(params)[None, :]
         return np.exp(law.log_predict(theta, law.design(runs))[0])
 
-    def planner(self, kind: str) -> Callable:
+    def at(self, params: Mapping[str, float], **values):
+        """The formula's value at public ``params`` for the run(s) ``values`` (planners use this).
+
+        ``law.at(params, N=1e9, D=2e10)`` -> a float; arrays give an array.
+        """
+        cols = Columns(values, source="<planner>")
+        out = self.predict(params, cols)
+        return float(out[0]) if all(np.ndim(v) == 0 for v in values.values()) else out
+
+    def planner(self, kind: str) -> Planner:
         for p in self.planners:
             if p.kind == kind:
-                return getattr(self, p.method)
+                return p
         kinds = ", ".join(p.kind for p in self.planners) or "none"
         raise InputError(f"law '{self.name}' has no '{kind}' planner (it has: {kinds})")
+
+    # ------------------------------------------------- what other layers ask
+    def unquantized(self, cols: Columns) -> Columns:
+        """The same runs in the law's unquantized form (default: every precision column at 16 bits)."""
+        cols = as_columns(cols)
+        data = {c: cols[c] for c in cols.columns}
+        for c in BITS_COLUMNS:
+            data[c] = np.full(cols.n, UNQUANTIZED_BITS)
+        return Columns(data, cols.source, cols.rows)
+
+    def bits_of(self, cols: Columns) -> np.ndarray:
+        """The precision of each run, for a penalty plot (default: its lowest precision column)."""
+        cols = as_columns(cols)
+        have = [c for c in BITS_COLUMNS if c in cols and (c in self.columns or c in self.optional_columns)]
+        if not have:
+            return np.full(cols.n, np.nan)
+        return np.min(np.stack([cols[c] for c in have]), axis=0)
+
+    #: what :meth:`bits_of` gives, for an axis label
+    bits_label: ClassVar[str] = "bits (lowest quantized precision)"
+
+    def weight_bits_of(self, cols: Columns) -> np.ndarray:
+        """Bits per weight of each run, for tokens per parameter byte (default: ``w_bits`` where quantized,
+        else :meth:`bits_of`)."""
+        cols = as_columns(cols)
+        bits = self.bits_of(cols)
+        if "w_bits" in cols:
+            w = cols["w_bits"]
+            return np.where(np.isfinite(w) & (w < UNQUANTIZED_BITS), w, bits)
+        return bits
+
+    def along_axis(self, params: Mapping[str, float], values: np.ndarray) -> np.ndarray:
+        """The target along :attr:`axis` (for laws that declare one)."""
+        raise NotImplementedError(f"law '{self.name}' declares no axis")
 
     def describe(self) -> dict:
         """Plain-data description (``scalinglaws laws --json``)."""
         return {
             "name": self.name, "title": self.title, "reference": self.reference,
-            "formula": self.formula,
+            "formula": self.formula_text,
             "parameters": [{"name": p.name, "doc": p.doc, "fitted_as": f"log {p.name}" if p.log else p.name,
-                            "bounds": list(p.bounds), "grid_size": len(p.grid)} for p in self.params],
-            "columns": list(self.required_columns()), "optional_columns": list(self.optional_columns),
+                            "bounds": list(p.bounds), "grid": list(p.grid), "grid_size": len(p.grid)}
+                           for p in self.params],
+            "columns": list(self.required_columns()),
+            "optional_columns": list(self.optional_columns) + [c for c in self.columns if c in DEFAULTS],
+            "target": self.target, "predicts": self.predicts,
             "presets": {k: {"values": dict(v.values), "source": v.source} for k, v in self.presets.items()},
-            "planners": [p.kind for p in self.planners],
+            "planners": [{"kind": p.kind, "doc": p.doc, "required": list(p.required_names),
+                          "optional": [n for n in p.option_names if n not in p.required_names]}
+                         for p in self.planners],
             "start_grid_size": int(np.prod([len(p.grid) for p in self.params])),
         }
 
 
-def lse(*terms):
-    """Stable log-sum-exp of same-shaped arrays (works on complex input for complex-step)."""
-    stacked = np.stack(np.broadcast_arrays(*terms))
-    m = np.max(stacked.real, axis=0)
-    return m + np.log(np.sum(np.exp(stacked - m), axis=0))
+def _checked(fn, planner: Planner):
+    """``fn(self, params, **options)`` with the options read and checked by ``planner`` first."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def method(self, params, *args, **kwargs):
+        bound = sig.bind_partial(self, params, *args, **kwargs)
+        given = {k: v for k, v in list(bound.arguments.items())[2:]}
+        return fn(self, params, **planner.read(given))
+
+    method._checked = True
+    return method
 
 
-def require(**values) -> None:
-    """Planner argument checks: every value given (not None), else a clear InputError."""
-    for k, v in values.items():
-        if v is None:
-            raise InputError(f"--{k.replace('_', '-')} is required here")
+def _complex_step(law, theta, X):
+    S, P = theta.shape
+    h = 1e-30
+    pert = np.repeat(theta[:, None, :], P, axis=1).astype(complex)  # (S, P, P)
+    pert[:, np.arange(P), np.arange(P)] += 1j * h
+    out = law.log_predict(pert.reshape(S * P, P), X).reshape(S, P, -1)
+    return law.log_predict(theta, X), np.moveaxis(out.imag / h, 1, 2)
 
 
-def check_positive(**values) -> None:
-    """Planner argument checks: every value finite and > 0, else a clear InputError."""
-    for k, v in values.items():
-        if v is None:
-            continue
-        if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and v > 0):
-            raise InputError(f"--{k.replace('_', '-')} must be a finite number > 0, got {v}")
+def _rows(X: Mapping[str, np.ndarray]) -> int:
+    return max((np.size(v) for v in X.values()), default=1)
+
+
+def row_error(cols: Columns, message: str, mask, column: str | None = None) -> None:
+    """Raise ``message`` naming the first row where ``mask`` holds (nothing when none does)."""
+    bad = np.flatnonzero(np.asarray(mask, bool))
+    if bad.size:
+        raise cols.error(message, int(bad[0]), column)
+
+
+__all__ = ["Law", "Param", "Preset", "Planner", "Option", "OPTIONS", "exps", "row_error"]

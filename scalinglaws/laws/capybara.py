@@ -55,37 +55,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.columns import Columns, as_columns
+from scalinglaws.data.errors import OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
 
-_N, _ALPHA, _D, _BETA, _EPS, _GAMMA, _DELTA, _NU = range(8)
 _DEFAULT_BLOCK = 128
 _COST = 6.0 / 16.0
 
 
-def _as_int_bits(name: str, v, minimum: int) -> int:
-    if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and float(v).is_integer()):
-        raise InputError(f"--{name.replace('_', '-')} must be a whole number of bits, got {v}")
-    if v < minimum:
-        raise InputError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v:g}")
-    return int(v)
-
-
-def format_factor(params, E, M):
+def format_factor(p, E, M, m=np):
     """``(E + 0.5)^delta (M + 0.5)^nu``: larger is a better (lower-penalty) format."""
-    return (np.asarray(E, float) + 0.5) ** params["delta"] * (np.asarray(M, float) + 0.5) ** params["nu"]
-
-
-def loss(params, N, D, E, M, B):
-    """The Capybara loss (arrays broadcast)."""
-    N, D, B = (np.asarray(x, dtype=float) for x in (N, D, B))
-    out = (params["n"] / N ** params["alpha"] + params["d"] / D ** params["beta"] + params["epsilon"]
-           + D ** params["beta"] / N ** params["alpha"] * np.log2(B)
-           / (params["gamma"] * format_factor(params, E, M)))
-    return float(out) if out.ndim == 0 else out
+    return (E + 0.5) ** p["delta"] * (M + 0.5) ** p["nu"]
 
 
 def critical_data(params, N, E, M, B) -> float:
@@ -100,7 +82,7 @@ def critical_data(params, N, E, M, B) -> float:
 def best_split(params, bits: int) -> tuple[int, int]:
     """Best (E, M) with E + M + 1 = bits and E >= 1."""
     Es = np.arange(1, bits)
-    f = format_factor(params, Es, bits - 1 - Es)
+    f = format_factor(params, Es.astype(float), (bits - 1 - Es).astype(float))
     E = int(Es[int(np.argmax(f))])
     return E, bits - 1 - E
 
@@ -110,15 +92,15 @@ class Capybara(Law):
     title = "Capybara: floating-point quantization training (exponent, mantissa, block size)"
     reference = ("Sun et al. 2025, Scaling Laws for Floating-Point Quantization Training "
                  "(ICML 2025, arXiv:2501.02423), Eq. 26")
-    formula = ("L = n/N^alpha + d/D^beta + epsilon + (D^beta/N^alpha) log2(B) / "
-               "(gamma (E+0.5)^delta (M+0.5)^nu), E = exp_bits, M = man_bits, B = group_size")
+    formula_text = ("L = n/N^alpha + d/D^beta + epsilon + (D^beta/N^alpha) log2(B) / "
+                    "(gamma (E+0.5)^delta (M+0.5)^nu), E = exp_bits, M = man_bits, B = group_size")
     params = (
-        Param("n", "scale of the finite-model term", (-10.0, 40.0), (2.0, 5.0), log=True),
+        Param("n", "scale of the finite-model term", exps(-10, 40), exps(2, 5), log=True),
         Param("alpha", "exponent of model size", (0.0, 3.0), (0.2, 0.4)),
-        Param("d", "scale of the finite-data term", (-10.0, 60.0), (5.0, 10.0, 15.0), log=True),
+        Param("d", "scale of the finite-data term", exps(-10, 60), exps(5, 10, 15), log=True),
         Param("beta", "exponent of data size", (0.0, 3.0), (0.3, 0.6)),
-        Param("epsilon", "irreducible loss (nats/token)", (-5.0, 5.0), (0.25, 0.75), log=True),
-        Param("gamma", "inverse scale of the precision penalty", (-20.0, 60.0), (5.0, 10.0), log=True),
+        Param("epsilon", "irreducible loss (nats/token)", exps(-5, 5), exps(0.25, 0.75), log=True),
+        Param("gamma", "inverse scale of the precision penalty", exps(-20, 60), exps(5, 10), log=True),
         Param("delta", "weight of the exponent bits, (E+0.5)^delta", (0.0, 10.0), (1.0, 3.0)),
         Param("nu", "weight of the mantissa bits, (M+0.5)^nu", (0.0, 10.0), (1.0, 3.0)),
     )
@@ -131,73 +113,60 @@ class Capybara(Law):
     }
     planners = (
         Planner("fp-format", "best exponent/mantissa split for a total of --bits P = E + M + 1",
-                "plan_fp_format", ("bits", "N", "D", "group_size")),
+                "plan_fp_format", required=("bits",), optional=("N", "D", "group_size")),
         Planner("data", "critical data size: tokens beyond which more data raises the loss",
-                "plan_data", ("N", "exp_bits", "man_bits", "group_size")),
+                "plan_data", required=("N", "exp_bits", "man_bits", "group_size")),
         Planner("precision", "compute-optimal training precision under C = (6/16) P N D",
-                "plan_precision", ("flops", "group_size")),
+                "plan_precision", required=("flops",), optional=("group_size",)),
     )
+    penalty_axes = ("bits", "group_size", "tokens_per_byte")
 
     # ------------------------------------------------------------------ data
     def design(self, runs):
-        X = super().design(runs)
-        src = runs.attrs.get("source", "the table")
+        cols = as_columns(runs)
+        X = super().design(cols)
         for col, lo in (("exp_bits", 0.0), ("man_bits", 0.0), ("group_size", 1.0)):
             bad = np.flatnonzero(~(X[col] >= lo))
             if bad.size:
-                idx = runs.index[int(bad[0])]
-                raise InputError(f"{col} must be >= {lo:g}, got {X[col][bad[0]]}", file=src,
-                                 row=int(idx) if isinstance(idx, (int, np.integer)) else None, column=col)
-        on = X["group_size"] > 1
-        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
-        X["llB"] = np.where(on, np.log(np.log2(np.where(on, X["group_size"], 2.0))), 0.0)
-        X["q"] = on.astype(float)
-        X["lnE"], X["lnM"] = np.log(X["exp_bits"] + 0.5), np.log(X["man_bits"] + 0.5)
+                raise cols.error(f"{col} must be >= {lo:g}, got {X[col][bad[0]]}", int(bad[0]), col)
+        X["lb"] = np.log2(X.pop("group_size"))  # B = 1 (no shared scale): log2 B = 0, no penalty
         return X
 
     # --------------------------------------------------------------- formula
-    def _terms(self, t, X):
-        lnN, lnD = X["lnN"], X["lnD"]
-        with np.errstate(over="ignore", under="ignore"):
-            t1 = np.exp(t[:, _N, None] - t[:, _ALPHA, None] * lnN)
-            t2 = np.exp(t[:, _D, None] - t[:, _BETA, None] * lnD)
-            t3 = np.exp(t[:, _EPS, None] + 0.0 * lnN)
-            t4 = X["q"] * np.exp(t[:, _BETA, None] * lnD - t[:, _ALPHA, None] * lnN + X["llB"]
-                                 - t[:, _GAMMA, None] - t[:, _DELTA, None] * X["lnE"]
-                                 - t[:, _NU, None] * X["lnM"])
-        return t1, t2, t3, t4
+    def formula(self, p, x, m=np):
+        return (p.n / x.N ** p.alpha + p.d / x.D ** p.beta + p.epsilon
+                + x.D ** p.beta / x.N ** p.alpha * x.lb / (p.gamma * format_factor(p, x.exp_bits, x.man_bits, m)))
 
-    def log_predict(self, theta, X):
-        t1, t2, t3, t4 = self._terms(np.asarray(theta), X)
-        return np.log(t1 + t2 + t3 + t4)
+    def loss(self, params, N, D, E, M, B):
+        """The Capybara loss of a model of N parameters trained on D tokens in EeMm with block B."""
+        return self.at(params, N=N, D=D, exp_bits=E, man_bits=M, group_size=B)
 
-    def log_predict_jac(self, theta, X):
-        t1, t2, t3, t4 = self._terms(np.asarray(theta, dtype=float), X)
-        L = t1 + t2 + t3 + t4
-        p1, p2, p3, p4 = t1 / L, t2 / L, t3 / L, t4 / L
-        lnN, lnD = X["lnN"], X["lnD"]
-        J = np.empty(L.shape + (8,))
-        J[..., _N] = p1
-        J[..., _ALPHA] = -(p1 + p4) * lnN
-        J[..., _D] = p2
-        J[..., _BETA] = (p4 - p2) * lnD
-        J[..., _EPS] = p3
-        J[..., _GAMMA] = -p4
-        J[..., _DELTA] = -p4 * X["lnE"]
-        J[..., _NU] = -p4 * X["lnM"]
-        return np.log(L), J
+    # ------------------------------------------------- what other layers ask
+    def unquantized(self, cols):
+        """The same runs without the precision penalty: block size 1 (log2 B = 0)."""
+        cols = as_columns(cols)
+        data = {c: cols[c] for c in cols.columns}
+        data["group_size"] = np.ones(cols.n)
+        return Columns(data, cols.source, cols.rows)
+
+    def bits_of(self, cols):
+        """Total bits of each run's format: exp_bits + man_bits + 1 (sign)."""
+        cols = as_columns(cols)
+        return cols["exp_bits"] + cols["man_bits"] + 1
+
+    bits_label = "bits = exp_bits + man_bits + 1"
+
+    def weight_bits_of(self, cols):
+        return self.bits_of(cols)
 
     # -------------------------------------------------------------- planners
-    def plan_fp_format(self, params, bits=None, N=None, D=None, group_size=None):
+    def plan_fp_format(self, params, bits, N=None, D=None, group_size=_DEFAULT_BLOCK):
         """Best E/M split for ``bits`` total bits (sign + E + M)."""
-        require(bits=bits)
-        P = _as_int_bits("bits", bits, 2)
-        check_positive(N=N, D=D, group_size=group_size)
+        P = int(bits)
         if (N is None) != (D is None):
-            raise InputError("give both --N and --D to see each format's loss (or neither)")
-        B = _DEFAULT_BLOCK if group_size is None else group_size
-        if B < 1:
-            raise InputError(f"--group-size must be >= 1, got {B:g}")
+            raise OptionError("N" if N is None else "D", "is needed too: give both N and D to see each "
+                              "format's loss (or neither)")
+        B = group_size
         E_best, M_best = best_split(params, P)
         f_best = float(format_factor(params, E_best, M_best))
         rows = []
@@ -206,7 +175,7 @@ class Capybara(Law):
             f = float(format_factor(params, E, M))
             row = {"format": f"E{E}M{M}", "exp_bits": E, "man_bits": M, "penalty_vs_best": f_best / f}
             if N is not None:
-                row["loss"] = loss(params, N, D, E, M, B)
+                row["loss"] = self.loss(params, N, D, E, M, B)
             rows.append(row)
         best = next(r for r in rows if r["exp_bits"] == E_best)
         res = {"bits": P, "exp_bits": E_best, "man_bits": M_best, "format": f"E{E_best}M{M_best}",
@@ -219,21 +188,14 @@ class Capybara(Law):
                              if N is not None else ""))
         return res
 
-    def plan_data(self, params, N=None, exp_bits=None, man_bits=None, group_size=None):
+    def plan_data(self, params, N, exp_bits, man_bits, group_size):
         """Critical data size for a model of N parameters trained in format E/M with block B."""
-        require(N=N, exp_bits=exp_bits, man_bits=man_bits, group_size=group_size)
-        check_positive(N=N, group_size=group_size)
-        for name, v in (("exp_bits", exp_bits), ("man_bits", man_bits)):
-            if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
-                raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
-        if group_size < 1:
-            raise InputError(f"--group-size must be >= 1, got {group_size:g}")
         d = critical_data(params, N, exp_bits, man_bits, group_size)
         fmt = f"E{exp_bits:g}M{man_bits:g}"
         res = {"N": N, "exp_bits": exp_bits, "man_bits": man_bits, "group_size": group_size, "D_crit": d,
                "tokens_per_param": d / N}
         if math.isfinite(d):
-            res["loss"] = loss(params, N, d, exp_bits, man_bits, group_size)
+            res["loss"] = self.loss(params, N, d, exp_bits, man_bits, group_size)
             res["summary"] = (f"{fmt}, block {group_size:g}: beyond D_crit = {human(d)} tokens "
                               f"({d / N:.3g} tokens/parameter) more data raises the loss of a "
                               f"{human(N)}-parameter model")
@@ -241,23 +203,20 @@ class Capybara(Law):
             res["summary"] = "block size 1 (log2 B = 0): no precision penalty, so no critical data size"
         return res
 
-    def plan_precision(self, params, flops=None, group_size=None):
+    def plan_precision(self, params, flops, group_size=_DEFAULT_BLOCK):
         """Compute-optimal total precision P under C = (6/16) P N D."""
-        require(flops=flops)
-        check_positive(flops=flops, group_size=group_size)
-        B = _DEFAULT_BLOCK if group_size is None else group_size
-        if B < 1:
-            raise InputError(f"--group-size must be >= 1, got {B:g}")
+        from scipy.optimize import minimize_scalar
+        B = group_size
         rows = []
         for P in range(2, 17):
             E, M = best_split(params, P)
             K = flops / (_COST * P)  # N * D
             if K <= 1.0:
-                raise InputError(f"--flops {flops:g} is too small to train anything at {P} bits")
+                raise OptionError("flops", f"{flops:g} is too small to train anything at {P} bits")
 
             def f(lnN, E=E, M=M, K=K):
                 N = math.exp(lnN)
-                return loss(params, N, K / N, E, M, B)
+                return self.loss(params, N, K / N, E, M, B)
 
             r = minimize_scalar(f, bounds=(0.0, math.log(K)), method="bounded",
                                 options={"xatol": 1e-9, "maxiter": 500})

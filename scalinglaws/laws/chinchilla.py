@@ -22,14 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, lse, require
+from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 
 
 def compute_optimal(E: float, A: float, B: float, alpha: float, beta: float, flops: float) -> dict:
     """Compute-optimal N and D for ``flops = 6 N D`` under the Chinchilla law (closed form)."""
-    check_positive(flops=flops)
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     n_opt = G * (flops / 6.0) ** (beta / (alpha + beta))
     d_opt = (flops / 6.0) / n_opt
@@ -41,11 +40,11 @@ class Chinchilla(Law):
     name = "chinchilla"
     title = "Chinchilla: loss from parameters and tokens"
     reference = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models (Approach 3)"
-    formula = "L = E + A/N^alpha + B/D^beta"
+    formula_text = "L = E + A/N^alpha + B/D^beta"
     params = (
-        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (-1.0, -0.5, 0.0, 0.5, 1.0), log=True),
-        Param("A", "scale of the finite-model term", (-10.0, 60.0), (0.0, 5.0, 10.0, 15.0, 20.0, 25.0), log=True),
-        Param("B", "scale of the finite-data term", (-10.0, 60.0), (0.0, 5.0, 10.0, 15.0, 20.0, 25.0), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(-1, -0.5, 0, 0.5, 1), log=True),
+        Param("A", "scale of the finite-model term", exps(-10, 60), exps(0, 5, 10, 15, 20, 25), log=True),
+        Param("B", "scale of the finite-data term", exps(-10, 60), exps(0, 5, 10, 15, 20, 25), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
         Param("beta", "exponent of data size", (0.0, 5.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
     )
@@ -59,23 +58,14 @@ class Chinchilla(Law):
             "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt (Eq. 4)"),
     }
     planners = (Planner("compute", "compute-optimal N and D for a FLOP budget C = 6ND", "plan_compute",
-                        ("flops",)),)
-    has_curvature = True
+                        required=("flops",)),)
+    penalty_axes = ()
 
-    def design(self, runs):
-        X = super().design(runs)
-        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
-        return X
+    def formula(self, p, x, m=np):
+        return p.E + p.A / x.N ** p.alpha + p.B / x.D ** p.beta
 
-    def log_predict(self, theta, X):
-        t = np.asarray(theta)
-        if np.iscomplexobj(t):  # complex-step callers: the stable log-sum-exp form
-            return lse(t[:, _A, None] - t[:, _ALPHA, None] * X["lnN"],
-                       t[:, _B, None] - t[:, _BETA, None] * X["lnD"],
-                       t[:, _E, None] + 0.0 * X["lnN"])
-        return np.log(self._terms(t, X)[3])
-
-    # analytic derivatives --------------------------------------------------------
+    # The fitter's fast path (benchmarks/law_speed.py measures it against the generic
+    # derivatives of the formula; tests/test_laws_contract.py checks they agree).
     # With u = (a - alpha lnN, b - beta lnD, e) and p = softmax(u):
     #   J = d logL / d theta = sum_k p_k m_k,  Hessian(logL) = sum_k p_k m_k m_k^T - J J^T,
     # where m_k = d u_k / d theta is fixed by the data (m_1 = e_a - lnN e_alpha,
@@ -83,6 +73,11 @@ class Chinchilla(Law):
     # the terms are summed directly (faster than log-sum-exp).  Every sum over runs that
     # the fitter needs is a weighted sum of the six features 1, lnN, lnD, lnN^2, lnD^2,
     # lnN lnD: one matrix product per weight, for all parameter vectors at once.
+    def design(self, cols):
+        X = super().design(cols)
+        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
+        return X
+
     @staticmethod
     def _terms(t, X):
         # in place, to keep the (S, n) temporaries few (this is the fitter's inner loop)
@@ -98,17 +93,8 @@ class Chinchilla(Law):
             L += t3
         return t1, t2, t3, L
 
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        t1, t2, t3, L = self._terms(t, X)
-        p1, p2 = t1 / L, t2 / L
-        J = np.empty(p1.shape + (5,))
-        J[:, :, _E] = t3 / L
-        J[:, :, _A] = p1
-        J[:, :, _B] = p2
-        J[:, :, _ALPHA] = -p1 * X["lnN"]
-        J[:, :, _BETA] = -p2 * X["lnD"]
-        return np.log(L), J
+    def log_predict(self, theta, X):
+        return np.log(self._terms(np.asarray(theta), X)[3])
 
     def evaluate(self, theta, X):
         t1, t2, t3, L = self._terms(np.asarray(theta), X)
@@ -147,15 +133,9 @@ class Chinchilla(Law):
             H[:, i, j] = H[:, j, i] = v
         return g, H
 
-    def curvature(self, theta, X, w):
-        _, cache = self.evaluate(theta, X)
-        zero = np.zeros_like(w)
-        return self.grad_hess(theta, X, cache, zero, zero, w)[1]
-
     # planners --------------------------------------------------------------------
-    def plan_compute(self, params, flops: float | None = None):
+    def plan_compute(self, params, flops):
         """Compute-optimal allocation for ``flops`` (C = 6ND)."""
-        require(flops=flops)
         res = compute_optimal(params["E"], params["A"], params["B"], params["alpha"], params["beta"], flops)
         res["summary"] = (f"N_opt = {human(res['N_opt'])} parameters, D_opt = {human(res['D_opt'])} tokens "
                           f"({res['tokens_per_param']:.1f} tokens/parameter), loss {res['loss']:.4f}")

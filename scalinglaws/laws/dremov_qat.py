@@ -69,17 +69,13 @@ says so.  Note that S_total = D / memory does not depend on b.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import pandas as pd
-from scipy.optimize import minimize_scalar
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.columns import as_columns
+from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
+from scalinglaws.laws.base import Law, Param, Planner, Preset, exps, row_error
 
-_LN2 = math.log(2.0)
 #: bit-widths the ``bits`` planner compares
 BITS_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 16)
 
@@ -89,23 +85,15 @@ def tokens_per_param_byte(D, N, bits):
     return np.asarray(D, dtype=float) / (np.asarray(N, dtype=float) * np.asarray(bits, dtype=float) / 8.0)
 
 
-def optimal_fraction(a: float, S_total):
-    """``f* = exp(-a / ln S_total)`` (S_total > 1)."""
-    S = np.asarray(S_total, dtype=float)
-    out = np.exp(-a / np.log(S))
-    return float(out) if out.ndim == 0 else out
-
-
-def _row(runs, i):
-    idx = runs.index[int(i)]
-    return int(idx) if isinstance(idx, (int, np.integer)) else None
+def _total_tokens(cols, who):
+    if "D_fp" in cols and "D_qat" in cols:
+        return cols["D_fp"] + cols["D_qat"]
+    if "D" in cols:
+        return cols["D"]
+    raise InputError(f"{who} needs columns 'D_fp' and 'D_qat' (or 'D', the total)", file=cols.source)
 
 
 def _check_planner(N, D, w_bits):
-    require(N=N, D=D, w_bits=w_bits)
-    check_positive(N=N, D=D)
-    if not (isinstance(w_bits, (int, float, np.integer, np.floating)) and math.isfinite(w_bits) and w_bits >= 1):
-        raise InputError(f"--w-bits must be >= 1 (bits per weight), got {w_bits}")
     S = float(tokens_per_param_byte(D, N, w_bits))
     if S <= 1.0:
         raise InputError(f"S_total = D / (N w_bits / 8) = {S:.3g} tokens per parameter byte; the QAT fraction "
@@ -118,40 +106,47 @@ def _split(res, D, f):
     return res
 
 
+_S_AXIS = ("S", "tokens per parameter byte S_total = D / (N bits / 8)")
+
+
 class DremovFraction(Law):
     name = "dremov-fraction"
     title = "Dremov QAT fraction: f* = exp(-a / ln S_total)"
     reference = "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training (arXiv:2509.22935)"
-    formula = "f* = exp(-a / ln S_total), S_total = (D_fp + D_qat) / (N w_bits / 8); fitted to each sweep's best f"
+    formula_text = ("f* = exp(-a / ln S_total), S_total = (D_fp + D_qat) / (N w_bits / 8); "
+                    "fitted to each sweep's best f")
     params = (Param("a", "QAT-start constant: larger a, smaller optimal QAT fraction", (0.0, 100.0),
                     (1.0, 4.0, 10.0)),)
     columns = ("N", "D_fp", "D_qat", "w_bits")
+    predicts = "qat_fraction"
+    target_unit = ""
+    axis = _S_AXIS
     presets = {"dremov2025": Preset({"a": 6.7297},
                                     "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training "
                                     "(optimal QAT fraction fit, a = 6.7297)")}
     planners = (
         Planner("qat-fraction", "optimal QAT fraction f* and the split D = D_fp + D_qat", "plan_qat_fraction",
-                ("N", "D", "w_bits")),
+                required=("N", "D", "w_bits")),
         Planner("bits", "best bit-width for a memory budget (needs a fitted dremov-qat loss law)", "plan_bits",
-                ("memory", "D")),
+                required=("memory", "D")),
     )
 
+    @property
+    def target_name(self) -> str:
+        return "optimal QAT fraction"
+
     def prepare(self, runs):
-        src = runs.attrs.get("source", "the table")
-        N, Dfp, Dq = (runs[c].to_numpy(dtype=float) for c in ("N", "D_fp", "D_qat"))
-        w = runs["w_bits"].to_numpy(dtype=float)
+        cols = as_columns(runs)
+        cols.require(("N", "D_fp", "D_qat", "loss"), f"law '{self.name}'")
+        N, Dfp, Dq, w, loss = cols["N"], cols["D_fp"], cols["D_qat"], cols["w_bits"], cols["loss"]
         Dt = Dfp + Dq
-        bad = np.flatnonzero(~(Dt > 0))
-        if bad.size:
-            raise InputError("D_fp + D_qat must be > 0", file=src, row=_row(runs, bad[0]), column="D_qat")
-        keys = [(f"{n:.6g}", f"{d:.6g}", f"{b:.6g}") for n, d, b in zip(N, Dt, w)]
+        row_error(cols, "D_fp + D_qat must be > 0", ~(Dt > 0), "D_qat")
         groups: dict = {}
-        for i, k in enumerate(keys):
+        for i, k in enumerate(zip((f"{n:.6g}" for n in N), (f"{d:.6g}" for d in Dt), (f"{b:.6g}" for b in w))):
             if w[i] < 16:
                 groups.setdefault(k, []).append(i)
-        out, skipped = [], 0
-        loss = runs["loss"].to_numpy(dtype=float)
-        for k, idx in groups.items():
+        best, f_best, S_best, n_fr, skipped = [], [], [], [], 0
+        for idx in groups.values():
             fr = Dq[idx] / Dt[idx]
             if len(set(np.round(fr, 9))) < 2:
                 skipped += 1
@@ -160,68 +155,60 @@ class DremovFraction(Law):
             f = Dq[j] / Dt[j]
             S = float(tokens_per_param_byte(Dt[j], N[j], w[j]))
             if f <= 0:
-                raise InputError(f"the sweep at N={N[j]:.4g}, D={Dt[j]:.4g}, w_bits={w[j]:g} is best with no QAT "
+                raise cols.error(f"the sweep at N={N[j]:.4g}, D={Dt[j]:.4g}, w_bits={w[j]:g} is best with no QAT "
                                  f"at all (D_qat = 0), which f* = exp(-a/ln S) cannot express; drop the D_qat = 0 "
-                                 f"runs (--where \"D_qat > 0\")", file=src, row=_row(runs, j))
+                                 f"runs (--where \"D_qat > 0\")", j)
             if S <= 1:
-                raise InputError(f"S_total = {S:.3g} tokens per parameter byte; the fraction law needs S_total > 1",
-                                 file=src, row=_row(runs, j))
-            row = runs.iloc[j].to_dict()
-            row.update(f_best=f, S_total=S, n_fractions=len(idx))
-            out.append((runs.index[j], row))
-        if not out:
+                raise cols.error(f"S_total = {S:.3g} tokens per parameter byte; the fraction law needs "
+                                 f"S_total > 1", j)
+            best.append(j)
+            f_best.append(f)
+            S_best.append(S)
+            n_fr.append(len(idx))
+        if not best:
             raise InputError("law 'dremov-fraction' is fitted to the best QAT fraction of each (N, D_fp + D_qat, "
                              "w_bits) sweep, and no such group of quantized runs (w_bits < 16) has runs at two or "
-                             "more fractions", file=src)
-        df = pd.DataFrame([r for _, r in out], index=pd.Index([i for i, _ in out], name=runs.index.name))
-        df.attrs.update(runs.attrs)
-        df.attrs["source"] = src
-        df.attrs["groups_skipped"] = skipped
-        return df
+                             "more fractions", file=cols.source)
+        out = runs.iloc[best].copy()
+        out["f_best"], out["S_total"], out["n_fractions"] = f_best, S_best, n_fr
+        out.attrs.update(runs.attrs)
+        out.attrs["source"] = cols.source
+        out.attrs["groups_skipped"] = skipped
+        return out
 
     def observed(self, runs):
-        if "f_best" in runs.columns:
-            return runs["f_best"].to_numpy(dtype=float)
-        return (runs["D_qat"] / (runs["D_fp"] + runs["D_qat"])).to_numpy(dtype=float)
+        cols = as_columns(runs)
+        if "f_best" in cols:
+            return cols["f_best"]
+        return cols["D_qat"] / (cols["D_fp"] + cols["D_qat"])
 
     def design(self, runs):
-        src = runs.attrs.get("source", "the table")
-        if "N" not in runs.columns or "w_bits" not in runs.columns:
-            miss = [c for c in ("N", "w_bits") if c not in runs.columns]
-            raise InputError(f"law '{self.name}' needs column{'s' if len(miss) > 1 else ''} "
-                             f"{', '.join(repr(m) for m in miss)}", file=src)
-        if "D_fp" in runs.columns and "D_qat" in runs.columns:
-            D = (runs["D_fp"] + runs["D_qat"]).to_numpy(dtype=float)
-        elif "D" in runs.columns:
-            D = runs["D"].to_numpy(dtype=float)
-        else:
-            raise InputError(f"law '{self.name}' needs columns 'D_fp' and 'D_qat' (or 'D', the total)", file=src)
-        N, w = runs["N"].to_numpy(dtype=float), runs["w_bits"].to_numpy(dtype=float)
-        S = tokens_per_param_byte(D, N, w)
+        cols = as_columns(runs)
+        cols.require(("N",), f"law '{self.name}'")
+        D = _total_tokens(cols, f"law '{self.name}'")
+        S = tokens_per_param_byte(D, cols["N"], cols["w_bits"])
         bad = np.flatnonzero(~(S > 1))
         if bad.size:
-            raise InputError(f"S_total = D / (N w_bits / 8) = {S[bad[0]]:.3g}; the fraction law needs S_total > 1",
-                             file=src, row=_row(runs, bad[0]))
-        return {"N": N, "D": D, "w_bits": w, "lnS": np.log(S)}
+            raise cols.error(f"S_total = D / (N w_bits / 8) = {S[bad[0]]:.3g}; the fraction law needs S_total > 1",
+                             int(bad[0]))
+        return {"S": S}
 
-    def log_predict(self, theta, X):
-        return -np.asarray(theta)[:, 0, None] / X["lnS"]
+    def formula(self, p, x, m=np):
+        return m.exp(-p.a / m.log(x.S))
 
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        f = -t[:, 0, None] / X["lnS"]
-        return f, np.broadcast_to((-1.0 / X["lnS"])[None, :, None], f.shape + (1,)).copy()
+    def along_axis(self, params, values):
+        return self.formula(self.public(self.to_internal(params)[None]), _vars(S=np.asarray(values, float)))[0]
 
-    def plan_qat_fraction(self, params, N=None, D=None, w_bits=None):
+    def plan_qat_fraction(self, params, N, D, w_bits):
         """``f* = exp(-a / ln S_total)`` and the split of D."""
         S = _check_planner(N, D, w_bits)
-        f = optimal_fraction(params["a"], S)
+        f = self.at(params, N=N, D=D, w_bits=w_bits)
         res = _split({"N": N, "D": D, "w_bits": w_bits, "S_total": S}, D, f)
         res["summary"] = (f"S_total = {S:.4g} tokens per parameter byte: spend {f:.1%} of the {human(D)} tokens "
                           f"in QAT at {w_bits:g} bits (D_fp = {human(res['D_fp'])}, D_qat = {human(res['D_qat'])})")
         return res
 
-    def plan_bits(self, params, memory=None, D=None):
+    def plan_bits(self, params, memory, D):
         """Not answerable from the fraction law alone (see the message)."""
         raise InputError("'optimal bits' compares the loss reached at each bit-width, and the QAT fraction law "
                          "(dremov-fraction, e.g. preset dremov2025) predicts only the best fraction of training to "
@@ -230,28 +217,30 @@ class DremovFraction(Law):
                          "and pass that fit.json to 'optimal bits'")
 
 
-_E, _A, _B, _ALPHA, _BETA, _TH, _KA, _PHI, _CHI, _PSI, _OM, _LAM, _MU, _NU, _XI, _RHO = range(16)
+def _vars(**values):
+    from scalinglaws.laws.derive import Vars
+    return Vars(values)
 
 
 class DremovQAT(Law):
     name = "dremov-qat"
     title = "Dremov unified QAT loss: Chinchilla plus a penalty in bits, N, S_fp and S_qat"
     reference = "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training (arXiv:2509.22935)"
-    formula = ("L = E + A/N^alpha + B/(D_fp+D_qat)^beta + theta 2^(-kappa b) + phi 2^(-chi b)/(N^psi S_qat^omega)"
-               " + lambda 2^(-mu b)/(N^nu S_fp^xi S_qat^rho), b = w_bits, S = D/(N b/8)")
+    formula_text = ("L = E + A/N^alpha + B/(D_fp+D_qat)^beta + theta 2^(-kappa b) + phi 2^(-chi b)/(N^psi "
+                    "S_qat^omega) + lambda 2^(-mu b)/(N^nu S_fp^xi S_qat^rho), b = w_bits, S = D/(N b/8)")
     params = (
-        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (0.25, 0.75), log=True),
-        Param("A", "scale of the finite-model term", (-10.0, 60.0), (3.0, 7.0, 11.0), log=True),
-        Param("B", "scale of the finite-data term (not the bit-width)", (-10.0, 60.0), (3.0, 7.0, 11.0), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0.25, 0.75), log=True),
+        Param("A", "scale of the finite-model term", exps(-10, 60), exps(3, 7, 11), log=True),
+        Param("B", "scale of the finite-data term (not the bit-width)", exps(-10, 60), exps(3, 7, 11), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.25, 0.5)),
         Param("beta", "exponent of total tokens", (0.0, 5.0), (0.25, 0.5)),
-        Param("theta", "scale of the irreducible QAT error", (-30.0, 10.0), (-4.0, -1.0), log=True),
+        Param("theta", "scale of the irreducible QAT error", exps(-30, 10), exps(-4, -1), log=True),
         Param("kappa", "bit decay of the irreducible error, 2^(-kappa b)", (0.0, 5.0), (0.5,)),
-        Param("phi", "scale of the pure-QAT term", (-30.0, 30.0), (0.0,), log=True),
+        Param("phi", "scale of the pure-QAT term", exps(-30, 30), exps(0), log=True),
         Param("chi", "bit decay of the pure-QAT term", (0.0, 5.0), (0.5,)),
         Param("psi", "model-size exponent of the pure-QAT term", (-2.0, 3.0), (0.2,)),
         Param("omega", "QAT-token exponent of the pure-QAT term", (-2.0, 3.0), (0.3,)),
-        Param("lambda", "scale of the FP/QAT interaction term", (-30.0, 30.0), (-2.0,), log=True),
+        Param("lambda", "scale of the FP/QAT interaction term", exps(-30, 30), exps(-2), log=True),
         Param("mu", "bit decay of the interaction term", (0.0, 5.0), (0.5,)),
         Param("nu", "model-size exponent of the interaction term", (-2.0, 3.0), (0.2,)),
         Param("xi", "FP-token exponent of the interaction term", (-3.0, 3.0), (0.0,)),
@@ -260,88 +249,57 @@ class DremovQAT(Law):
     columns = ("N", "D_fp", "D_qat", "w_bits")
     planners = (
         Planner("qat-fraction", "QAT fraction that minimises the unified loss, and the split of D",
-                "plan_qat_fraction", ("N", "D", "w_bits")),
+                "plan_qat_fraction", required=("N", "D", "w_bits")),
         Planner("bits", "for each bit-width, the largest N that fits --memory, its loss, and the winner",
-                "plan_bits", ("memory", "D")),
+                "plan_bits", required=("memory", "D")),
     )
+    penalty_axes = ("bits", "tokens_per_byte")
 
     # ------------------------------------------------------------------ data
+    def prepare(self, runs):
+        cols = as_columns(runs)
+        if not (cols["w_bits"] < 16).any():
+            raise InputError(f"law '{self.name}' needs quantized runs (w_bits < 16) to fit its QAT penalty"
+                             + ("" if "w_bits" in cols else "; the table has no 'w_bits' column, which means 16 "
+                                                            "bits on every run"), file=cols.source)
+        return runs
+
     def design(self, runs):
-        X = super().design(runs)
-        src = runs.attrs.get("source", "the table")
+        cols = as_columns(runs)
+        X = super().design(cols)
         N, Dfp, Dq, b = X["N"], X["D_fp"], X["D_qat"], X["w_bits"]
         q = b < 16
         for col, arr in (("D_qat", Dq), ("D_fp", Dfp)):
-            bad = np.flatnonzero(q & ~(arr > 0))
-            if bad.size:
-                why = ("without QAT tokens the run is post-training quantization, which this law does not model"
-                       if col == "D_qat" else
-                       "the FP/QAT interaction term has S_fp^xi in a denominator, undefined at D_fp = 0")
-                raise InputError(f"a quantized row (w_bits < 16) needs {col} > 0: {why}; leave such rows out "
-                                 f"with --where \"{col} > 0 or w_bits >= 16\"", file=src, row=_row(runs, bad[0]),
-                                 column=col)
+            why = ("without QAT tokens the run is post-training quantization, which this law does not model"
+                   if col == "D_qat" else
+                   "the FP/QAT interaction term has S_fp^xi in a denominator, undefined at D_fp = 0")
+            row_error(cols, f"a quantized row (w_bits < 16) needs {col} > 0: {why}; leave such rows out "
+                            f"with --where \"{col} > 0 or w_bits >= 16\"", q & ~(arr > 0), col)
         Dt = Dfp + Dq
-        bad = np.flatnonzero(~(Dt > 0))
-        if bad.size:
-            raise InputError("D_fp + D_qat must be > 0", file=src, row=_row(runs, bad[0]), column="D_fp")
+        row_error(cols, "D_fp + D_qat must be > 0", ~(Dt > 0), "D_fp")
         byte = N * b / 8.0
-        X["lnN"], X["lnD"] = np.log(N), np.log(Dt)
-        X["q"] = q.astype(float)
-        X["bln2"] = np.where(q, b, 0.0) * _LN2
-        X["lnSq"] = np.where(q, np.log(np.where(q, Dq, 1.0) / byte), 0.0)
-        X["lnSf"] = np.where(q, np.log(np.where(q, Dfp, 1.0) / byte), 0.0)
-        return X
+        # unquantized rows have no penalty (q = 0); their S and b are set to neutral finite values
+        return {"N": N, "Dt": Dt, "q": q.astype(float), "b": np.where(q, b, 0.0),
+                "Sq": np.where(q, np.where(q, Dq, 1.0) / byte, 1.0),
+                "Sf": np.where(q, np.where(q, Dfp, 1.0) / byte, 1.0)}
 
     # --------------------------------------------------------------- formula
-    def _terms(self, t, X):
-        lnN, lnD, q = X["lnN"], X["lnD"], X["q"]
-        c = lambda j: t[:, j, None]  # noqa: E731
-        with np.errstate(over="ignore", under="ignore"):
-            return (np.exp(c(_E) + 0.0 * lnN),
-                    np.exp(c(_A) - c(_ALPHA) * lnN),
-                    np.exp(c(_B) - c(_BETA) * lnD),
-                    q * np.exp(c(_TH) - c(_KA) * X["bln2"]),
-                    q * np.exp(c(_PHI) - c(_CHI) * X["bln2"] - c(_PSI) * lnN - c(_OM) * X["lnSq"]),
-                    q * np.exp(c(_LAM) - c(_MU) * X["bln2"] - c(_NU) * lnN - c(_XI) * X["lnSf"]
-                               - c(_RHO) * X["lnSq"]))
-
-    def log_predict(self, theta, X):
-        return np.log(sum(self._terms(np.asarray(theta), X)))
-
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        t1, t2, t3, t4, t5, t6 = self._terms(t, X)
-        L = t1 + t2 + t3 + t4 + t5 + t6
-        p = [x / L for x in (t1, t2, t3, t4, t5, t6)]
-        lnN, lnD, bl, Sq, Sf = X["lnN"], X["lnD"], X["bln2"], X["lnSq"], X["lnSf"]
-        J = np.empty(L.shape + (16,))
-        J[..., _E], J[..., _A], J[..., _B] = p[0], p[1], p[2]
-        J[..., _ALPHA], J[..., _BETA] = -p[1] * lnN, -p[2] * lnD
-        J[..., _TH], J[..., _KA] = p[3], -p[3] * bl
-        J[..., _PHI], J[..., _CHI], J[..., _PSI], J[..., _OM] = p[4], -p[4] * bl, -p[4] * lnN, -p[4] * Sq
-        J[..., _LAM], J[..., _MU], J[..., _NU] = p[5], -p[5] * bl, -p[5] * lnN
-        J[..., _XI], J[..., _RHO] = -p[5] * Sf, -p[5] * Sq
-        return np.log(L), J
+    def formula(self, p, x, m=np):
+        pen = (p.theta * 2.0 ** (-p.kappa * x.b)
+               + p.phi * 2.0 ** (-p.chi * x.b) / (x.N ** p.psi * x.Sq ** p.omega)
+               + p["lambda"] * 2.0 ** (-p.mu * x.b) / (x.N ** p.nu * x.Sf ** p.xi * x.Sq ** p.rho))
+        return p.E + p.A / x.N ** p.alpha + p.B / x.Dt ** p.beta + x.q * pen
 
     # -------------------------------------------------------------- planners
-    @staticmethod
-    def loss(params, N, D_fp, D_qat, w_bits):
+    def loss(self, params, N, D_fp, D_qat, w_bits):
         """The unified loss for plain numbers or arrays (w_bits >= 16: no penalty)."""
         N, Dfp, Dq, b = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (N, D_fp, D_qat, w_bits)))
-        p = params
-        base = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / (Dfp + Dq) ** p["beta"]
-        q = b < 16
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            byte = N * b / 8.0
-            Sq, Sf = Dq / byte, Dfp / byte
-            pen = (p["theta"] * 2.0 ** (-p["kappa"] * b)
-                   + p["phi"] * 2.0 ** (-p["chi"] * b) / (N ** p["psi"] * Sq ** p["omega"])
-                   + p["lambda"] * 2.0 ** (-p["mu"] * b) / (N ** p["nu"] * Sf ** p["xi"] * Sq ** p["rho"]))
-        out = base + np.where(q, pen, 0.0)
+        out = self.at(params, N=N.ravel(), D_fp=Dfp.ravel(), D_qat=Dq.ravel(), w_bits=b.ravel()).reshape(N.shape)
         return float(out) if out.ndim == 0 else out
 
     def best_fraction(self, params, N, D, w_bits) -> tuple[float, float]:
         """(f*, loss): the QAT fraction in (0, 1) minimising the loss (coarse grid, then Brent)."""
+        from scipy.optimize import minimize_scalar
         grid = np.linspace(1e-4, 1 - 1e-4, 2001)
         vals = self.loss(params, N, (1 - grid) * D, grid * D, w_bits)
         vals = np.where(np.isfinite(vals), vals, np.inf)
@@ -353,11 +311,12 @@ class DremovQAT(Law):
             return float(r.x), float(r.fun)
         return float(grid[i]), float(vals[i])
 
-    def plan_qat_fraction(self, params, N=None, D=None, w_bits=None):
+    def plan_qat_fraction(self, params, N, D, w_bits):
         """The QAT fraction that minimises the unified loss."""
         S = _check_planner(N, D, w_bits)
         if w_bits >= 16:
-            raise InputError("--w-bits >= 16 is full precision: the law has no QAT penalty there, so no QAT fraction")
+            raise OptionError("w_bits", ">= 16 is full precision: the law has no QAT penalty there, so no QAT "
+                                        "fraction")
         f, L = self.best_fraction(params, N, D, w_bits)
         res = _split({"N": N, "D": D, "w_bits": w_bits, "S_total": S}, D, f)
         res["loss"] = L
@@ -365,10 +324,8 @@ class DremovQAT(Law):
                           f"{human(res['D_fp'])}, D_qat = {human(res['D_qat'])}); predicted loss {L:.4f}")
         return res
 
-    def plan_bits(self, params, memory=None, D=None):
+    def plan_bits(self, params, memory, D):
         """For each bit-width, the largest model that fits ``memory`` bytes and its loss after D tokens."""
-        require(memory=memory, D=D)
-        check_positive(memory=memory, D=D)
         rows = []
         for b in BITS_CANDIDATES:
             N = memory * 8.0 / b
@@ -376,8 +333,8 @@ class DremovQAT(Law):
                 f, L = 0.0, float(self.loss(params, N, D, 0.0, b))
             else:
                 if D / (N * b / 8.0) <= 1.0:
-                    raise InputError(f"D = {D:g} tokens is not more than the memory ({memory:g} bytes): too few "
-                                     f"tokens per parameter byte for QAT")
+                    raise OptionError("D", f"{D:g} tokens is not more than the memory ({memory:g} bytes): too few "
+                                           f"tokens per parameter byte for QAT")
                 f, L = self.best_fraction(params, N, D, b)
             rows.append({"w_bits": b, "N": N, "qat_fraction": f, "D_qat": f * D, "loss": L})
         best = min(rows, key=lambda r: r["loss"])

@@ -29,8 +29,7 @@ the same instance from the parameter names in ``fit.json`` through
 :meth:`Law.from_param_names`.  ``fix={"eff[W4A16]": 0.5}`` holds one efficiency.
 Predicting a row whose format has no fitted efficiency is refused, naming it.
 
-Fitted in log-sum-exp form, ``log L = LSE(a - alpha (lnN + log eff), b - beta lnD, e)``
-with ``a = log A``, ``b = log B``, ``e = log E``.
+Scales (A, B, E) and efficiencies are fitted as their logarithms.
 
 Parameters
 ----------
@@ -54,13 +53,12 @@ from typing import Iterable
 
 import numpy as np
 
+from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, check_positive, lse, require
+from scalinglaws.laws.base import Law, Param, Planner, exps
 from scalinglaws.laws.chinchilla import compute_optimal
-from scalinglaws.laws.kumar_ptq import check_bits
 
-_E, _A, _B, _ALPHA, _BETA = range(5)
 _EFF_NAME = re.compile(r"^eff\[(.+)\]$")
 
 
@@ -89,13 +87,13 @@ class FrantarEff(Law):
     name = "frantar-eff"
     title = "Frantar efficiency: one effective-parameter multiplier per compression format"
     reference = "Frantar et al. 2025, Compression Scaling Laws: Unifying Sparsity and Quantization"
-    formula = ("L = A (N eff(C))^-alpha + B D^-beta + E, one eff(C) in (0, 1] per format C "
+    formula_text = ("L = A (N eff(C))^-alpha + B D^-beta + E, one eff(C) in (0, 1] per format C "
                "(parameters eff[W4A16], ...; eff = 1 for 16-bit rows)")
     base_params = (
-        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (0.0, 1.0), log=True),
-        Param("A", "scale of the finite-model term (effective parameters)", (-10.0, 60.0), (4.0, 8.0, 12.0),
+        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0, 1), log=True),
+        Param("A", "scale of the finite-model term (effective parameters)", exps(-10, 60), exps(4, 8, 12),
               log=True),
-        Param("B", "scale of the finite-data term", (-10.0, 60.0), (4.0, 8.0, 12.0), log=True),
+        Param("B", "scale of the finite-data term", exps(-10, 60), exps(4, 8, 12), log=True),
         Param("alpha", "exponent of effective model size", (0.0, 5.0), (0.2, 0.5, 0.8)),
         Param("beta", "exponent of data size", (0.0, 5.0), (0.2, 0.5, 0.8)),
     )
@@ -105,8 +103,9 @@ class FrantarEff(Law):
     presets = {}
     planners = (
         Planner("compute", "compute-optimal N and D for C = 6ND when training in a format", "plan_compute",
-                ("flops", "w_bits", "a_bits", "group_size")),
+                required=("flops",), optional=("w_bits", "a_bits", "group_size")),
     )
+    penalty_axes = ("bits", "group_size", "tokens_per_byte")
 
     def __init__(self, formats: Iterable[str] = ()):
         self.formats = tuple(formats)
@@ -114,7 +113,7 @@ class FrantarEff(Law):
             raise InputError(f"law '{self.name}': repeated format in {', '.join(self.formats)}")
         self.params = self.base_params + tuple(
             Param(eff_name(f), f"effective parameter multiplier of format {f}, in (0, 1]",
-                  (-10.0, 0.0), (-0.5,), log=True) for f in self.formats)
+                  exps(-10, 0), exps(-0.5), log=True) for f in self.formats)
 
     def __repr__(self):
         return f"FrantarEff(formats={list(self.formats)!r})"
@@ -123,23 +122,20 @@ class FrantarEff(Law):
     @classmethod
     def row_formats(cls, runs) -> list[str | None]:
         """The format key of each row (None for dense 16-bit rows)."""
-        missing = [c for c in cls.columns if c not in runs.columns]
-        if missing:
-            raise InputError(f"law '{cls.name}' needs column{'s' if len(missing) > 1 else ''} "
-                             f"{', '.join(repr(m) for m in missing)}", file=runs.attrs.get("source", "the table"))
-        w = runs["w_bits"].to_numpy(dtype=float)
-        a = runs["a_bits"].to_numpy(dtype=float)
-        g = runs["group_size"].to_numpy(dtype=float) if "group_size" in runs.columns else np.full(len(w), np.nan)
+        cols = as_columns(runs)
+        cols.require(cls.columns, f"law '{cls.name}'")
+        w, a = cols["w_bits"], cols["a_bits"]
+        g = cols["group_size"] if "group_size" in cols else np.full(cols.n, np.nan)
         return [None if is_dense(wi, ai) else format_key(wi, ai, None if math.isnan(gi) else gi)
                 for wi, ai, gi in zip(w, a, g)]
 
     @classmethod
     def for_runs(cls, runs) -> "FrantarEff":
         """A law with one ``eff[KEY]`` per non-16-bit format in ``runs`` (ordered by bits, then group)."""
-        w = runs["w_bits"].to_numpy(dtype=float) if "w_bits" in runs.columns else None
-        keys = cls.row_formats(runs)  # raises on a missing column
-        a = runs["a_bits"].to_numpy(dtype=float)
-        g = runs["group_size"].to_numpy(dtype=float) if "group_size" in runs.columns else np.full(len(a), np.nan)
+        cols = as_columns(runs)
+        keys = cls.row_formats(cols)  # raises on a missing column
+        w, a = cols["w_bits"], cols["a_bits"]
+        g = cols["group_size"] if "group_size" in cols else np.full(cols.n, np.nan)
         order = {}
         for k, wi, ai, gi in zip(keys, w, a, g):
             if k is not None and k not in order:
@@ -159,59 +155,34 @@ class FrantarEff(Law):
 
     # ------------------------------------------------------------------ data
     def design(self, runs):
-        X = super().design(runs)
-        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
-        keys = self.row_formats(runs)
+        cols = as_columns(runs)
+        X = super().design(cols)
+        keys = self.row_formats(cols)
         index = {f: j for j, f in enumerate(self.formats)}
-        onehot = np.zeros((len(keys), len(self.formats)))
+        onehot = np.zeros((len(self.formats), len(keys)))
         for i, k in enumerate(keys):
             if k is None:
                 continue
             if k not in index:
                 have = ", ".join(self.formats) or "none (only 16-bit rows were fitted)"
-                row = runs.index[i] if runs.index.name == "row" else i + 1
-                raise InputError(f"format {k} has no fitted efficiency (this fit has: {have}); "
-                                 f"refit on runs that include it", file=runs.attrs.get("source"), row=int(row))
-            onehot[i, index[k]] = 1.0
-        X["onehot"] = onehot
+                raise cols.error(f"format {k} has no fitted efficiency (this fit has: {have}); "
+                                 f"refit on runs that include it", i)
+            onehot[index[k], i] = 1.0
+        for j in range(len(self.formats)):
+            X[f"fmt{j}"] = onehot[j]   # 1 where a run is in format j
         return X
 
     # --------------------------------------------------------------- formula
-    def _u(self, t, X):
-        lneff = X["lnN"] + t[:, 5:] @ X["onehot"].T  # log(N eff), shape (S, n)
-        return (t[:, _A, None] - t[:, _ALPHA, None] * lneff,
-                t[:, _B, None] - t[:, _BETA, None] * X["lnD"],
-                t[:, _E, None] + 0.0 * X["lnN"], lneff)
-
-    def log_predict(self, theta, X):
-        u1, u2, u3, _ = self._u(np.asarray(theta), X)
-        return lse(u1, u2, u3)
-
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        u1, u2, u3, lneff = self._u(t, X)
-        u = np.stack(np.broadcast_arrays(u1, u2, u3))
-        m = u.max(axis=0)
-        ex = np.exp(u - m)
-        s = ex.sum(axis=0)
-        p = ex / s
-        J = np.empty(p.shape[1:] + (t.shape[1],))
-        J[:, :, _E], J[:, :, _A], J[:, :, _B] = p[2], p[0], p[1]
-        J[:, :, _ALPHA], J[:, :, _BETA] = -p[0] * lneff, -p[1] * X["lnD"]
-        J[:, :, 5:] = (-p[0] * t[:, _ALPHA, None])[:, :, None] * X["onehot"][None, :, :]
-        return m + np.log(s), J
+    def formula(self, p, x, m=np):
+        mult = 1.0
+        for j, f in enumerate(self.formats):
+            mult = mult * p[eff_name(f)] ** x[f"fmt{j}"]
+        return p.A / (x.N * mult) ** p.alpha + p.B / x.D ** p.beta + p.E
 
     # --------------------------------------------------------------- planner
-    def plan_compute(self, params, flops: float | None = None, w_bits: float | None = None,
-                     a_bits: float | None = None, group_size: float | None = None):
+    def plan_compute(self, params, flops, w_bits=16.0, a_bits=16.0, group_size=None):
         """Compute-optimal N and D for ``flops`` (C = 6ND) in the format (w_bits, a_bits, group_size)."""
-        require(flops=flops)
-        check_positive(flops=flops)
-        check_bits(w_bits=w_bits, a_bits=a_bits)
-        if group_size is not None and not (math.isfinite(group_size) and group_size >= 1):
-            raise InputError(f"--group-size must be a number of elements >= 1, got {group_size}")
-        w = 16.0 if w_bits is None else float(w_bits)
-        a = 16.0 if a_bits is None else float(a_bits)
+        w, a = float(w_bits), float(a_bits)
         if is_dense(w, a):
             key, eff = "W16A16 (dense)", 1.0
         else:

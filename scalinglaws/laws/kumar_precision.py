@@ -9,7 +9,7 @@ the offsets n_x of Appendix K::
 
 with P_w, P_a, P_kv the training precision (bits) of weights, activations and the
 key/value cache: the columns ``w_bits``, ``a_bits``, ``kv_bits`` (16 where a cell is
-empty; all three columns are required).  ``fix={"n_w": 0, "n_a": 0, "n_kv": 0}``
+empty or a column absent).  ``fix={"n_w": 0, "n_a": 0, "n_kv": 0}``
 (``--fix n_w=0 ...``) gives the plain form of the main text.  The formula is applied
 as published to every row, 16-bit ones included (at 16 bits each factor is close to,
 but not exactly, 1).
@@ -18,8 +18,7 @@ Domain: each factor must be positive, ``P_x > gamma_x n_x``; below that N_eff <=
 and the law says nothing (with the ``kumar2024`` constants: a_bits > 3.11, kv_bits > 2.32,
 w_bits > 0.81).
 
-Fitted in log-sum-exp form, ``log L = LSE(a - alpha log N_eff, b - beta lnD, e)``
-with ``a = log A``, ``b = log B``, ``e = log E``.
+The scale parameters A, B, E are fitted as their logarithms.
 
 Parameters
 ----------
@@ -49,23 +48,20 @@ counted as in 16-bit; for a precision-aware cost see ``precision``).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, lse, require
+from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
 from scalinglaws.laws.chinchilla import compute_optimal
-from scalinglaws.laws.kumar_ptq import check_bits
 
-_E, _A, _B, _ALPHA, _BETA, _GW, _GA, _GKV, _NW, _NA, _NKV = range(11)
 _KINDS = ("w", "a", "kv")
 
 
-def precision_factor(params, w_bits, a_bits, kv_bits):
+def precision_factor(p, w_bits, a_bits, kv_bits, m=np):
     """N_eff / N: the product over w, a, kv of (1 - exp(-P_x/gamma_x + n_x)); <= 0 outside the domain."""
     f = 1.0
     for x, P in zip(_KINDS, (w_bits, a_bits, kv_bits)):
-        f = f * (1.0 - np.exp(-np.asarray(P, dtype=float) / params[f"gamma_{x}"] + params[f"n_{x}"]))
+        f = f * (1.0 - m.exp(-P / p[f"gamma_{x}"] + p[f"n_{x}"]))
     return f
 
 
@@ -78,13 +74,12 @@ class KumarPrecision(Law):
     name = "kumar-precision"
     title = "Kumar precision: low-precision training shrinks the effective parameter count"
     reference = "Kumar et al. 2024, Scaling Laws for Precision (Eq. 3-4, Appendix K)"
-    formula = ("L = A N_eff^-alpha + B D^-beta + E, "
-               "N_eff = N prod_{x=w,a,kv} (1 - exp(-P_x/gamma_x + n_x))")
+    formula_text = ("L = A N_eff^-alpha + B D^-beta + E, "
+                    "N_eff = N prod_{x=w,a,kv} (1 - exp(-P_x/gamma_x + n_x))")
     params = (
-        Param("E", "irreducible loss (nats/token)", (-5.0, 5.0), (0.0, 1.0), log=True),
-        Param("A", "scale of the finite-model term (effective parameters)", (-10.0, 60.0), (4.0, 10.0),
-              log=True),
-        Param("B", "scale of the finite-data term", (-10.0, 60.0), (4.0, 10.0), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0, 1), log=True),
+        Param("A", "scale of the finite-model term (effective parameters)", exps(-10, 60), exps(4, 10), log=True),
+        Param("B", "scale of the finite-data term", exps(-10, 60), exps(4, 10), log=True),
         Param("alpha", "exponent of effective model size", (0.0, 5.0), (0.3, 0.6)),
         Param("beta", "exponent of data size", (0.0, 5.0), (0.3, 0.6)),
         Param("gamma_w", "bit scale of weight precision", (0.05, 50.0), (1.0, 3.0)),
@@ -104,52 +99,15 @@ class KumarPrecision(Law):
     }
     planners = (
         Planner("precision", "compute-optimal training precision for C = (6/16) N D P", "plan_precision",
-                ("flops",)),
+                required=("flops",)),
         Planner("compute", "compute-optimal N and D for C = 6ND at a training precision", "plan_compute",
-                ("flops", "w_bits", "a_bits", "kv_bits")),
+                required=("flops",), optional=("w_bits", "a_bits", "kv_bits")),
     )
+    penalty_axes = ("bits", "tokens_per_byte")
 
-    def design(self, runs):
-        X = super().design(runs)
-        X["lnN"], X["lnD"] = np.log(X["N"]), np.log(X["D"])
-        return X
-
-    def _u(self, t, X):
-        lneff = X["lnN"]
-        for g, n, col in ((_GW, _NW, "w_bits"), (_GA, _NA, "a_bits"), (_GKV, _NKV, "kv_bits")):
-            lneff = lneff + np.log1p(-np.exp(t[:, n, None] - X[col] / t[:, g, None]))
-        return (t[:, _A, None] - t[:, _ALPHA, None] * lneff,
-                t[:, _B, None] - t[:, _BETA, None] * X["lnD"],
-                t[:, _E, None] + 0.0 * X["lnN"], lneff)
-
-    def log_predict(self, theta, X):
-        t = np.asarray(theta)
-        with np.errstate(invalid="ignore", divide="ignore"):  # outside the domain: NaN
-            u1, u2, u3, _ = self._u(t, X)
-            return lse(u1, u2, u3)
-
-    # analytic Jacobian --------------------------------------------------------------
-    # With q_x = exp(n_x - P_x/gamma_x) and h_x = log(1 - q_x):
-    #   d h_x / d n_x = -q_x / (1 - q_x),  d h_x / d gamma_x = -q_x / (1 - q_x) * P_x / gamma_x^2.
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            u1, u2, u3, lneff = self._u(t, X)
-            u = np.stack(np.broadcast_arrays(u1, u2, u3))
-            m = u.max(axis=0)
-            ex = np.exp(u - m)
-            s = ex.sum(axis=0)
-            p = ex / s
-            J = np.empty(p.shape[1:] + (11,))
-            J[:, :, _E], J[:, :, _A], J[:, :, _B] = p[2], p[0], p[1]
-            J[:, :, _ALPHA], J[:, :, _BETA] = -p[0] * lneff, -p[1] * X["lnD"]
-            for g, n, col in ((_GW, _NW, "w_bits"), (_GA, _NA, "a_bits"), (_GKV, _NKV, "kv_bits")):
-                q = np.exp(t[:, n, None] - X[col] / t[:, g, None])
-                dh = -q / (1.0 - q)
-                coef = -p[0] * t[:, _ALPHA, None]  # d u1 / d h
-                J[:, :, n] = coef * dh
-                J[:, :, g] = coef * dh * X[col] / t[:, g, None] ** 2
-            return m + np.log(s), J
+    def formula(self, p, x, m=np):
+        n_eff = x.N * precision_factor(p, x.w_bits, x.a_bits, x.kv_bits, m)
+        return p.A / n_eff ** p.alpha + p.B / x.D ** p.beta + p.E
 
     # planners --------------------------------------------------------------------
     @staticmethod
@@ -159,10 +117,9 @@ class KumarPrecision(Law):
         return {"bits": P, "N_opt": res["N_opt"], "D_opt": res["D_opt"], "N_eff": res["N_opt"] * f,
                 "N_eff_over_N": f, "tokens_per_param": res["tokens_per_param"], "loss": res["loss"]}
 
-    def plan_precision(self, params, flops: float | None = None):
+    def plan_precision(self, params, flops):
         """Compute-optimal training precision P (w, a, kv alike) for C = (6/16) N D P."""
-        require(flops=flops)
-        check_positive(flops=flops)
+        from scipy.optimize import minimize_scalar
         p = params
         lo = min_bits(p)  # N_eff <= 0 at or below this precision
         rows = [self._at_precision(p, flops, float(P)) for P in range(1, 17) if P > lo]
@@ -200,19 +157,14 @@ class KumarPrecision(Law):
             out["summary"] += f"; precisions <= {lo:.3g} bits are outside the law's domain (N_eff <= 0)"
         return out
 
-    def plan_compute(self, params, flops: float | None = None, w_bits: float | None = None,
-                     a_bits: float | None = None, kv_bits: float | None = None):
+    def plan_compute(self, params, flops, w_bits=16.0, a_bits=16.0, kv_bits=16.0):
         """Compute-optimal N and D for C = 6ND, training at (w_bits, a_bits, kv_bits) (16 by default)."""
-        require(flops=flops)
-        check_positive(flops=flops)
-        check_bits(w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits)
-        bits = {"w": 16.0 if w_bits is None else w_bits, "a": 16.0 if a_bits is None else a_bits,
-                "kv": 16.0 if kv_bits is None else kv_bits}
+        bits = {"w": w_bits, "a": a_bits, "kv": kv_bits}
         p = params
         for x, P in bits.items():
             if not P > p[f"gamma_{x}"] * p[f"n_{x}"]:
-                raise InputError(f"--{x}-bits {P:g} is outside the law's domain: N_eff > 0 needs "
-                                 f"{x}_bits > gamma_{x} n_{x} = {p[f'gamma_{x}'] * p[f'n_{x}']:.3g}")
+                raise OptionError(f"{x}_bits", f"{P:g} is outside the law's domain: N_eff > 0 needs "
+                                  f"{x}_bits > gamma_{x} n_{x} = {p[f'gamma_{x}'] * p[f'n_{x}']:.3g}")
         f = float(precision_factor(p, bits["w"], bits["a"], bits["kv"]))
         res = compute_optimal(p["E"], p["A"] * f ** -p["alpha"], p["B"], p["alpha"], p["beta"], flops)
         res.update(w_bits=bits["w"], a_bits=bits["a"], kv_bits=bits["kv"], N_eff_over_N=f,

@@ -21,8 +21,8 @@ when none does; :meth:`OuyangQiD.observed` returns ``loss - loss_fp``.  Rows of 
 unquantized model or with a negative measured degradation (noise) carry no
 information for this form and are left out.  ``predict`` returns dL.
 
-Fitted as ``log dL = log k + beta lnD - alpha lnN - gamma lnP`` (linear in the
-fitted parameters; analytic Jacobian; the fitter's IRLS steps suit the Huber loss here).
+With ``k`` fitted as its logarithm, ``log dL = log k + beta lnD - alpha lnN - gamma lnP``
+is linear in the fitted parameters (the fitter's IRLS steps suit the Huber loss here).
 
 Parameters
 ----------
@@ -47,12 +47,10 @@ import math
 
 import numpy as np
 
+from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, check_positive, require
-from scalinglaws.laws.kumar_ptq import check_bits
-
-_K, _ALPHA, _BETA, _GAMMA = range(4)
+from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
 
 
 class OuyangQiD(Law):
@@ -60,9 +58,9 @@ class OuyangQiD(Law):
     predicts = "degradation"  # loss - loss_fp, in nats/token
     title = "Ouyang QiD: quantization-induced degradation vs. training level"
     reference = "Ouyang et al. 2024, Low-Bit Quantization Favors Undertrained LLMs"
-    formula = "dL = loss - loss_fp = k D^beta / (N^alpha P^gamma), P = ptq_bits"
+    formula_text = "dL = loss - loss_fp = k D^beta / (N^alpha P^gamma), P = ptq_bits"
     params = (
-        Param("k", "scale of the degradation (nats)", (-40.0, 40.0), (-4.0, 0.0), log=True),
+        Param("k", "scale of the degradation (nats)", exps(-40, 40), exps(-4, 0), log=True),
         Param("alpha", "decay of the degradation with parameters N", (0.0, 5.0), (0.2, 0.5)),
         Param("beta", "growth of the degradation with tokens D", (0.0, 5.0), (0.5,)),
         Param("gamma", "decay of the degradation with bit-width P", (0.0, 30.0), (2.0, 5.0)),
@@ -76,22 +74,23 @@ class OuyangQiD(Law):
     }
     planners = (
         Planner("data", "training tokens at which the PTQ degradation reaches --threshold nats",
-                "plan_data", ("N", "ptq_bits", "threshold")),
+                "plan_data", required=("N", "ptq_bits", "threshold")),
     )
+    penalty_axes = ("bits", "tokens_per_byte")
+
+    def formula(self, p, x, m=np):
+        return p.k * x.D ** p.beta / (x.N ** p.alpha * x.ptq_bits ** p.gamma)
 
     # ------------------------------------------------------------------ data
     def prepare(self, runs):
         """Rows with ``ptq_bits < 16``, a ``loss_fp`` and ``loss > loss_fp``; refuse when none qualifies."""
-        src = runs.attrs.get("source", "the table")
-        if "loss_fp" not in runs.columns:
+        cols = as_columns(runs)
+        src = cols.source
+        if "loss_fp" not in cols:
             raise InputError(f"law '{self.name}' needs column 'loss_fp' (the loss of the same checkpoint "
                              f"before quantization): it is fitted on the degradation loss - loss_fp", file=src)
-        for c in ("ptq_bits", "loss"):
-            if c not in runs.columns:
-                raise InputError(f"law '{self.name}' needs column '{c}'", file=src)
-        bits = runs["ptq_bits"].to_numpy(dtype=float)
-        loss = runs["loss"].to_numpy(dtype=float)
-        fp = runs["loss_fp"].to_numpy(dtype=float)
+        cols.require(("ptq_bits", "loss"), f"law '{self.name}'")
+        bits, loss, fp = cols["ptq_bits"], cols["loss"], cols["loss_fp"]
         quant, has_fp = bits < 16, np.isfinite(fp)
         keep = quant & has_fp & (loss > np.where(has_fp, fp, np.inf))
         if not keep.any():
@@ -106,36 +105,12 @@ class OuyangQiD(Law):
 
     def observed(self, runs):
         """The degradation ``loss - loss_fp`` of each run."""
-        return runs["loss"].to_numpy(dtype=float) - runs["loss_fp"].to_numpy(dtype=float)
-
-    def design(self, runs):
-        X = super().design(runs)
-        X["lnN"], X["lnD"], X["lnP"] = np.log(X["N"]), np.log(X["D"]), np.log(X["ptq_bits"])
-        return X
-
-    # --------------------------------------------------------------- formula
-    def log_predict(self, theta, X):
-        t = np.asarray(theta)
-        return (t[:, _K, None] + t[:, _BETA, None] * X["lnD"] - t[:, _ALPHA, None] * X["lnN"]
-                - t[:, _GAMMA, None] * X["lnP"])
-
-    def log_predict_jac(self, theta, X):
-        t = np.asarray(theta, dtype=float)
-        S, n = t.shape[0], X["lnN"].size
-        J = np.empty((S, n, 4))
-        J[:, :, _K] = 1.0
-        J[:, :, _ALPHA] = -X["lnN"]
-        J[:, :, _BETA] = X["lnD"]
-        J[:, :, _GAMMA] = -X["lnP"]
-        return self.log_predict(t, X), J
+        cols = as_columns(runs)
+        return cols["loss"] - cols["loss_fp"]
 
     # --------------------------------------------------------------- planner
-    def plan_data(self, params, N: float | None = None, ptq_bits: float | None = None,
-                  threshold: float | None = None):
+    def plan_data(self, params, N, ptq_bits, threshold):
         """Tokens at which a model of ``N`` parameters quantized to ``ptq_bits`` degrades by ``threshold``."""
-        require(N=N, ptq_bits=ptq_bits, threshold=threshold)
-        check_positive(N=N, threshold=threshold)
-        check_bits(ptq_bits=ptq_bits)
         p = params
         if not (p["k"] > 0 and p["beta"] > 0):
             raise InputError(f"these parameters have no such data size: it needs k > 0 and beta > 0 "

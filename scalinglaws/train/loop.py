@@ -24,7 +24,7 @@ import torch
 
 from scalinglaws.data.atomic import atomic_path
 from scalinglaws.data.errors import InputError
-from scalinglaws.data.runs import CANONICAL
+from scalinglaws.data.schema import CANONICAL
 from scalinglaws.data.units import parse_number
 
 from scalinglaws.train.data import Corpus

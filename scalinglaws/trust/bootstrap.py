@@ -28,7 +28,10 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from scalinglaws.fitting.api import FitResult, Problem, as_table
+from scalinglaws.data.errors import OptionError
+from scalinglaws.fitting.api import as_table
+from scalinglaws.fitting.problem import Problem
+from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.fitting.fitter import minimize_multistart
 
@@ -48,13 +51,13 @@ def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, se
     if cluster is None:
         return rng.multinomial(m, np.full(m, 1.0 / m), size=n).astype(float)
     if cluster not in table.columns:
-        raise InputError(f"--cluster {cluster}: no such column (the runs have {', '.join(map(str, table.columns))})",
-                         file=table.attrs.get("source"))
+        raise OptionError("cluster", f"{cluster}: no such column (the runs have {', '.join(map(str, table.columns))})",
+                          file=table.attrs.get("source"))
     _, group = np.unique(table[cluster].to_numpy(), return_inverse=True)
     k = group.max() + 1
     if k < 2:
-        raise InputError(f"--cluster {cluster}: the runs have one value of {cluster} only; "
-                         f"resampling clusters needs at least 2", file=table.attrs.get("source"))
+        raise OptionError("cluster", f"{cluster}: the runs have one value of {cluster} only; "
+                                     f"resampling clusters needs at least 2", file=table.attrs.get("source"))
     counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n).astype(float)
     return counts[:, group.reshape(-1)]
 
@@ -88,9 +91,9 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     used for prediction intervals).
     """
     if not (isinstance(n, (int, np.integer)) and n >= 2):
-        raise InputError(f"--bootstrap must be a whole number >= 2, got {n}")
+        raise OptionError("n", f"(resamples) must be a whole number >= 2, got {n}")
     if not (0 < level < 1):
-        raise InputError(f"--level must be between 0 and 1, got {level}")
+        raise OptionError("level", f"must be between 0 and 1, got {level}")
     prob = Problem.from_fit(result, runs, mapping)
     W = resample_weights(prob.table, int(n), cluster, seed)
     x0 = prob.law.to_internal(result.params)
@@ -137,7 +140,7 @@ def intervals(samples: np.ndarray, names: list[str], level: float = 0.95) -> dic
 
 def samples_of(result: FitResult) -> list[dict[str, float]]:
     """The fit's bootstrap samples as parameter dicts (empty without a bootstrap)."""
-    b = (result.extra or {}).get("bootstrap") or {}
+    b = result.bootstrap
     names = list(result.params)
     return [dict(zip(names, row)) for row in b.get("samples") or []]
 
@@ -151,12 +154,13 @@ def sample_predictions(result: FitResult, table: pd.DataFrame) -> np.ndarray:
 
 
 def _level(result: FitResult, level: float | None) -> float:
-    b = (result.extra or {}).get("bootstrap") or {}
+    b = result.bootstrap
     if not b.get("samples"):
-        raise InputError("this fit has no bootstrap samples: fit it with --bootstrap N first")
+        raise InputError("this fit has no bootstrap samples: fit it with a bootstrap first (fit --bootstrap R, "
+                         "or scalinglaws.bootstrap)")
     level = float(b.get("level", 0.95)) if level is None else float(level)
     if not (0 < level < 1):
-        raise InputError(f"--level must be between 0 and 1, got {level}")
+        raise OptionError("level", f"must be between 0 and 1, got {level}")
     return level
 
 
@@ -169,13 +173,13 @@ def predict_interval(result: FitResult, runs, level: float | None = None, kind: 
     residual of the fit drawn at random (seeded), so the interval covers a new run.
     """
     if kind not in ("confidence", "prediction"):
-        raise InputError(f"--interval must be 'confidence' or 'prediction', got {kind!r}")
+        raise OptionError("kind", f"must be 'confidence' or 'prediction', got {kind!r}")
     level = _level(result, level)
     law = result.law_obj
     table = as_table(runs, law)
     preds = sample_predictions(result, table)
     if kind == "prediction":
-        b = result.extra["bootstrap"]
+        b = result.bootstrap
         res = np.asarray(b.get("residuals") or [0.0], dtype=float)
         draw = np.random.default_rng(seed).choice(res, size=preds.shape)
         preds = preds * np.exp(draw) if result.loss.get("space", "log") == "log" else preds + draw

@@ -34,10 +34,14 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from scalinglaws.fitting.api import FitResult, fit as fit_law
+from scalinglaws.data.errors import OptionError
+from scalinglaws.data.runs import select
+from scalinglaws.fitting.api import fit as fit_law
+from scalinglaws.fitting.options import FitOptions
+from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError, ScalingLawsError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import load_table, select
+from scalinglaws.fitting.problem import load_table
 from scalinglaws.trust.validate import TOLERANCE, Validation, _distinct, holdout as holdout_check
 
 #: measures a law can win, with the direction that wins
@@ -54,11 +58,11 @@ def information_criteria(objective: float, n: int, k: int) -> dict:
 
 
 def parse_laws(laws: str | Iterable[str]) -> list[str]:
-    """``"chinchilla,chen-qat"`` -> registered names; unknown names are an InputError."""
+    """``"LAW,LAW"`` -> registered names; unknown names are an InputError."""
     names = [s.strip() for s in laws.split(",")] if isinstance(laws, str) else [str(s).strip() for s in laws]
     names = [n for n in names if n]
     if not names:
-        raise InputError("--laws needs at least one law name, e.g. --laws chinchilla,chen-qat")
+        raise OptionError("laws", "needs at least one law name (scalinglaws laws lists them)")
     out = []
     for n in names:
         name = get_law(n).name  # raises 'unknown law' with the registered names
@@ -164,8 +168,8 @@ def _winners(entries: list) -> tuple[dict, list]:
 
 
 def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tolerance: float = TOLERANCE,
-            mapping=None, where: str | None = None, exclude_top: int = 0,
-            progress: Callable[[float], None] | None = None, **fit_kw) -> Comparison:
+            options: FitOptions | None = None, mapping=None, progress: Callable[[float], None] | None = None,
+            **option_values) -> Comparison:
     """Fit each law in ``laws`` to ``runs`` and compare them.
 
     Parameters
@@ -173,31 +177,33 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tole
     holdout : str, optional
         Condition picking the held-out runs for every law (``"N>=1e9"``).  Default: the
         runs of the largest model size; ``""`` for no held-out check.
-    fit_kw : options of :func:`scalinglaws.fit` used for every law (``starts``, ``seed``,
-        ``loss``, ``delta``, ``space``).  ``fix`` does not apply across laws.
+    options, option_values : the :class:`~scalinglaws.fitting.options.FitOptions` used for
+        every law (``starts``, ``seed``, ``loss``, ``delta``, ``space``, ``where``).  ``fix``
+        does not apply across laws.
 
     A law that cannot be fitted to the table (a missing column, say) is listed with the
     reason and takes no part in the ranking; an unknown law name is an error.
     """
     names = parse_laws(laws)
-    if "fix" in fit_kw and fit_kw["fix"]:
-        raise InputError("--fix names one law's parameters; it does not apply to a comparison")
-    fit_kw.pop("fix", None)
-    table = load_table(runs, None, mapping=mapping, where=where, exclude_top=exclude_top, required=())
+    opts = FitOptions.of(options, **option_values)
+    if opts.fix:
+        raise OptionError("fix", "names one law's parameters; it does not apply to a comparison")
+    table = load_table(runs, None, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top, required=())
+    opts = opts.replace(where=None, exclude_top=0)  # applied once, above
     split = default_holdout(table) if holdout is None else (holdout.strip() or None)
     if split is not None:  # a bad split is the user's to fix, whatever the law: check it once, here
-        mask = select(table, split, "--holdout")
+        mask = select(table, split, "holdout")
         if not mask.any() or mask.all():
-            raise InputError(f"--holdout {split!r} " + ("selects no runs" if not mask.any() else
-                             f"holds out all {len(table)} runs and leaves none to fit on"),
-                             file=table.attrs.get("source"))
+            raise OptionError("holdout", f"{split!r} " + ("selects no runs" if not mask.any() else
+                              f"holds out all {len(table)} runs and leaves none to fit on"),
+                              file=table.attrs.get("source"))
     entries = []
     steps = 2 * len(names)
     done = 0
     for name in names:
         e = LawEntry(law=name)
         try:
-            e.fit = fit_law(table, law=name, **fit_kw)
+            e.fit = fit_law(table, law=name, options=opts)
             e.criteria = information_criteria(e.fit.objective, e.fit.n_runs, e.n_free)
         except ScalingLawsError as exc:
             e.error = str(exc)
@@ -206,7 +212,7 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tole
             progress(done / steps)
         if e.fit is not None and split:
             try:
-                e.heldout = holdout_check(table, name, split, tolerance=tolerance, **fit_kw)
+                e.heldout = holdout_check(table, name, split, tolerance=tolerance, options=opts)
             except ScalingLawsError as exc:
                 e.heldout_error = str(exc)
         done += 1
@@ -216,7 +222,7 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tole
     if all(e.fit is None for e in entries):
         raise InputError("no law could be fitted to these runs: " + "; ".join(f"{e.law}: {e.error}" for e in entries))
     winners, notes = _winners(entries)
-    loss = {k: fit_kw.get(k, d) for k, d in (("loss", "huber"), ("delta", 1e-3), ("space", "log"))}
+    loss = opts.loss_record()
     if split is None:
         notes.append("no held-out check: " + ("none asked for" if holdout is not None
                                               else "the table has one model size only"))

@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglaws.fitting.api import FitResult, fit as fit_law
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import OptionError
+from scalinglaws.fitting.api import fit as fit_law
+from scalinglaws.fitting.result import FitResult
+from scalinglaws.data.errors import InputError  # noqa: F401
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import FitProblem, load_table
+from scalinglaws.fitting.problem import Problem, load_table
 
 #: relative objective gap within which an optimum counts as near the best
 NEAR = 0.01
@@ -139,21 +141,18 @@ def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max
     """Diagnose ``fit`` on the ``runs`` it was made on (a canonical table or a path).
 
     When ``fit`` has no ``multistart`` record (a ``fit.json`` loaded from disk) the fit is
-    made again with its loss settings and fixed parameters (``refit_kw`` adds options
-    such as ``starts`` and ``seed``).
+    made again with its own options (``refit_kw`` replaces some, such as ``starts`` and
+    ``seed``).
     """
     if not (near >= 0):
-        raise InputError(f"near must be >= 0, got {near}")
+        raise OptionError("near", f"must be >= 0, got {near}")
     law = get_law(fit.law)
     table = load_table(runs, law)
-    ms = getattr(fit, "multistart", None)
+    ms = fit.multistart
     if ms is None:
-        kw = dict(loss=fit.loss.get("loss", "huber"), delta=float(fit.loss.get("delta", 1e-3)),
-                  space=fit.loss.get("space", "log"), fix=dict(fit.fixed or {}))
-        kw.update(refit_kw or {})
-        fit = fit_law(table, law=law, **kw)
+        fit = fit_law(table, law=law, options=fit.options, **(refit_kw or {}))
         ms = fit.multistart
-    prob = FitProblem.from_fit(fit, table)
+    prob = Problem.from_fit(fit, table)
     law = prob.law
     free = prob.free
     names = law.param_names

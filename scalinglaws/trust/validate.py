@@ -39,10 +39,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from scalinglaws.fitting.api import FitResult, fit as fit_law
+from scalinglaws.data.errors import OptionError
+from scalinglaws.data.runs import select, subset
+from scalinglaws.fitting.api import fit as fit_law
+from scalinglaws.fitting.options import FitOptions
+from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import load_table, select, subset
+from scalinglaws.fitting.problem import load_table
 
 #: default verdict threshold, in units of the fit's residual scale
 TOLERANCE = 3.0
@@ -52,8 +56,7 @@ MIN_DISTINCT = 3
 
 def target_name(law) -> str:
     """What a law's target is, in words (``loss``, ``degradation``, ``optimal QAT fraction``)."""
-    law = get_law(law)
-    return "optimal QAT fraction" if law.name == "dremov-fraction" else law.predicts
+    return get_law(law).target_name
 
 
 def residual_scale(obs: np.ndarray, pred: np.ndarray, n_params: int = 0) -> float:
@@ -122,6 +125,7 @@ class Validation:
     fit: FitResult
     runs: pd.DataFrame
     train_index: list = field(default_factory=list)
+    value: float | None = None  # the held-out value of a leave-one-out fold
 
     @property
     def ratio(self) -> float:
@@ -172,32 +176,40 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
 
 def _check_tolerance(tolerance: float) -> float:
     if not (isinstance(tolerance, (int, float)) and np.isfinite(tolerance) and tolerance > 0):
-        raise InputError(f"--tolerance must be a finite number > 0, got {tolerance}")
+        raise OptionError("tolerance", f"must be a finite number > 0, got {tolerance}")
     return float(tolerance)
 
 
-def holdout(runs, law: str, expression: str, *, tolerance: float = TOLERANCE, mapping=None,
-            where: str | None = None, exclude_top: int = 0, **fit_kw) -> Validation:
+def _table_and_options(runs, law, options, mapping, option_values):
+    """The filtered table, and the options for the fits inside a check (the filters already applied)."""
+    opts = FitOptions.of(options, **option_values)
+    table = load_table(runs, law, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top)
+    return table, opts.replace(where=None, exclude_top=0)
+
+
+def holdout(runs, law: str, expression: str, *, tolerance: float = TOLERANCE, options: FitOptions | None = None,
+            mapping=None, **option_values) -> Validation:
     """Fit ``law`` on the runs *not* matching ``expression`` and score it on those that do.
 
     ``expression`` is a condition on the run table in pandas ``query`` syntax (suffixes
-    allowed): ``"N>=1e9"``, ``"D > 100B and w_bits == 4"``.  ``fit_kw`` go to
-    :func:`scalinglaws.fit` (``starts``, ``seed``, ``loss``, ``delta``, ``space``, ``fix``).
+    allowed): ``"N>=1e9"``, ``"D > 100B and w_bits == 4"``.  ``options`` (or single
+    fields such as ``starts``, ``seed``, ``fix``, ``where``) are the
+    :class:`~scalinglaws.fitting.options.FitOptions` of the fit.
     """
     tolerance = _check_tolerance(tolerance)
     law_obj = get_law(law)
-    table = load_table(runs, law_obj, mapping=mapping, where=where, exclude_top=exclude_top)
+    table, opts = _table_and_options(runs, law_obj, options, mapping, option_values)
     if not expression or not str(expression).strip():
-        raise InputError("--holdout needs a condition on the runs, e.g. \"N>=1e9\"")
-    mask = select(table, expression, "--holdout")
+        raise OptionError("holdout", "needs a condition on the runs, e.g. \"N>=1e9\"")
+    mask = select(table, expression, "holdout")
     src = table.attrs.get("source")
     if not mask.any():
-        raise InputError(f"--holdout {expression!r} selects no runs", file=src)
+        raise OptionError("holdout", f"{expression!r} selects no runs", file=src)
     if mask.all():
-        raise InputError(f"--holdout {expression!r} holds out all {len(table)} runs and leaves none to fit on",
-                         file=src)
+        raise OptionError("holdout", f"{expression!r} holds out all {len(table)} runs and leaves none to fit on",
+                          file=src)
     train, test = subset(table, ~mask), subset(table, mask)
-    result = fit_law(train, law=law_obj, **fit_kw)
+    result = fit_law(train, law=law_obj, options=opts)
     return _score(result, train, test, str(expression), tolerance)
 
 
@@ -257,8 +269,8 @@ class LeaveOneOut:
 
 
 def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, tolerance: float = TOLERANCE,
-                  min_distinct: int = MIN_DISTINCT, mapping=None, where: str | None = None, exclude_top: int = 0,
-                  progress: Callable[[float], None] | None = None, **fit_kw) -> LeaveOneOut:
+                  min_distinct: int = MIN_DISTINCT, options: FitOptions | None = None, mapping=None,
+                  progress: Callable[[float], None] | None = None, **option_values) -> LeaveOneOut:
     """One check per distinct value of ``by``: hold out its runs, fit on the others
     (``forward=True``: on the smaller values only).
 
@@ -268,16 +280,16 @@ def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, toler
     """
     tolerance = _check_tolerance(tolerance)
     if by not in ("N", "D"):
-        raise InputError(f"--leave-one-out must be N or D, got {by!r}")
+        raise OptionError("by", f"must be N or D, got {by!r}")
     law_obj = get_law(law)
-    table = load_table(runs, law_obj, mapping=mapping, where=where, exclude_top=exclude_top)
+    table, opts = _table_and_options(runs, law_obj, options, mapping, option_values)
     if by not in table.columns:
-        raise InputError(f"--leave-one-out {by}: the table has no column {by!r}", file=table.attrs.get("source"))
+        raise OptionError("by", f"{by}: the table has no column {by!r}", file=table.attrs.get("source"))
     values, key = _distinct(table[by].to_numpy())
     if values.size < 2:
-        raise InputError(f"--leave-one-out {by}: the table has one value of {by} only ({values[0]:g}); "
-                         f"nothing to hold out", file=table.attrs.get("source"))
-    n_free = len(law_obj.params) - len(fit_kw.get("fix") or {})
+        raise OptionError("by", f"{by}: the table has one value of {by} only ({values[0]:g}); "
+                                f"nothing to hold out", file=table.attrs.get("source"))
+    n_free = len(law_obj.params) - len(opts.fix)
     folds, skipped = [], []
     for i, v in enumerate(values):
         test_mask = key == v
@@ -293,7 +305,7 @@ def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, toler
                             "reason": f"{int(train_mask.sum())} runs to fit on for {n_free} free parameters"})
         else:
             train, test = subset(table, train_mask), subset(table, test_mask)
-            result = fit_law(train, law=law_obj, **fit_kw)
+            result = fit_law(train, law=law_obj, options=opts)
             fold = _score(result, train, test, split, tolerance)
             fold.value = float(v)
             folds.append(fold)

@@ -16,12 +16,12 @@ predict a loss from N and D, the quantization penalty of an unquantized law) ret
 * :func:`penalty` -- for quantized laws, the loss that quantization adds (observed:
   loss minus the law's unquantized prediction for the same run; fitted: the law's
   prediction minus that) against bits, group size and tokens per parameter byte
-  ``S = D / (N bits / 8)``.  For ``dremov-fraction`` the optimal QAT fraction against S.
+  ``S = D / (N bits / 8)`` (the axes the law declares in ``penalty_axes``); for a law that
+  declares an ``axis`` (a target that is not a loss), its target against that axis.
 """
 
 from __future__ import annotations
 
-import os
 
 import matplotlib
 
@@ -31,20 +31,18 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from scalinglaws.data.columns import Columns, as_columns  # noqa: E402
+from scalinglaws.data.errors import ScalingLawsError  # noqa: E402
 from scalinglaws.trust.bootstrap import predict_interval, samples_of  # noqa: E402
-from scalinglaws.data.errors import InputError, ScalingLawsError  # noqa: E402
 from scalinglaws.viz.plotting import save_figure  # noqa: E402
 from scalinglaws.data.units import human  # noqa: E402
 
-BITS_COLUMNS = ("w_bits", "a_bits", "kv_bits", "ptq_bits")
 _BAND_LEVEL = 0.95
 
 
 def target_label(law) -> str:
-    """What the law's target is, for axis labels."""
-    if law.name == "dremov-fraction":
-        return "optimal QAT fraction f*"
-    return f"{law.predicts} (nats/token)"
+    """What the law's target is, with its unit, for axis labels."""
+    return law.target_label
 
 
 def _finish(fig, path):
@@ -205,17 +203,11 @@ def extrapolation(result, train: pd.DataFrame, test: pd.DataFrame, path=None, ti
 
 
 # ------------------------------------------------------------------------------ iso-loss
-def _nd_table(law, N: np.ndarray, D: np.ndarray) -> pd.DataFrame | None:
-    """A table of (N, D) with every other column the law needs at its unquantized value."""
-    cols = {"N": N, "D": D}
-    for c in law.required_columns():
-        if c in ("N", "D"):
-            continue
-        if c in BITS_COLUMNS:
-            cols[c] = np.full(N.shape, 16.0)
-        else:
-            return None
-    return pd.DataFrame(cols)
+def _nd_table(law, N: np.ndarray, D: np.ndarray):
+    """Runs at (N, D), unquantized (precision columns absent: 16 bits); None when the law needs more columns."""
+    if not set(law.required_columns()) <= {"N", "D"}:
+        return None
+    return Columns({"N": np.asarray(N, float), "D": np.asarray(D, float)}, source="<grid>")
 
 
 def compute_frontier(result, flops: np.ndarray, n_range: tuple[float, float] = (1e5, 1e15),
@@ -309,60 +301,46 @@ def isoloss(result, runs: pd.DataFrame | None = None, path=None, flops: float | 
 
 
 # ------------------------------------------------------------------------------- penalty
-def _unquantized(law, table: pd.DataFrame) -> pd.DataFrame:
-    base = table.copy()
-    for c in BITS_COLUMNS:
-        if c in base.columns:
-            base[c] = 16.0
-    if law.name == "capybara":  # its penalty vanishes at block size 1 (log2 B = 0)
-        base["group_size"] = 1.0
-    return base
-
-
-def _bits_of(law, table: pd.DataFrame) -> np.ndarray:
-    if law.name == "capybara":
-        return (table["exp_bits"] + table["man_bits"] + 1).to_numpy(float)
-    cols = [c for c in BITS_COLUMNS if c in table.columns]
-    if not cols:
-        return np.full(len(table), np.nan)
-    return table[cols].to_numpy(float).min(axis=1)
-
-
 def penalty_applies(law) -> bool:
-    cols = set(law.required_columns()) | set(law.optional_columns)
-    return law.name in ("capybara", "dremov-fraction") or bool(cols & set(BITS_COLUMNS))
+    return bool(law.penalty_axes) or law.axis is not None
+
+
+def _along_axis(result, runs, path, title):
+    """The target of a law that declares an ``axis`` against that axis, with the fitted curve."""
+    law = result.law_obj
+    table, obs, _ = _scored(result, runs)
+    var, label = law.axis
+    x = np.asarray(law.design(table)[var], float)
+    fig, ax = plt.subplots(figsize=(6, 4.4), constrained_layout=True)
+    ax.scatter(x, obs, s=22, label=f"observed {law.target_name}")
+    g = np.geomspace(max(x.min() / 2, 1.5), x.max() * 2, 200)
+    ax.plot(g, law.along_axis(result.params, g), color="tab:red", label=f"fitted: {law.formula_text.split(',')[0]}")
+    ax.set(xscale="log", xlabel=label, ylabel=law.target_label, title=title or f"{law.name}: {law.target_name}")
+    ax.legend(fontsize=8, frameon=False)
+    return _finish(fig, path)
 
 
 def penalty(result, runs: pd.DataFrame, path=None, title: str | None = None):
-    """The loss quantization adds against bits, group size and tokens per parameter byte.
+    """The loss quantization adds against the axes the law declares (bits, group size, tokens per parameter byte).
 
-    Observed penalty: observed loss minus the law's prediction for the same run
-    unquantized (bit columns at 16; block size 1 for ``capybara``); fitted penalty: the
-    law's prediction minus the same.  Laws that predict the degradation itself
-    (``ouyang-qid``) plot it directly; ``dremov-fraction`` plots the optimal QAT fraction
-    against S_total.  Returns None for laws without a quantization term.
+    Observed penalty: observed loss minus the law's prediction for the same run in its
+    unquantized form (:meth:`~scalinglaws.laws.base.Law.unquantized`); fitted penalty: the
+    law's prediction minus the same.  Laws whose target is the degradation itself plot it
+    directly; a law that declares an ``axis`` plots its target against it.  Returns None
+    for laws without a quantization term.
     """
     law = result.law_obj
     if not penalty_applies(law):
         return None
+    if law.axis is not None:
+        return _along_axis(result, runs, path, title)
     table, obs, pred = _scored(result, runs)
-    if law.name == "dremov-fraction":
-        S = table["S_total"].to_numpy(float) if "S_total" in table.columns else \
-            _tokens(table) / (table["N"].to_numpy(float) * table["w_bits"].to_numpy(float) / 8)
-        fig, ax = plt.subplots(figsize=(6, 4.4), constrained_layout=True)
-        ax.scatter(S, obs, s=22, label="best fraction of each sweep")
-        g = np.geomspace(max(S.min() / 2, 1.5), S.max() * 2, 200)
-        ax.plot(g, np.exp(-result.params["a"] / np.log(g)), color="tab:red", label="fitted f* = exp(-a / ln S)")
-        ax.set(xscale="log", xlabel="tokens per parameter byte S_total = D / (N bits / 8)",
-               ylabel="optimal QAT fraction f*", title=title or f"{law.name}: QAT fraction")
-        ax.legend(fontsize=8, frameon=False)
-        return _finish(fig, path)
     if law.predicts != "loss":  # the target is the degradation itself
         y_obs, y_fit = obs, pred
         q = np.ones(len(table), bool)
     else:
         try:
-            base = law.predict(result.params, _unquantized(law, table))
+            base = law.predict(result.params, law.unquantized(table))
         except ScalingLawsError:
             return None
         y_obs, y_fit = obs - base, pred - base
@@ -370,21 +348,25 @@ def penalty(result, runs: pd.DataFrame, path=None, title: str | None = None):
     if not q.any():
         return None
     t = table[q]
-    bits = _bits_of(law, t)
-    panels = [("bits", bits, "bits (lowest quantized precision)" if law.name != "capybara"
-               else "bits = exp_bits + man_bits + 1", "linear")]
-    if "group_size" in t.columns and np.isfinite(t["group_size"].to_numpy(float)).any():
-        panels.append(("group size", t["group_size"].to_numpy(float), "group size G (elements per scale)", "log2"))
+    cols = as_columns(t)
+    bits = law.bits_of(cols)
+    panels = []
+    if "bits" in law.penalty_axes:
+        panels.append(("bits", bits, law.bits_label, "linear"))
+    if "group_size" in law.penalty_axes and "group_size" in cols and np.isfinite(cols["group_size"]).any():
+        panels.append(("group size", cols["group_size"], "group size G (elements per scale)", "log2"))
     D = _tokens(t)
-    wbits = t["w_bits"].to_numpy(float) if "w_bits" in t.columns and law.name != "capybara" else bits
-    if D is not None and "N" in t.columns:
-        S = D / (t["N"].to_numpy(float) * np.where(np.isfinite(wbits) & (wbits < 16), wbits, bits) / 8)
+    if "tokens_per_byte" in law.penalty_axes and D is not None and "N" in cols:
+        S = D / (cols["N"] * law.weight_bits_of(cols) / 8)
         panels.append(("tokens per parameter byte", S, "tokens per parameter byte S = D / (N bits / 8)", "log"))
     varied = [p for p in panels if np.unique(p[1][np.isfinite(p[1])]).size > 1]
     panels = varied or panels[:1]  # a panel whose x takes one value says nothing
+    if not panels:
+        return None
     fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), constrained_layout=True,
                             squeeze=False)
-    c = np.log10(t["N"].to_numpy(float)) if "N" in t.columns else None
+    c = np.log10(cols["N"]) if "N" in cols else None
+    unit = f" ({law.target_unit})" if law.target_unit else ""
     for ax, (name, x, label, scale) in zip(axs[0], panels):
         sc = ax.scatter(x, y_obs[q], s=18, c=c, cmap="viridis", alpha=0.8, label="observed")
         ax.scatter(x, y_fit[q], s=22, marker="x", color="tab:red", lw=0.9, label="fitted")
@@ -394,8 +376,7 @@ def penalty(result, runs: pd.DataFrame, path=None, title: str | None = None):
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         else:
             ax.set_xscale(scale)
-        ax.set(xlabel=label, ylabel=f"{'degradation' if law.predicts != 'loss' else 'penalty'} "
-                                                  f"(nats/token)")
+        ax.set(xlabel=label, ylabel=f"{'degradation' if law.predicts != 'loss' else 'penalty'}{unit}")
         ax.legend(fontsize=7, frameon=False)
     if c is not None:
         fig.colorbar(sc, ax=axs[0][-1], label="log10 N")
@@ -413,15 +394,6 @@ def figure_png(fig, dpi: int = 110) -> bytes:
     finally:
         plt.close(fig)
     return buf.getvalue()
-
-
-def check_path(path) -> None:
-    """Refuse a figure path whose folder does not exist (before any work is done)."""
-    if path is None:
-        return
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write {path}: folder {folder} does not exist")
 
 
 __all__ = ["parity", "residuals", "extrapolation", "isoloss", "penalty", "band",

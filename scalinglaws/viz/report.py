@@ -31,17 +31,19 @@ import numpy as np
 import pandas as pd
 
 from scalinglaws import __version__
-from scalinglaws.fitting.api import FitResult, planner_method, write_atomic
+from scalinglaws.data.atomic import write_atomic
+from scalinglaws.data.errors import InputError, OptionError, ScalingLawsError
+from scalinglaws.data.runs import bits_label, subset
+from scalinglaws.data.units import format_number, human
+from scalinglaws.fitting.api import planner_method
+from scalinglaws.fitting.options import FitOptions
+from scalinglaws.fitting.problem import load_table
+from scalinglaws.fitting.result import FitResult
+from scalinglaws.laws import get_law
 from scalinglaws.trust.bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
 from scalinglaws.trust.compare import Comparison, compare
-from scalinglaws.data.errors import InputError, ScalingLawsError
-from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import load_table, subset
-from scalinglaws.data.runs import bits_label
-from scalinglaws.data.units import format_number, human
+from scalinglaws.trust.validate import TOLERANCE
 
-#: planner kinds answered for a FLOP budget
-BUDGET_PLANNERS = ("compute", "precision")
 
 
 @dataclass
@@ -88,10 +90,11 @@ def data_summary(table: pd.DataFrame) -> Section:
 
 
 def planner_answers(result: FitResult, flops: float) -> list[dict]:
-    """Every budget planner of the law at ``flops``, with bootstrap intervals when the fit has samples."""
+    """Every planner of the law that needs only a FLOP budget, at ``flops``, with bootstrap intervals
+    when the fit has samples."""
     out = []
     for p in result.law_obj.planners:
-        if p.kind not in BUDGET_PLANNERS or "flops" not in p.options:
+        if p.required_names != ("flops",):
             continue
         method = planner_method(result, p.kind, {"flops": flops})
         try:
@@ -104,7 +107,7 @@ def planner_answers(result: FitResult, flops: float) -> list[dict]:
         if samples_of(result):
             ci = plan_interval(result, method)
             entry["intervals"] = {k: tuple(v) for k, v in ci.items() if k in scalars and k != "flops"}
-            entry["level"] = float(result.extra["bootstrap"]["level"])
+            entry["level"] = float(result.bootstrap["level"])
         out.append(entry)
     return out
 
@@ -197,7 +200,7 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
     sec = Section(f"Law {law.name}")
     sec.blocks.append(("p", f"{law.formula}  ({law.reference})"))
     iv = res.intervals()
-    b = (res.extra or {}).get("bootstrap") or {}
+    b = res.bootstrap
     cols = ["parameter", "value"]
     if iv:
         lvl = float(b.get("level", 0.95))
@@ -255,44 +258,45 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
 
 
 def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None = None, holdout: str | None = None,
-                 bootstrap: int = 0, cluster: str | None = None, tolerance: float = 3.0, mapping=None,
-                 where: str | None = None, exclude_top: int = 0, title: str | None = None,
-                 progress: Callable[[str, float], None] | None = None, **fit_kw) -> dict:
+                 bootstrap: int = 0, cluster: str | None = None, tolerance: float = TOLERANCE,
+                 options: FitOptions | None = None, mapping=None, title: str | None = None,
+                 progress: Callable[[str, float], None] | None = None, **option_values) -> dict:
     """Fit ``laws`` to ``runs`` and write ``report.html`` and ``report.md`` (+ ``figures/``) into ``out_dir``.
 
     ``holdout`` is the extrapolation split (default: the largest model size),
     ``bootstrap`` the number of resamples for intervals (0: none; needs
     ``scalinglaws.bootstrap``), ``cluster`` a column to resample by (``"N"``),
-    ``flops`` the budget for the planners.  ``progress(stage, fraction)`` is called as
-    work proceeds.  Returns the paths written and the comparison as plain data.
+    ``flops`` the budget for the planners, ``options`` (or single fields such as
+    ``where``, ``seed``) the :class:`~scalinglaws.fitting.options.FitOptions` of every fit
+    (``seed`` also seeds the bootstrap).  ``progress(stage, fraction)`` is called as work
+    proceeds.  Returns the paths written and the comparison as plain data.
     """
     from scalinglaws.viz import figures as F
     out_dir = os.fspath(out_dir)
     if flops is not None and not (isinstance(flops, (int, float)) and math.isfinite(flops) and flops > 0):
-        raise InputError(f"--flops must be a finite number > 0, got {flops}")
+        raise OptionError("flops", f"must be a finite number > 0, got {flops}")
     if not (isinstance(bootstrap, int) and bootstrap >= 0):
-        raise InputError(f"--bootstrap must be a whole number >= 0, got {bootstrap}")
+        raise OptionError("bootstrap", f"must be a whole number >= 0, got {bootstrap}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(f"--out {out_dir} is a file; the report is a folder (report.html, report.md, figures/)")
+        raise OptionError("out", f"{out_dir} is a file; the report is a folder (report.html, report.md, figures/)")
     parent = os.path.dirname(os.path.abspath(out_dir))
     if not os.path.isdir(parent):
         raise InputError(f"cannot write {out_dir}: folder {parent} does not exist")
     tick = progress or (lambda stage, f: None)
-    table = load_table(runs, None, mapping=mapping, where=where, exclude_top=exclude_top, required=())
+    opts = FitOptions.of(options, **option_values)
+    table = load_table(runs, None, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top, required=())
+    opts = opts.replace(where=None, exclude_top=0)  # applied once, above
     if cluster is not None and cluster not in table.columns:
-        raise InputError(f"--cluster {cluster}: the table has no column {cluster!r}", file=table.attrs.get("source"))
+        raise OptionError("cluster", f"{cluster}: the table has no column {cluster!r}", file=table.attrs.get("source"))
     tick("fitting", 0.0)
-    comp: Comparison = compare(table, laws, holdout=holdout, tolerance=tolerance,
-                               progress=lambda f: tick("fitting", f), **fit_kw)
-    seed = int(fit_kw.get("seed", 0))
+    comp: Comparison = compare(table, laws, holdout=holdout, tolerance=tolerance, options=opts,
+                               progress=lambda f: tick("fitting", f))
+    seed = opts.seed
     if bootstrap:
         ok = [e for e in comp.entries if e.fit is not None]
         for i, e in enumerate(ok):
-            ms = getattr(e.fit, "multistart", None)
             e.fit = bootstrap_fit(e.fit, table, bootstrap, cluster=cluster, seed=seed, progress=
                                lambda f, i=i: tick("bootstrap", (i + f / 2) / len(ok)))
-            if ms is not None and getattr(e.fit, "multistart", None) is None:
-                e.fit.multistart = ms
             if e.heldout is not None:
                 train = subset(table, table.index.isin(e.heldout.train_index))
                 e.heldout.fit = bootstrap_fit(e.heldout.fit, train, bootstrap, cluster=cluster, seed=seed, progress=

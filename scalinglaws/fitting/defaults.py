@@ -1,0 +1,14 @@
+"""The defaults of a fit, written once (plain numbers: the command line reads them without loading numpy)."""
+
+#: robust loss of the residuals: "huber" or "mse"
+LOSS = "huber"
+#: the Huber threshold on residuals of log(loss): Hoffmann et al.'s 1e-3
+HUBER_DELTA = 1e-3
+#: residuals of log(target) ("log") or of the target ("linear")
+SPACE = "log"
+#: seed of random starts and bootstrap resamples
+SEED = 0
+#: starts that successive halving runs to full convergence
+CONVERGE = 32
+#: steps per start at most
+MAX_ITER = 400

@@ -1,0 +1,175 @@
+"""Exact derivatives of a law's one formula: sympy differentiates it and writes vectorised numpy.
+
+A law writes its formula once (:meth:`scalinglaws.laws.base.Law.formula`) as plain
+arithmetic on its parameters and design variables.  For the fitter this module turns
+that into two numpy functions of the *fitted-space* parameters ``t`` (shape (S, P)) and
+the design arrays ``X`` (each shape (n,)):
+
+* ``value_jac(t, X) -> (log L, d log L / d t)``, shapes (S, n) and (S, n, P);
+* ``curvature(t, X, w) -> sum_i w[s, i] * Hessian_t(log L_i)``, shape (S, P, P).
+
+How: the formula is evaluated on sympy symbols (each log-scale parameter as ``exp`` of
+its fitted symbol), ``log`` of it is differentiated once and twice, common
+sub-expressions are shared (``sympy.cse``), and each expression is printed as numpy
+code.  The generated source is kept in memory and in a cache folder keyed by the law
+file's text and the parameter list, so sympy is imported only the first time a law is
+fitted on a machine (and never for predictions or planners, which evaluate the formula
+directly).  Set ``SCALINGLAWS_CACHE`` to choose the folder (``off``: no disk cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+
+#: bump when the generated code changes shape, so that old cache entries are not used
+ENGINE_VERSION = "1"
+
+_memory: dict[str, dict] = {}
+_lock = threading.Lock()
+
+
+def _cache_dir() -> str | None:
+    where = os.environ.get("SCALINGLAWS_CACHE")
+    if where is not None:
+        return None if where.strip().lower() in ("", "off", "0", "none") else where
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "scalinglaws", "derivatives")
+
+
+def _key(law, design_names) -> str:
+    """A key that changes whenever the formula could: the law's source file, parameters and design."""
+    try:
+        src = inspect.getsource(inspect.getmodule(type(law)))
+    except (OSError, TypeError):  # a law defined where its source cannot be read
+        src = repr(type(law).formula.__code__.co_code)
+    parts = [ENGINE_VERSION, type(law).__qualname__, src,
+             ";".join(f"{p.name}:{int(p.log)}" for p in law.params), ";".join(design_names)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def functions(law, X) -> dict:
+    """``{"value_jac": f, "curvature": g}`` for ``law`` on design arrays with the names of ``X``."""
+    names = tuple(sorted(X))
+    key = _key(law, names)
+    fns = _memory.get(key)
+    if fns is not None:
+        return fns
+    with _lock:
+        if key in _memory:
+            return _memory[key]
+        source = _read_cache(key)
+        if source is None:
+            source = generate(law, names)
+            _write_cache(key, source)
+        namespace = {"np": np}
+        exec(compile(source, f"<derivatives of {law.name}>", "exec"), namespace)
+        fns = {"value_jac": namespace["value_jac"], "curvature": namespace["curvature"], "source": source}
+        _memory[key] = fns
+        return fns
+
+
+def _read_cache(key: str) -> str | None:
+    folder = _cache_dir()
+    if folder is None:
+        return None
+    try:
+        with open(os.path.join(folder, key + ".py")) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _write_cache(key: str, source: str) -> None:
+    folder = _cache_dir()
+    if folder is None:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(source)
+        os.replace(tmp, os.path.join(folder, key + ".py"))
+    except OSError:  # a read-only home: the derivatives are regenerated next time
+        pass
+
+
+class _Sym:
+    """The math namespace a formula sees when it is differentiated."""
+
+    def __init__(self, sp):
+        self.exp, self.log, self.sqrt = sp.exp, sp.log, sp.sqrt
+        self.log2 = lambda x: sp.log(x) / sp.log(2)
+        self.log1p = lambda x: sp.log(1 + x)
+
+
+def generate(law, design_names) -> str:
+    """The numpy source of ``value_jac`` and ``curvature`` for ``law`` (see the module doc).
+
+    With ``L`` the formula, ``G = dL/dt`` and ``K = d2L/dt dt`` (simple for laws that are
+    sums of terms): ``J = G / L`` and ``Hessian(log L) = K / L - J J^T``.
+    """
+    import sympy as sp
+    from sympy.printing.numpy import NumPyPrinter
+
+    P = len(law.params)
+    t = sp.symbols(f"t0:{P}", real=True)
+    xs = {name: sp.Symbol(f"x{i}", real=True) for i, name in enumerate(design_names)}
+    public = {p.name: (sp.exp(t[j]) if p.log else t[j]) for j, p in enumerate(law.params)}
+    L = sp.sympify(law.formula(Vars(public), Vars(xs), _Sym(sp)))
+    G = [sp.diff(L, v) for v in t]
+    upper = [(i, j) for i in range(P) for j in range(i, P)]
+    K = {(i, j): sp.diff(G[i], t[j]) for i, j in upper}
+    printer = NumPyPrinter()
+
+    def block(exprs):
+        """Lines computing ``exprs`` with shared sub-expressions, and the expressions' code."""
+        exprs = [sp.sympify(e).evalf() for e in exprs]
+        reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("c"))
+        used = set().union(*(e.free_symbols for e in exprs), *(r.free_symbols for _, r in reps))
+        lines = [f"    t{j} = t[:, {j}:{j + 1}]" for j in range(P) if t[j] in used]
+        lines += [f"    {s} = X[{name!r}]" for name, s in xs.items() if s in used]
+        lines += [f"    {a} = {_np(printer, b)}" for a, b in reps]
+        return lines, [_np(printer, r) for r in reduced]
+
+    src = [f"# derivatives of law {law.name!r}, generated by scalinglaws.laws.derive from its formula",
+           "def value_jac(t, X):"]
+    lines, out = block([L] + G)
+    src += lines
+    src += ["    shape = (t.shape[0], X_n(X))",
+            f"    L = np.broadcast_to({out[0]}, shape)",
+            "    f = np.log(L).astype(t.dtype, copy=False)",
+            f"    J = np.empty(shape + ({P},), dtype=t.dtype)"]
+    src += [f"    J[:, :, {j}] = ({e}) / L" for j, e in enumerate(out[1:])]
+    src += ["    return f, J", "", "def curvature(t, X, w):"]
+    lines, out = block([L] + G + [K[ij] for ij in upper])
+    src += lines
+    src += ["    shape = (t.shape[0], X_n(X))",
+            f"    inv = 1.0 / np.broadcast_to({out[0]}, shape)"]
+    src += [f"    J{j} = ({e}) * inv" for j, e in enumerate(out[1:P + 1])]
+    src += [f"    H = np.empty((t.shape[0], {P}, {P}), dtype=t.dtype)"]
+    for (i, j), e in zip(upper, out[P + 1:]):
+        k = "0" if e in ("0", "0.0") else f"({e}) * inv"
+        cell = f"np.sum(w * ({k} - J{i} * J{j}), axis=1)"
+        src.append(f"    H[:, {i}, {j}] = {cell}" if i == j else f"    H[:, {i}, {j}] = H[:, {j}, {i}] = {cell}")
+    src += ["    return H", "", "def X_n(X):", "    return max(np.size(v) for v in X.values())", ""]
+    return "\n".join(src)
+
+
+def _np(printer, expr) -> str:
+    return printer.doprint(expr).replace("numpy.", "np.")
+
+
+class Vars(SimpleNamespace):
+    """Names for a formula: ``p.alpha`` or ``p["lambda"]`` (for names that are Python keywords)."""
+
+    def __init__(self, values):
+        super().__init__(**{str(k): v for k, v in values.items()})
+
+    def __getitem__(self, name):
+        return getattr(self, name)
