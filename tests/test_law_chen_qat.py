@@ -11,7 +11,7 @@ from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
 from scalinglaws.laws.chen_qat import effective_parameters
 from scalinglaws.trust.decompose import decompose
-from scalinglaws.fitting.api import as_table
+from scalinglaws.data.columns import as_table
 
 LAW = get_law("chen-qat")
 W4A4 = LAW.presets["chen2025"].values

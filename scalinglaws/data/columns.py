@@ -44,6 +44,9 @@ class Columns:
                 f"{k} has {a.size}" for k, a in arrays.items()), file=source)
         n = sizes.pop() if sizes else (1 if arrays else 0)
         self._data = {k: (np.full(n, a[0]) if a.size == 1 and n != 1 else a) for k, a in arrays.items()}
+        for k in DEFAULTS:  # an empty precision cell means its default, as an absent column does
+            if k in self._data and np.isnan(self._data[k]).any():
+                self._data[k] = np.where(np.isnan(self._data[k]), DEFAULTS[k], self._data[k])
         self.source = source
         self.n = n
         self.rows = list(range(1, n + 1)) if rows is None else list(rows)
@@ -95,6 +98,8 @@ class Columns:
             if c not in CANONICAL:
                 continue
             for i, x in enumerate(v):
+                if x != x:  # an empty cell
+                    continue
                 why = range_error(c, float(x))
                 if why:
                     raise InputError(why, file=self.source, row=int(self.rows[i]) if self.n > 1 else None, column=c)
@@ -155,6 +160,18 @@ def _as_float_array(values, name: str, source: str) -> np.ndarray:
                 raise InputError(f"{name}: {v!r} is not a number (suffixes k, M, B, T are allowed)",
                                  file=source) from None
     return np.asarray(out, dtype=float)
+
+
+def as_table(runs, required: Iterable[str] = ()):
+    """A run table from a DataFrame or Columns (as they are), a dict of values (a :class:`Columns`,
+    without pandas; numbers or suffixed strings, scalars broadcast, ranges checked) or a path
+    (read by :func:`scalinglaws.load_runs`, ``required`` columns checked)."""
+    if isinstance(runs, Columns) or hasattr(runs, "to_numpy"):
+        return runs
+    if isinstance(runs, Mapping):
+        return Columns(runs, source="<arguments>").check()
+    from scalinglaws.data.runs import load_runs
+    return load_runs(runs, required=tuple(required))
 
 
 def as_columns(table) -> Columns:

@@ -1,4 +1,4 @@
-"""The user-facing Python API: ``fit``, ``planner_method`` and ``as_table``.
+"""The user-facing Python API: ``fit`` and ``planner_method``.
 
 This module joins a law (what to fit) to the fitter (how to fit): the fitter sees only
 a model with values, derivatives and curvature (:class:`~scalinglaws.fitting.problem.LawModel`).
@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from scalinglaws.data.columns import Columns
 from scalinglaws.data.errors import FitError, OptionError
 from scalinglaws.fitting.fitter import minimize_multistart
 from scalinglaws.fitting.options import FitOptions
@@ -101,16 +100,3 @@ def planner_method(fit: FitResult, kind: str, options: Mapping[str, Any]) -> Cal
     values = planner.read(options)
     method = getattr(law, planner.method)
     return lambda params: method(params, **values)
-
-
-def as_table(runs, law: Law | None = None):
-    """A run table from a DataFrame, a path, or a dict of values (numbers or suffixed strings; scalars broadcast).
-
-    A dict becomes a :class:`~scalinglaws.data.columns.Columns` without pandas.
-    """
-    if isinstance(runs, Columns) or hasattr(runs, "to_numpy"):
-        return runs
-    if isinstance(runs, Mapping):
-        return Columns(runs, source="<arguments>")
-    from scalinglaws.data.runs import load_runs
-    return load_runs(runs, required=law.required_columns() if law is not None else ())

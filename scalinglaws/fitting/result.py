@@ -1,6 +1,6 @@
 """A fitted law as plain data (``FitResult``), its file (``fit.json``), and published presets as fits.
 
->>> res = resolve_fit("besiroglu2024")          # a preset stands in for a fit file  # doctest: +SKIP
+>>> res = resolve_fit("fit.json")          # or a preset name, which stands in for a fit file  # doctest: +SKIP
 >>> res.predict({"N": "70B", "D": "1.4T"})                                          # doctest: +SKIP
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from scalinglaws import __version__
 from scalinglaws.data.atomic import write_atomic
+from scalinglaws.data.columns import as_table
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.laws import Law, find_preset, get_law
@@ -73,9 +74,8 @@ class FitResult:
     def predict(self, runs) -> np.ndarray:
         """Predicted target for each run: a DataFrame, a path, or a dict of columns (numbers or
         strings with suffixes such as ``"70B"``; scalars broadcast)."""
-        from scalinglaws.fitting.api import as_table
         law = self.law_obj
-        return law.predict(self.params, as_table(runs, law))
+        return law.predict(self.params, as_table(runs, law.required_columns()))
 
     def intervals(self) -> dict[str, tuple[float, float]]:
         """Bootstrap percentile interval of each parameter (empty without a bootstrap)."""

@@ -12,17 +12,20 @@ from scalinglaws.laws import get_law
 
 def simulate(law, params: Mapping[str, float], runs: pd.DataFrame | Mapping, noise: float = 0.005,
              seed: int = 0) -> pd.DataFrame:
-    """Add a ``loss`` column drawn from ``law`` at ``params`` with multiplicative noise.
+    """Add the law's target column (``loss``) drawn from ``law`` at ``params`` with multiplicative noise.
 
-    ``loss = prediction * exp(noise * z)``, z standard normal from ``numpy.random.default_rng(seed)``.
-    ``runs`` holds the covariates (N, D, bits...), a DataFrame or a dict of equal-length columns.
+    ``target = noise-free target * exp(noise * z)``, z standard normal from
+    ``numpy.random.default_rng(seed)``; the noise-free target is the law's own
+    (:meth:`~scalinglaws.laws.base.Law.simulate_target`: the prediction for most laws, the
+    unquantized loss plus the degradation for a degradation law).  ``runs`` holds the
+    covariates (N, D, bits...), a DataFrame or a dict of equal-length columns.
     """
     law = get_law(law)
     table = pd.DataFrame(runs).reset_index(drop=True).astype(float)
-    pred = law.predict(params, table)
+    exact = law.from_param_names(list(params)).simulate_target(params, table)
     rng = np.random.default_rng(seed)
     out = table.copy()
-    out[law.target] = pred * np.exp(noise * rng.standard_normal(len(table)))
+    out[law.target] = exact * np.exp(noise * rng.standard_normal(len(table)))
     return out
 
 

@@ -485,6 +485,17 @@ class Law:
             return np.where(np.isfinite(w) & (w < UNQUANTIZED_BITS), w, bits)
         return bits
 
+    # ------------------------------------------------- synthetic runs with known truth
+    def example(self) -> tuple[dict, dict]:
+        """``(params, runs)``: known parameters (the first preset where there is one) and a small design
+        (dict of columns, no target) on which the law is identifiable.  The registry-wide checks
+        (``tests/test_laws_contract.py``) fit, differentiate and plan with it; every law declares one."""
+        raise NotImplementedError(f"law '{self.name}' declares no example design")
+
+    def simulate_target(self, params: Mapping[str, float], runs) -> np.ndarray:
+        """The noise-free target column of ``runs`` under ``params`` (default: the prediction itself)."""
+        return self.predict(params, runs)
+
     def along_axis(self, params: Mapping[str, float], values: np.ndarray) -> np.ndarray:
         """The target along :attr:`axis` (for laws that declare one)."""
         raise NotImplementedError(f"law '{self.name}' declares no axis")

@@ -137,6 +137,13 @@ class Capybara(Law):
         return (p.n / x.N ** p.alpha + p.d / x.D ** p.beta + p.epsilon
                 + x.D ** p.beta / x.N ** p.alpha * x.lb / (p.gamma * format_factor(p, x.exp_bits, x.man_bits, m)))
 
+    def example(self):
+        fmts = ((1, 2), (2, 1), (2, 3), (4, 3), (5, 2), (3, 4))
+        rows = [(N, D, E, M, B) for N in (41e6, 154e6, 679e6) for D in (10e9, 30e9, 100e9) for E, M in fmts
+                for B in (32, 128, 512)]
+        return dict(self.presets["sun2025"].values), dict(zip(("N", "D", "exp_bits", "man_bits", "group_size"),
+                                                              np.array(rows, float).T))
+
     def loss(self, params, N, D, E, M, B):
         """The Capybara loss of a model of N parameters trained on D tokens in EeMm with block B."""
         return self.at(params, N=N, D=D, exp_bits=E, man_bits=M, group_size=B)

@@ -172,6 +172,11 @@ class ChenPenalty(Law):
     def formula(self, p, x, m=np):
         return penalty(p, x, m)
 
+    def example(self):
+        N, D, G = np.meshgrid((74e6, 297e6, 1.2e9), (10e9, 50e9, 200e9), (32.0, 64.0, 128.0, 256.0))
+        p = ChenQAT.presets["chen2025"].values
+        return {k: p[k] for k in self.param_names}, {"N": N.ravel(), "D": D.ravel(), "group_size": G.ravel()}
+
 
 @dataclass(frozen=True)
 class Decomposition:
@@ -250,6 +255,12 @@ class ChenQAT(Law):
     # --------------------------------------------------------------- formula
     def formula(self, p, x, m=np):
         return p.E + p.A / x.N ** p.alpha + p.B / x.D ** p.beta + x.q * penalty(p, x, m)
+
+    def example(self):
+        rows = [(N, D, b, b, G) for N in (74e6, 145e6, 297e6, 595e6) for D in (10e9, 20e9, 50e9, 100e9)
+                for b, G in ((16, np.nan), (4, 32), (4, 64), (4, 128), (4, 256))]
+        cols = dict(zip(("N", "D", "w_bits", "a_bits", "group_size"), np.array(rows, float).T))
+        return dict(self.presets["chen2025"].values), cols
 
     # -------------------------------------------------------------- planners
     def plan_data(self, params, N, group_size):

@@ -64,6 +64,10 @@ class Chinchilla(Law):
     def formula(self, p, x, m=np):
         return p.E + p.A / x.N ** p.alpha + p.B / x.D ** p.beta
 
+    def example(self):
+        N, D = np.meshgrid(np.geomspace(1e7, 1e10, 5), np.geomspace(1e9, 1e12, 5))
+        return dict(self.presets["besiroglu2024"].values), {"N": N.ravel(), "D": D.ravel()}
+
     # The fitter's fast path (benchmarks/law_speed.py measures it against the generic
     # derivatives of the formula; tests/test_laws_contract.py checks they agree).
     # With u = (a - alpha lnN, b - beta lnD, e) and p = softmax(u):

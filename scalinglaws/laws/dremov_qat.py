@@ -196,6 +196,23 @@ class DremovFraction(Law):
     def formula(self, p, x, m=np):
         return m.exp(-p.a / m.log(x.S))
 
+    def example(self):
+        """Sweeps of QAT fractions at several (N, D, bits); each sweep includes the law's own f*."""
+        a = self.presets["dremov2025"].values["a"]
+        rows = []
+        for N in (1e8, 3e8, 1e9):
+            for D in (1e10, 1e11, 1e12):
+                for b in (2.0, 4.0, 8.0):
+                    f = float(np.exp(-a / np.log(D / (N * b / 8))))
+                    rows += [(N, (1 - g) * D, g * D, b) for g in (f, 0.5 * f, 0.5 + 0.5 * f)]
+        return {"a": a}, dict(zip(("N", "D_fp", "D_qat", "w_bits"), np.array(rows, float).T))
+
+    def simulate_target(self, params, runs):
+        """A loss whose best fraction in each sweep is the one nearest the law's f* (1 + (f - f*)^2)."""
+        cols = as_columns(runs)
+        f = cols["D_qat"] / (cols["D_fp"] + cols["D_qat"])
+        return 1.0 + (f - self.predict(params, cols)) ** 2
+
     def along_axis(self, params, values):
         return self.formula(self.public(self.to_internal(params)[None]), _vars(S=np.asarray(values, float)))[0]
 
@@ -282,6 +299,18 @@ class DremovQAT(Law):
         return {"N": N, "Dt": Dt, "q": q.astype(float), "b": np.where(q, b, 0.0),
                 "Sq": np.where(q, np.where(q, Dq, 1.0) / byte, 1.0),
                 "Sf": np.where(q, np.where(q, Dfp, 1.0) / byte, 1.0)}
+
+    def example(self):
+        rows = []
+        for N in (30e6, 86e6, 250e6):
+            for D in (5e9, 2e10, 8e10):
+                rows.append((N, D, 0.0, 16.0))
+                for b in (1.0, 2.0, 4.0, 6.0):
+                    for f in (0.05, 0.2, 0.5, 0.8, 0.95):
+                        rows.append((N, (1 - f) * D, f * D, b))
+        truth = dict(E=1.8, A=400.0, B=2000.0, alpha=0.33, beta=0.33, theta=0.3, kappa=0.8, phi=0.6, chi=0.5,
+                     psi=0.1, omega=0.2, mu=0.3, nu=0.1, xi=0.6, rho=0.05, **{"lambda": 6.0})
+        return truth, dict(zip(("N", "D_fp", "D_qat", "w_bits"), np.array(rows, float).T))
 
     # --------------------------------------------------------------- formula
     def formula(self, p, x, m=np):

@@ -172,6 +172,15 @@ class FrantarEff(Law):
             X[f"fmt{j}"] = onehot[j]   # 1 where a run is in format j
         return X
 
+    def example(self):
+        fmts = {"W16A16": (16, 16, np.nan), "W4A16": (4, 16, np.nan), "W2A16": (2, 16, np.nan),
+                "W4A4G32": (4, 4, 32), "W8A8": (8, 8, np.nan)}
+        rows = [(N, N * t, *f) for N in (1e7, 1e8, 1e9) for t in (5, 14, 37, 100) for f in fmts.values()]
+        cols = dict(zip(("N", "D", "w_bits", "a_bits", "group_size"), np.array(rows, float).T))
+        truth = {"E": 1.9, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.36,
+                 "eff[W2A16]": 0.45, "eff[W4A4G32]": 0.6, "eff[W4A16]": 0.8, "eff[W8A8]": 0.95}
+        return truth, cols
+
     # --------------------------------------------------------------- formula
     def formula(self, p, x, m=np):
         mult = 1.0

@@ -109,6 +109,13 @@ class KumarPrecision(Law):
         n_eff = x.N * precision_factor(p, x.w_bits, x.a_bits, x.kv_bits, m)
         return p.A / n_eff ** p.alpha + p.B / x.D ** p.beta + p.E
 
+    def example(self):
+        combos = ([(16, 16, 16)] + [(w, 16, 16) for w in (3, 4, 6)] + [(16, a, 16) for a in (4, 5, 8)]
+                  + [(16, 16, k) for k in (3, 4, 6)] + [(6, 6, 6)])
+        rows = [(N, N * t, *c) for N in (1e8, 1e9, 1e10) for t in (10, 40, 160) for c in combos]
+        cols = dict(zip(("N", "D", "w_bits", "a_bits", "kv_bits"), np.array(rows, float).T))
+        return dict(self.presets["kumar2024"].values), cols
+
     # planners --------------------------------------------------------------------
     @staticmethod
     def _at_precision(p, flops, P):

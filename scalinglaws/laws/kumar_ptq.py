@@ -97,6 +97,10 @@ class KumarPTQ(Law):
     def formula(self, p, x, m=np):
         return p.E + p.A / x.N ** p.alpha + p.B / x.D ** p.beta + x.q * self.delta_ptq(p, x, m)
 
+    def example(self):
+        N, D, P = np.meshgrid(np.geomspace(1e8, 1e10, 4), np.geomspace(1e10, 1e12, 4), (16.0, 8.0, 4.0, 3.0))
+        return dict(self.presets["kumar2024-ptq"].values), {"N": N.ravel(), "D": D.ravel(), "ptq_bits": P.ravel()}
+
     # planners --------------------------------------------------------------------
     def plan_data(self, params, N, ptq_bits):
         """Critical data size D_crit for a model of ``N`` parameters quantized to ``ptq_bits``."""

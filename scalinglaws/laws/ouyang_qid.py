@@ -81,6 +81,16 @@ class OuyangQiD(Law):
     def formula(self, p, x, m=np):
         return p.k * x.D ** p.beta / (x.N ** p.alpha * x.ptq_bits ** p.gamma)
 
+    def example(self):
+        N, D, P = np.meshgrid((1.6e8, 1e9, 6.9e9), np.geomspace(1e9, 3e11, 4), (2.0, 3.0, 4.0, 8.0))
+        N, D = N.ravel(), D.ravel()
+        return dict(self.presets["ouyang2024"].values), {"N": N, "D": D, "ptq_bits": P.ravel(),
+                                                         "loss_fp": 1.8 + 400 / N ** 0.34 + 400 / D ** 0.28}
+
+    def simulate_target(self, params, runs):
+        """The quantized loss: the checkpoint's ``loss_fp`` plus the predicted degradation."""
+        return as_columns(runs)["loss_fp"] + self.predict(params, runs)
+
     # ------------------------------------------------------------------ data
     def prepare(self, runs):
         """Rows with ``ptq_bits < 16``, a ``loss_fp`` and ``loss > loss_fp``; refuse when none qualifies."""

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglaws.data.errors import OptionError
-from scalinglaws.fitting.api import as_table
+from scalinglaws.data.columns import as_table
 from scalinglaws.fitting.problem import Problem
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
@@ -176,7 +176,7 @@ def predict_interval(result: FitResult, runs, level: float | None = None, kind: 
         raise OptionError("kind", f"must be 'confidence' or 'prediction', got {kind!r}")
     level = _level(result, level)
     law = result.law_obj
-    table = as_table(runs, law)
+    table = as_table(runs, law.required_columns())
     preds = sample_predictions(result, table)
     if kind == "prediction":
         b = result.bootstrap

@@ -80,7 +80,7 @@ def errors_of(obs: np.ndarray, pred: np.ndarray) -> dict:
 def predict_runs(result: FitResult, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The rows of ``runs`` the law scores (after its ``prepare``), their observed target and prediction.
 
-    A law's ``prepare`` may refuse a subset as a whole (``chen-qat`` wants quantized rows
+    A law's ``prepare`` may refuse a subset as a whole (a QAT law wants quantized rows
     to *fit*); the rows can still be predicted, so the subset is then used as it is.
     """
     law = get_law(result.law)
