@@ -12,8 +12,6 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from scalinglaws.data.errors import OptionError, ScalingLawsError
 
@@ -21,8 +19,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def progress_bar(enabled: bool = True) -> Progress:
+def progress_bar(enabled: bool = True):
     """A transient progress bar on stderr (off for --json, and when stderr is not a terminal)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(), console=err_console, transient=True,
                     disable=not enabled or not err_console.is_terminal)
@@ -92,11 +91,12 @@ def is_count(name: str) -> bool:
     return bool(_COUNT.match(str(name)))
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+def table(title: str | None, columns: list[str], rows: list[list[Any]]):
     """A rich table; parameter and token counts are shown as 70B, 1.4T."""
     from scalinglaws.data.units import human
     rows = [[human(float(v)) if is_count(c) and isinstance(v, (int, float)) and not isinstance(v, bool) else v
              for c, v in zip(columns, r)] for r in rows]
+    from rich.table import Table
     t = Table(title=title, title_justify="left", header_style="bold")
     for j, c in enumerate(columns):
         text = any(isinstance(r[j], str) for r in rows if j < len(r))

@@ -9,10 +9,33 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer import _click
+from typer.core import TyperGroup
 
 from scalinglaws import __version__
 
+
+class Root(TyperGroup):
+    """The top-level group: its own help is plain text (every command's summary in full), which
+    spares ``scalinglaws --help`` the cost of loading rich's help renderer; each command keeps
+    typer's rich help."""
+
+    def format_help(self, ctx, formatter):
+        return _click.core.Command.format_help(self, ctx, formatter)  # click's plain layout
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, (cmd.help or "").strip().split("\n")[0]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=Root,
     name="scalinglaws",
     help="Fit and predict scaling laws for low-precision LLM training, and train small models for new points.",
     no_args_is_help=True,

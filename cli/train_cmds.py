@@ -5,10 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
-from rich.measure import Measurement
-from rich.table import Table
 
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
@@ -26,7 +22,9 @@ I = Optional[int]
 F = Optional[float]
 
 
-def _progress() -> Progress:
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                     console=err_console, transient=True)
@@ -55,6 +53,8 @@ def _show(rows: list[dict]) -> None:
     cells = [[precision_label(r), human(r["N"], 3), human(r["D"], 3),
               "-" if r["loss"] is None else f"{r['loss']:.4f}", str(r["steps"]),
               f"{r['tokens_per_s']:,.0f}", f"{r['wall_s']:.1f}"] for r in rows]
+    from rich.measure import Measurement
+    from rich.table import Table
     t = Table(header_style="bold", box=None, pad_edge=False)
     for name in names:
         t.add_column(name, justify="left" if name == "run" else "right", no_wrap=True)
