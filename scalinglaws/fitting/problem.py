@@ -26,18 +26,22 @@ class LawModel:
     """A law and its design arrays seen as a plain model ``f(theta)`` for the fitter.
 
     ``space="log"`` fits ``log L`` (the default); ``space="linear"`` fits ``L`` itself.
+    ``newton``: whether the model's curvature is added when the fitter asks for it (default:
+    the law's ``newton_steps``; the exact Hessian of :meth:`Problem.hessian` always has it).
     """
 
-    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log", dtype=np.float64):
+    def __init__(self, law: Law, X: Mapping[str, np.ndarray], space: str = "log", dtype=np.float64,
+                 newton: bool | None = None):
         if space not in ("log", "linear"):
             raise OptionError("space", f"must be 'log' or 'linear', got {space!r}")
         self.dtype = np.dtype(dtype)
         self.law, self.space = law, space
+        self.newton = law.newton_steps if newton is None else bool(newton)
         self.X = {k: np.asarray(v, dtype=self.dtype) for k, v in X.items()}
 
     def astype(self, dtype) -> "LawModel":
         """The same model computing in ``dtype`` (the fitter explores in single precision)."""
-        return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype)
+        return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype, self.newton)
 
     def value(self, theta):
         g = self.law.log_predict(np.asarray(theta, dtype=self.dtype), self.X)
@@ -51,6 +55,8 @@ class LawModel:
         return e, (cache, e)
 
     def grad_hess(self, theta, cache, psi, hw, cw):
+        if not self.newton:
+            cw = None
         if self.space == "log":
             return self.law.grad_hess(np.asarray(theta, dtype=self.dtype), self.X, cache, psi, hw, cw)
         # f = exp(g): J_f = f J_g and Hessian(f) = f (J_g J_g^T + Hessian(g)), so the
@@ -203,12 +209,13 @@ class Problem:
         (smooth) Jacobian -- not of the gradient, whose Huber ``psi`` has kinks.
         """
         th = self._theta(theta)
+        model = LawModel(self.law, self.X, self.space, newton=True)
         with np.errstate(all="ignore"):
-            f, cache = self.model.evaluate(th[None, :])
+            f, cache = model.evaluate(th[None, :])
         r = f[0] - self.y
         psi = self.loss.psi(r)
         curved = self.law.has_curvature
-        _, H = self.model.grad_hess(th[None, :], cache, psi[None, :], self.loss.dpsi(r)[None, :],
+        _, H = model.grad_hess(th[None, :], cache, psi[None, :], self.loss.dpsi(r)[None, :],
                                     psi[None, :] if curved else None)
         H = H[0]
         if not curved:  # sum_i psi_i Hessian(f_i) from central differences of the (smooth) Jacobian

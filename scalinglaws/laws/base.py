@@ -364,8 +364,12 @@ class Law:
 
     @property
     def has_curvature(self) -> bool:
-        """Whether the fitter may take full Newton steps: every law with a formula has exact curvature."""
+        """Whether :meth:`curvature` is exact (every law with a formula has it, from the formula)."""
         return self.has_formula
+
+    #: whether the fitter's exact steps add the model's curvature (full Newton) to the loss's
+    #: (Gauss-Newton); Gauss-Newton unless a law has shown that Newton steps pay (Chinchilla)
+    newton_steps: ClassVar[bool] = False
 
     def curvature(self, theta: np.ndarray, X: Mapping[str, np.ndarray], w: np.ndarray) -> np.ndarray:
         """``sum_i w[s, i] * Hessian_theta(log L_i)`` for each start s, shape (S, P, P)."""

@@ -60,6 +60,7 @@ class Chinchilla(Law):
     planners = (Planner("compute", "compute-optimal N and D for a FLOP budget C = 6ND", "plan_compute",
                         required=("flops",)),)
     penalty_axes = ()
+    newton_steps = True  # exact Newton near the optimum: its convex-in-practice landscape converges quadratically
 
     def formula(self, p, x, m=np):
         return p.E + p.A / x.N ** p.alpha + p.B / x.D ** p.beta

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import numpy as np
 
 #: bump when the generated code changes shape, so that old cache entries are not used
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 _memory: dict[str, dict] = {}
 _lock = threading.Lock()
@@ -53,12 +53,20 @@ def _key(law, design_names) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+_by_law: dict[tuple, dict] = {}
+
+
 def functions(law, X) -> dict:
     """``{"value_jac": f, "curvature": g}`` for ``law`` on design arrays with the names of ``X``."""
     names = tuple(sorted(X))
+    quick = (type(law), tuple((p.name, p.log) for p in law.params), names)
+    fns = _by_law.get(quick)  # this process has them already: no source hashing on the fitter's hot path
+    if fns is not None:
+        return fns
     key = _key(law, names)
     fns = _memory.get(key)
     if fns is not None:
+        _by_law[quick] = fns
         return fns
     with _lock:
         if key in _memory:
@@ -71,6 +79,7 @@ def functions(law, X) -> dict:
         exec(compile(source, f"<derivatives of {law.name}>", "exec"), namespace)
         fns = {"value_jac": namespace["value_jac"], "curvature": namespace["curvature"], "source": source}
         _memory[key] = fns
+        _by_law[quick] = fns
         return fns
 
 
@@ -148,15 +157,22 @@ def generate(law, design_names) -> str:
     src += [f"    J[:, :, {j}] = ({e}) / L" for j, e in enumerate(out[1:])]
     src += ["    return f, J", "", "def curvature(t, X, w):"]
     lines, out = block([L] + G + [K[ij] for ij in upper])
+    nonzero = [(ij, e) for ij, e in zip(upper, out[P + 1:]) if e not in ("0", "0.0")]
     src += lines
     src += ["    shape = (t.shape[0], X_n(X))",
-            f"    inv = 1.0 / np.broadcast_to({out[0]}, shape)"]
-    src += [f"    J{j} = ({e}) * inv" for j, e in enumerate(out[1:P + 1])]
-    src += [f"    H = np.empty((t.shape[0], {P}, {P}), dtype=t.dtype)"]
-    for (i, j), e in zip(upper, out[P + 1:]):
-        k = "0" if e in ("0", "0.0") else f"({e}) * inv"
-        cell = f"np.sum(w * ({k} - J{i} * J{j}), axis=1)"
-        src.append(f"    H[:, {i}, {j}] = {cell}" if i == j else f"    H[:, {i}, {j}] = H[:, {j}, {i}] = {cell}")
+            f"    L = np.broadcast_to({out[0]}, shape)",
+            "    wi = w / L",
+            f"    J = np.empty(shape + ({P},), dtype=t.dtype)"]
+    src += [f"    J[:, :, {j}] = {e}" for j, e in enumerate(out[1:P + 1])]
+    src += ["    J /= L[:, :, None]",
+            "    H = -np.matmul(J.transpose(0, 2, 1) * w[:, None, :], J)  # - sum_i w_i J_i J_i^T"]
+    if nonzero:
+        src += [f"    K = np.empty(shape + ({len(nonzero)},), dtype=t.dtype)"]
+        src += [f"    K[:, :, {k}] = {e}" for k, (_, e) in enumerate(nonzero)]
+        src += ["    k = np.matmul(wi[:, None, :], K)[:, 0, :]  # sum_i w_i K_i / L_i"]
+        for k, ((i, j), _) in enumerate(nonzero):
+            src.append(f"    H[:, {i}, {j}] += k[:, {k}]" if i == j else
+                       f"    H[:, {i}, {j}] += k[:, {k}]\n    H[:, {j}, {i}] += k[:, {k}]")
     src += ["    return H", "", "def X_n(X):", "    return max(np.size(v) for v in X.values())", ""]
     return "\n".join(src)
 

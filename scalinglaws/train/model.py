@@ -20,7 +20,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglaws.data.errors import InputError
-from scalinglaws.data.units import human
 
 from scalinglaws.train.quant import QuantSpec, fake_quant
 
@@ -103,15 +102,6 @@ def shape_for(params: float | None = None, *, n_layer: int | None = None, d_mode
 
 def _n(L, d, h, kv=None) -> int:
     return Shape(L, d, h, kv or h, mlp_width(d), 0, 0.0).n_params
-
-
-def ladder_table() -> list[tuple[str, int, int, int, int, int]]:
-    """(label, layers, d_model, heads, non-embedding N, total) for each ladder entry."""
-    rows = []
-    for L, d, h in LADDER:
-        s = shape_for(_n(L, d, h))
-        rows.append((human(s.n_params, 3), L, d, h, s.n_params, s.n_total))
-    return rows
 
 
 class QuantLinear(nn.Linear):
