@@ -100,7 +100,7 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]):
     t = Table(title=title, title_justify="left", header_style="bold")
     for j, c in enumerate(columns):
         text = any(isinstance(r[j], str) for r in rows if j < len(r))
-        t.add_column(c, justify="left" if text else "right")
+        t.add_column(c, justify="left" if text else "right", overflow="fold")  # wrap, never cut
     for r in rows:
         t.add_row(*[fmt(v) for v in r])
     return t

@@ -235,10 +235,10 @@ class ChenQAT(Law):
         if len(settings) > 1:
             names = ", ".join(f"W{x}A{y}" for x, y in settings)
             raise InputError(f"law '{self.name}' fits one quantized setting at a time (its delta differs "
-                             f"between them); the table has {names}. Keep one with --where, e.g. "
-                             f"--where \"(w_bits == {settings[0][0]} and a_bits == {settings[0][1]}) or "
-                             f"(w_bits >= 16 and a_bits >= 16)\", or compare them with "
-                             f"scalinglaws.trust.decompose.decompose", file=cols.source)
+                             f"between them); the table has {names}. Keep one with a where filter, e.g. "
+                             f"\"(w_bits == {settings[0][0]} and a_bits == {settings[0][1]}) or "
+                             f"(w_bits >= 16 and a_bits >= 16)\", or compare them with the decomposition "
+                             f"(scalinglaws.decompose)", file=cols.source)
         return runs
 
     def design(self, runs):

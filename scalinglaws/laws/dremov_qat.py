@@ -157,7 +157,7 @@ class DremovFraction(Law):
             if f <= 0:
                 raise cols.error(f"the sweep at N={N[j]:.4g}, D={Dt[j]:.4g}, w_bits={w[j]:g} is best with no QAT "
                                  f"at all (D_qat = 0), which f* = exp(-a/ln S) cannot express; drop the D_qat = 0 "
-                                 f"runs (--where \"D_qat > 0\")", j)
+                                 f"runs (a where filter \"D_qat > 0\")", j)
             if S <= 1:
                 raise cols.error(f"S_total = {S:.3g} tokens per parameter byte; the fraction law needs "
                                  f"S_total > 1", j)
@@ -229,9 +229,8 @@ class DremovFraction(Law):
         """Not answerable from the fraction law alone (see the message)."""
         raise InputError("'optimal bits' compares the loss reached at each bit-width, and the QAT fraction law "
                          "(dremov-fraction, e.g. preset dremov2025) predicts only the best fraction of training to "
-                         "spend in QAT, not the loss, so it cannot rank bit-widths. Fit the unified loss law to "
-                         "your runs (scalinglaws fit RUNS --law dremov-qat: columns N, D_fp, D_qat, w_bits, loss) "
-                         "and pass that fit.json to 'optimal bits'")
+                         "spend in QAT, not the loss, so it cannot rank bit-widths. Fit the unified loss law "
+                         "'dremov-qat' to your runs (columns N, D_fp, D_qat, w_bits, loss) and ask that fit")
 
 
 def _vars(**values):
@@ -291,7 +290,7 @@ class DremovQAT(Law):
                    if col == "D_qat" else
                    "the FP/QAT interaction term has S_fp^xi in a denominator, undefined at D_fp = 0")
             row_error(cols, f"a quantized row (w_bits < 16) needs {col} > 0: {why}; leave such rows out "
-                            f"with --where \"{col} > 0 or w_bits >= 16\"", q & ~(arr > 0), col)
+                            f"with a where filter \"{col} > 0 or w_bits >= 16\"", q & ~(arr > 0), col)
         Dt = Dfp + Dq
         row_error(cols, "D_fp + D_qat must be > 0", ~(Dt > 0), "D_fp")
         byte = N * b / 8.0

@@ -55,6 +55,7 @@ import numpy as np
 
 from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError
+from scalinglaws.data.schema import UNQUANTIZED_BITS
 from scalinglaws.data.units import human
 from scalinglaws.laws.base import Law, Param, Planner, exps
 from scalinglaws.laws.chinchilla import compute_optimal
@@ -189,7 +190,7 @@ class FrantarEff(Law):
         return p.A / (x.N * mult) ** p.alpha + p.B / x.D ** p.beta + p.E
 
     # --------------------------------------------------------------- planner
-    def plan_compute(self, params, flops, w_bits=16.0, a_bits=16.0, group_size=None):
+    def plan_compute(self, params, flops, w_bits=UNQUANTIZED_BITS, a_bits=UNQUANTIZED_BITS, group_size=None):
         """Compute-optimal N and D for ``flops`` (C = 6ND) in the format (w_bits, a_bits, group_size)."""
         w, a = float(w_bits), float(a_bits)
         if is_dense(w, a):

@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.schema import UNQUANTIZED_BITS
 from scalinglaws.data.units import human
 from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
 from scalinglaws.laws.chinchilla import compute_optimal
@@ -164,7 +165,7 @@ class KumarPrecision(Law):
             out["summary"] += f"; precisions <= {lo:.3g} bits are outside the law's domain (N_eff <= 0)"
         return out
 
-    def plan_compute(self, params, flops, w_bits=16.0, a_bits=16.0, kv_bits=16.0):
+    def plan_compute(self, params, flops, w_bits=UNQUANTIZED_BITS, a_bits=UNQUANTIZED_BITS, kv_bits=UNQUANTIZED_BITS):
         """Compute-optimal N and D for C = 6ND, training at (w_bits, a_bits, kv_bits) (16 by default)."""
         bits = {"w": w_bits, "a": a_bits, "kv": kv_bits}
         p = params
