@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
@@ -107,9 +109,11 @@ def fit_cmd(
     stopped = f"; {st['n_stopped']} stopped early by successive halving" if st.get("n_stopped") else ""
     console.print(f"{mark}; {st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum "
                   f"(within 1e-6 relative{stopped})", highlight=False)
-    if st.get("on_bound"):
-        console.print(f"[yellow]warning:[/] on a bound: {', '.join(st['on_bound'])} (widen the bounds or fix "
-                      f"the parameter; the data may not identify it)", highlight=False)
+    mapped = res.data.get("columns") or {}
+    if mapped:
+        console.print("columns: " + ", ".join(f"{k} -> {v}" for k, v in mapped.items()), highlight=False)
+    for w in res.warnings:
+        console.print(f"[yellow]warning ({w['code']}):[/] {escape(w['message'])}", highlight=False)
     if ci:
         b = res.bootstrap
         console.print(f"bootstrap: {b['n']} resamples" + (f" of clusters by {cluster}" if cluster else " of runs")

@@ -50,7 +50,7 @@ def test_map_option(write):
     ("N,D,loss\n1e8,2e9,nan\n", r"data row 1 \(line 2\), column 'loss': empty cell"),
     ("N,D,loss\n", r"no data rows"),
     ("", r"the file is empty"),
-    ("params,N,D,loss\n1,1,1,1\n", r"both stand for 'N'"),
+    ("params,N,D,loss\n1,2,1,1\n", r"data row 1 \(line 2\): columns 'params' and 'N' both stand for 'N' and differ"),
 ])
 def test_bad_tables(write, text, match):
     p = write("bad.csv", text)

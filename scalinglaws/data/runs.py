@@ -20,18 +20,20 @@ from scalinglaws.data.schema import CANONICAL, DEFAULTS, range_error
 from scalinglaws.data.units import expand_suffixes, parse_number
 
 #: Aliases recognised case-insensitively (spaces, dashes and dots count as underscores).
+#: Only names that cannot mean anything else: a column called ``size``, ``model_size`` (often
+#: in millions), ``data``, ``n``, ``d`` (``d_model``?), ``l`` or ``g`` is not guessed at; map it
+#: with ``--map COLUMN=canonical`` (``mapping=`` in Python).
 ALIASES = {
-    "n": "N", "params": "N", "n_params": "N", "nparams": "N", "parameters": "N",
-    "num_params": "N", "model_size": "N", "non_embedding_params": "N", "size": "N",
-    "d": "D", "tokens": "D", "train_tokens": "D", "n_tokens": "D", "training_tokens": "D",
-    "num_tokens": "D", "data": "D",
+    "params": "N", "n_params": "N", "nparams": "N", "parameters": "N", "num_params": "N",
+    "non_embedding_params": "N",
+    "tokens": "D", "train_tokens": "D", "n_tokens": "D", "training_tokens": "D", "num_tokens": "D",
     "loss": "loss", "val_loss": "loss", "eval_loss": "loss", "final_loss": "loss",
-    "validation_loss": "loss", "test_loss": "loss", "l": "loss",
+    "validation_loss": "loss", "test_loss": "loss",
     "w_bits": "w_bits", "wbits": "w_bits", "weight_bits": "w_bits", "bits_w": "w_bits",
     "a_bits": "a_bits", "abits": "a_bits", "act_bits": "a_bits", "activation_bits": "a_bits",
     "kv_bits": "kv_bits", "kvbits": "kv_bits", "cache_bits": "kv_bits",
-    "ptq_bits": "ptq_bits", "post_bits": "ptq_bits", "ptq": "ptq_bits",
-    "group_size": "group_size", "groupsize": "group_size", "g": "group_size",
+    "ptq_bits": "ptq_bits", "post_bits": "ptq_bits",
+    "group_size": "group_size", "groupsize": "group_size",
     "block_size": "group_size", "blocksize": "group_size",
     "exp_bits": "exp_bits", "exponent_bits": "exp_bits", "e_bits": "exp_bits",
     "man_bits": "man_bits", "mantissa_bits": "man_bits", "m_bits": "man_bits",
@@ -150,16 +152,25 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
         raise InputError("the table has no data rows", file=label)
 
     rename = parse_mapping(mapping)
-    columns = {}
+    unknown = [k for k in rename if k not in raw.columns]
+    if unknown:
+        raise OptionError("mapping", f"{unknown[0]}={rename[unknown[0]]}: the table has no column "
+                                     f"{unknown[0]!r} (it has: {', '.join(map(str, raw.columns))})", file=label)
+    columns, twins = {}, []
     for col in raw.columns:
         canon = rename.get(col) or canonical_name(col)
         target = canon or col
         if target in columns.values():
             first = next(k for k, v in columns.items() if v == target)
-            raise InputError(f"columns '{first}' and '{col}' both stand for '{target}'; "
-                             f"rename one (--map COLUMN=canonical, or mapping= in Python)", file=label)
+            if not _same_cells(raw[first], raw[col]):
+                i = _first_difference(raw[first], raw[col])
+                raise InputError(f"columns '{first}' and '{col}' both stand for '{target}' and differ "
+                                 f"({raw[first].iloc[i]!r} against {raw[col].iloc[i]!r}); keep one, or rename one "
+                                 f"(--map COLUMN=canonical, or mapping= in Python)", file=label, row=i + 1)
+            twins.append(col)  # the same values twice: one copy is enough
+            continue
         columns[col] = target
-    df = raw.rename(columns=columns)
+    df = raw.drop(columns=twins).rename(columns=columns)
 
     required = list(required)
     missing = [c for c in required if c not in df.columns]
@@ -190,6 +201,11 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
             df[col] = _maybe_numeric(df[col])
     df.index = pd.RangeIndex(1, len(df) + 1, name="row")
     df.attrs["source"] = label
+    # which of the table's columns became which canonical one (``params -> N``), for fit reports
+    df.attrs["columns"] = {str(k): v for k, v in columns.items() if v in CANONICAL and str(k) != v}
+    if twins:
+        df.attrs["columns"].update({str(t): f"{columns.get(t) or canonical_name(t) or rename.get(t)} (same values "
+                                            f"as another column)" for t in twins})
 
     if where:
         df = subset(df, select(df, where, "where"))
@@ -205,6 +221,30 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
         df = df.drop(df["loss"].nlargest(exclude_top).index)
     df.attrs["source"] = label
     return df
+
+
+def _cell_values(series: pd.Series) -> list:
+    out = []
+    for cell in series.tolist():
+        try:
+            out.append(parse_number(cell, "value"))
+        except InputError:
+            out.append(str(cell).strip())
+    return out
+
+
+def _same_cells(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two columns hold the same values (as numbers where they are numbers)."""
+    return _first_difference(a, b) is None
+
+
+def _first_difference(a: pd.Series, b: pd.Series) -> int | None:
+    for i, (x, y) in enumerate(zip(_cell_values(a), _cell_values(b))):
+        same = x == y or (isinstance(x, float) and isinstance(y, float) and (math.isnan(x) and math.isnan(y)
+                                                                              or math.isclose(x, y, rel_tol=1e-12)))
+        if not same:
+            return i
+    return None
 
 
 def _maybe_numeric(series: pd.Series) -> pd.Series:

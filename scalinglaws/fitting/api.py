@@ -17,6 +17,7 @@ import numpy as np
 
 from scalinglaws.data.errors import FitError, OptionError
 from scalinglaws.fitting.fitter import minimize_multistart
+from scalinglaws.fitting.identifiability import input_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.problem import Problem
 from scalinglaws.fitting.result import FitResult
@@ -71,11 +72,13 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
               "n_best": res.n_best, "n_stopped": res.n_stopped, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
               "n_evals": res.n_evals}
+    warnings = input_warnings(law, table) + parameter_warnings(prob, res.x, on_bound)
     return FitResult(
         law=law.name, params=law.to_public(res.x), objective=res.fun, n_runs=len(table),
         loss=opts.loss_record(), fixed=dict(opts.fix), status=status,
-        data={"source": table.attrs.get("source"), "where": opts.where, "exclude_top": opts.exclude_top},
-        multistart=res)
+        data={"source": table.attrs.get("source"), "where": opts.where, "exclude_top": opts.exclude_top,
+              "columns": dict(table.attrs.get("columns") or {})},
+        warnings=warnings, multistart=res)
 
 
 def _starts(law: Law, starts, seed: int) -> np.ndarray:

@@ -119,9 +119,11 @@ class Problem:
                 raise OptionError("fix", f"{name}: law '{law.name}' has no parameter {name!r}; "
                                          f"its parameters are {', '.join(law.param_names)}")
             j = law.param_names.index(name)
-            v = law.params[j].to_internal(value, "fix")
-            lo[j], hi[j] = min(lo[j], v), max(hi[j], v)
-            free[j], held[j] = False, v
+            prm = law.params[j]
+            if not prm.contains(value):
+                raise OptionError("fix", f"{name}={value:g} is outside the bounds of {name}, "
+                                         f"[{prm.bounds[0]:.4g}, {prm.bounds[1]:.4g}]")
+            free[j], held[j] = False, prm.to_internal(value, "fix")
         return cls(law=law, table=table, model=model, obs=obs, y=np.log(obs) if opts.space == "log" else obs,
                    options=opts, loss=opts.robust_loss(), lower=lo, upper=hi, free=free, held=held)
 

@@ -36,6 +36,8 @@ class FitResult:
     fixed : dict          parameters held fixed and their values
     status : dict         convergence: message, starts, starts reaching the best, parameters on bounds
     data : dict           where the runs came from and how they were filtered (``where``, ``exclude_top``)
+    warnings : list       what the data cannot tell (``{"code", "message"}``, see
+                          :mod:`scalinglaws.fitting.identifiability`)
     extra : dict          what the trust tools added: ``"bootstrap"`` (resamples, intervals, residuals)
     version : str         package version that made the fit
     multistart : the fitter's record of every start's end point (not saved; None for a loaded fit)
@@ -49,6 +51,7 @@ class FitResult:
     fixed: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     version: str = __version__
     multistart: Any = field(default=None, repr=False, compare=False)
@@ -153,7 +156,8 @@ def load_fit(path: str | os.PathLike) -> FitResult:
         law.to_internal(d["params"])  # names, numbers, signs
     except OptionError as exc:
         raise InputError(f"key 'params': {exc.reason}", file=path) from None
-    for key, kind in (("loss", dict), ("fixed", dict), ("status", dict), ("data", dict), ("extra", dict)):
+    for key, kind in (("loss", dict), ("fixed", dict), ("status", dict), ("data", dict), ("extra", dict),
+                      ("warnings", list)):
         if key in d and d[key] is not None and not isinstance(d[key], kind):
             raise InputError(f"key '{key}' must be an object, got {type(d[key]).__name__}", file=path)
     known = {k: d[k] for k in _SAVED if k in d and d[k] is not None}

@@ -99,7 +99,7 @@ class Capybara(Law):
         Param("alpha", "exponent of model size", (0.0, 3.0), (0.2, 0.4)),
         Param("d", "scale of the finite-data term", exps(-10, 60), exps(5, 10, 15), log=True),
         Param("beta", "exponent of data size", (0.0, 3.0), (0.3, 0.6)),
-        Param("epsilon", "irreducible loss (nats/token)", exps(-5, 5), exps(0.25, 0.75), log=True),
+        Param("epsilon", "irreducible loss (nats/token)", exps(-7, 5), exps(0.25, 0.75), log=True),
         Param("gamma", "inverse scale of the precision penalty", exps(-20, 60), exps(5, 10), log=True),
         Param("delta", "weight of the exponent bits, (E+0.5)^delta", (0.0, 10.0), (1.0, 3.0)),
         Param("nu", "weight of the mantissa bits, (M+0.5)^nu", (0.0, 10.0), (1.0, 3.0)),

@@ -195,7 +195,7 @@ class ChenQAT(Law):
     formula_text = ("L = E + A/N^alpha + B/D^beta + delta, delta = k D^gamma_D (log2 G)^gamma_G / N^gamma_N "
                     "(delta = 0 on unquantized rows)")
     params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0.25, 0.75), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(0.25, 0.75), log=True),
         Param("A", "scale of the finite-model term", exps(-10, 60), exps(2, 6, 10), log=True),
         Param("B", "scale of the finite-data term", exps(-10, 60), exps(2, 6, 10), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.25, 0.5)),

@@ -42,7 +42,7 @@ class Chinchilla(Law):
     reference = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models (Approach 3)"
     formula_text = "L = E + A/N^alpha + B/D^beta"
     params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(-1, -0.5, 0, 0.5, 1), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(-1, -0.5, 0, 0.5, 1), log=True),
         Param("A", "scale of the finite-model term", exps(-10, 60), exps(0, 5, 10, 15, 20, 25), log=True),
         Param("B", "scale of the finite-data term", exps(-10, 60), exps(0, 5, 10, 15, 20, 25), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.0, 0.5, 1.0, 1.5, 2.0)),

@@ -245,7 +245,7 @@ class DremovQAT(Law):
     formula_text = ("L = E + A/N^alpha + B/(D_fp+D_qat)^beta + theta 2^(-kappa b) + phi 2^(-chi b)/(N^psi "
                     "S_qat^omega) + lambda 2^(-mu b)/(N^nu S_fp^xi S_qat^rho), b = w_bits, S = D/(N b/8)")
     params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0.25, 0.75), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(0.25, 0.75), log=True),
         Param("A", "scale of the finite-model term", exps(-10, 60), exps(3, 7, 11), log=True),
         Param("B", "scale of the finite-data term (not the bit-width)", exps(-10, 60), exps(3, 7, 11), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.25, 0.5)),

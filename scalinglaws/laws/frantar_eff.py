@@ -91,7 +91,7 @@ class FrantarEff(Law):
     formula_text = ("L = A (N eff(C))^-alpha + B D^-beta + E, one eff(C) in (0, 1] per format C "
                "(parameters eff[W4A16], ...; eff = 1 for 16-bit rows)")
     base_params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0, 1), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(0, 1), log=True),
         Param("A", "scale of the finite-model term (effective parameters)", exps(-10, 60), exps(4, 8, 12),
               log=True),
         Param("B", "scale of the finite-data term", exps(-10, 60), exps(4, 8, 12), log=True),

@@ -78,7 +78,7 @@ class KumarPrecision(Law):
     formula_text = ("L = A N_eff^-alpha + B D^-beta + E, "
                     "N_eff = N prod_{x=w,a,kv} (1 - exp(-P_x/gamma_x + n_x))")
     params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0, 1), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(0, 1), log=True),
         Param("A", "scale of the finite-model term (effective parameters)", exps(-10, 60), exps(4, 10), log=True),
         Param("B", "scale of the finite-data term", exps(-10, 60), exps(4, 10), log=True),
         Param("alpha", "exponent of effective model size", (0.0, 5.0), (0.3, 0.6)),

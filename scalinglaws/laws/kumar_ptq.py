@@ -58,7 +58,7 @@ class KumarPTQ(Law):
     formula_text = ("L = E + A/N^alpha + B/D^beta + delta_PTQ, "
                     "delta_PTQ = C_T D^gamma_D / N^gamma_N exp(-ptq_bits/gamma_post) (0 when ptq_bits >= 16)")
     params = (
-        Param("E", "irreducible loss (nats/token)", exps(-5, 5), exps(0, 1), log=True),
+        Param("E", "irreducible loss (nats/token)", exps(-7, 5), exps(0, 1), log=True),
         Param("A", "scale of the finite-model term", exps(-10, 60), exps(4, 10), log=True),
         Param("B", "scale of the finite-data term", exps(-10, 60), exps(4, 10), log=True),
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.3, 0.6)),
