@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.fit_cmds import LAW, law_or_default
@@ -12,19 +13,24 @@ from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 
 _RUNS = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run.")
-_TOLERANCE = typer.Option(3.0, "--tolerance", help="Verdict threshold, in units of the fit's residual scale.")
+_LEVEL = typer.Option(0.95, "--level", help="Level of the held-out runs' prediction intervals behind the verdict.")
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
-def _print_errors_table(title: str, rows: list, extra_cols: list | None = None) -> None:
-    cols = ["split", "fitted runs", "held-out runs", "mean |error|", "max |error|", "bias", "x scale", "verdict"]
+def _print_errors_table(title: str, rows: list, level: float) -> None:
+    from scalinglaws.trust.validate import RULE
+    cols = ["split", "fitted runs", "held-out runs", "mean |error|", "max |error|", "bias", "outside", "verdict"]
     console.print(table(title, cols, rows))
+    console.print(RULE.format(level=level), highlight=False)
 
 
 def _row(v) -> list:
     e = v.errors
-    return [v.split, v.n_train, v.n_test, e["mean_abs_error"], e["max_abs_error"], e["bias"], v.ratio,
-            "PASS" if v.passed else "FAIL"]
+    return [v.split, v.n_train, v.n_test, e["mean_abs_error"], e["max_abs_error"], e["bias"], v.n_outside, v.outcome]
+
+
+def _colour(outcome: str) -> str:
+    return {"PASS": "[green]", "FAIL": "[red]"}.get(outcome, "[yellow]")
 
 
 @handle_errors
@@ -37,7 +43,7 @@ def validate_cmd(
     leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", metavar="N|D",
                                                 help="One check per distinct N (or D): hold its runs out."),
     forward: bool = typer.Option(False, "--forward", help="With --leave-one-out: fit on smaller values only."),
-    tolerance: float = _TOLERANCE,
+    level: float = _LEVEL,
     *,
     options, mapping,
     as_json: bool = _JSON,
@@ -50,7 +56,7 @@ def validate_cmd(
         raise InputError("give one of --holdout EXPR or --leave-one-out N|D")
     if forward and leave_one_out is None:
         raise OptionError("forward", "applies to --leave-one-out")
-    kw = dict(options=options, tolerance=tolerance, mapping=parse_mapping(mapping))
+    kw = dict(options=options, level=level, mapping=parse_mapping(mapping))
     if holdout is not None:
         with progress_bar(not as_json) as prog:
             prog.add_task(f"fitting {law} without {holdout}", total=None)
@@ -60,11 +66,11 @@ def validate_cmd(
             return
         console.print(f"[bold]{v.law}[/] fitted on {v.n_train} runs, scored on the {v.n_test} held-out runs "
                       f"({holdout}); error = predicted - observed", highlight=False)
-        _print_errors_table(None, [_row(v)])
+        _print_errors_table(None, [_row(v)], v.level)
         console.print(table("held-out runs", list(v.runs.columns), v.runs.head(40).values.tolist()))
         if len(v.runs) > 40:
             console.print(f"... {len(v.runs) - 40} more runs (--json for all)", highlight=False)
-        console.print(("[green]" if v.passed else "[red]") + v.verdict + "[/]", highlight=False)
+        console.print(_colour(v.outcome) + escape(v.verdict) + "[/]", highlight=False)
         return
     by = leave_one_out.strip()
     with progress_bar(not as_json) as prog:
@@ -77,10 +83,10 @@ def validate_cmd(
     console.print(f"[bold]{res.law}[/]: leave one {by} out" + (", fitting on smaller values only" if forward else ""),
                   highlight=False)
     if res.folds:
-        _print_errors_table(None, [_row(f) for f in res.folds])
+        _print_errors_table(None, [_row(f) for f in res.folds], res.level)
     for s in res.skipped:
         console.print(f"skipped {s['split']}: {s['reason']}", highlight=False)
-    console.print(("[green]" if res.passed and res.folds else "[red]") + res.verdict + "[/]", highlight=False)
+    console.print(_colour(res.outcome) + escape(res.verdict) + "[/]", highlight=False)
 
 
 @handle_errors
@@ -91,7 +97,7 @@ def compare_cmd(
     holdout: Optional[str] = typer.Option(None, "--holdout", metavar="EXPR",
                                           help="Held-out split shared by all laws (default: the largest N); "
                                                "\"\" for none."),
-    tolerance: float = _TOLERANCE,
+    level: float = _LEVEL,
     *,
     options, mapping,
     as_json: bool = _JSON,
@@ -102,7 +108,7 @@ def compare_cmd(
     names = parse_laws(laws)
     with progress_bar(not as_json) as prog:
         task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
-        c = compare(runs, names, holdout=holdout, tolerance=tolerance, options=options, mapping=parse_mapping(mapping),
+        c = compare(runs, names, holdout=holdout, level=level, options=options, mapping=parse_mapping(mapping),
                     progress=lambda f: prog.update(task, completed=f))
     if as_json:
         print_json(c.to_dict())
@@ -121,7 +127,10 @@ def compare_cmd(
     for e in c.entries:
         if e.fit is None:
             console.print(f"[yellow]not fitted:[/] {e.law}: {e.error}", highlight=False)
-        elif e.heldout_error:
+            continue
+        for w in e.fit.warnings:
+            console.print(f"[yellow]warning ({e.law}, {w['code']}):[/] {escape(w['message'])}", highlight=False)
+        if e.heldout_error:
             console.print(f"[yellow]no held-out check for {e.law}:[/] {e.heldout_error}", highlight=False)
     console.print(table("winner by each measure (lower is better)", ["measure", "winner"],
                         [[m, w or "-"] for m, w in c.winners.items()]))
@@ -197,7 +206,7 @@ def report_cmd(
                                           help="Extrapolation split (default: the largest N); \"\" for none."),
     bootstrap: int = typer.Option(0, "--bootstrap", metavar="K", help="Bootstrap resamples for intervals (0: none)."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN", help="Resample clusters of runs, e.g. N."),
-    tolerance: float = _TOLERANCE,
+    level: float = _LEVEL,
     title: Optional[str] = typer.Option(None, "--title", help="Title of the report."),
     *,
     options, mapping,
@@ -228,7 +237,7 @@ def report_cmd(
             a, w = weights.get(stage, (0.0, 1.0))
             prog.update(task, completed=a + w * f, description=stage)
         r = write_report(runs, names, out, flops=budget, holdout=holdout, bootstrap=bootstrap, cluster=cluster,
-                         tolerance=tolerance, title=title, options=options, mapping=parse_mapping(mapping),
+                         level=level, title=title, options=options, mapping=parse_mapping(mapping),
                          progress=tick)
     if as_json:
         print_json(r)

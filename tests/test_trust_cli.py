@@ -76,7 +76,7 @@ def test_report_command(cli, runs_csv, tmp_path):
     (["validate", "{runs}"], "give one of --holdout EXPR or --leave-one-out"),
     (["validate", "{runs}", "--leave-one-out", "X"], "must be N or D"),
     (["validate", "{runs}", "--holdout", "N>1e9", "--forward"], "--forward applies to --leave-one-out"),
-    (["validate", "{runs}", "--holdout", "N>1e9", "--tolerance", "-1"], "--tolerance must be"),
+    (["validate", "{runs}", "--holdout", "N>1e9", "--level", "1.5"], "--level must be between 0 and 1"),
     (["validate", "{runs}", "--law", "nosuch", "--holdout", "N>1e9"], "unknown law 'nosuch'"),
     (["compare", "{runs}", "--laws", "chinchilla,nosuch"], "unknown law 'nosuch'"),
     (["compare", "{runs}", "--laws", "chinchilla", "--holdout", "N>1e20"], "selects no runs"),

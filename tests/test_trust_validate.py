@@ -101,5 +101,5 @@ def test_holdout_errors(runs, expr, message):
 def test_leave_one_out_errors(runs):
     with pytest.raises(InputError, match="must be N or D"):
         leave_one_out(runs, "chinchilla", "w_bits", **FIT)
-    with pytest.raises(InputError, match="tolerance must be"):
-        leave_one_out(runs, "chinchilla", "N", tolerance=-1, **FIT)
+    with pytest.raises(InputError, match="level must be between 0 and 1"):
+        leave_one_out(runs, "chinchilla", "N", level=1.5, **FIT)

@@ -42,7 +42,7 @@ from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError, ScalingLawsError
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import load_table
-from scalinglaws.trust.validate import TOLERANCE, Validation, _distinct, holdout as holdout_check
+from scalinglaws.trust.validate import LEVEL, Validation, _distinct, holdout as holdout_check
 
 #: measures a law can win, with the direction that wins
 MEASURES = {"objective": "lower", "aic": "lower", "bic": "lower", "heldout_mean_abs_error": "lower"}
@@ -110,7 +110,7 @@ class LawEntry:
         if self.fit is not None:
             d.update(params=self.fit.params, objective=self.fit.objective, n_runs=self.fit.n_runs,
                      n_free=self.n_free, target=get_law(self.law).predicts, converged=self.fit.converged,
-                     on_bound=self.fit.status.get("on_bound", []), **self.criteria)
+                     on_bound=self.fit.status.get("on_bound", []), warnings=self.fit.warnings, **self.criteria)
         if self.heldout is not None:
             h = self.heldout.to_dict()
             h.pop("runs", None)
@@ -167,7 +167,7 @@ def _winners(entries: list) -> tuple[dict, list]:
     return winners, notes
 
 
-def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tolerance: float = TOLERANCE,
+def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, level: float = LEVEL,
             options: FitOptions | None = None, mapping=None, progress: Callable[[float], None] | None = None,
             **option_values) -> Comparison:
     """Fit each law in ``laws`` to ``runs`` and compare them.
@@ -212,7 +212,7 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, tole
             progress(done / steps)
         if e.fit is not None and split:
             try:
-                e.heldout = holdout_check(table, name, split, tolerance=tolerance, options=opts)
+                e.heldout = holdout_check(table, name, split, level=level, options=opts)
             except ScalingLawsError as exc:
                 e.heldout_error = str(exc)
         done += 1

@@ -53,7 +53,7 @@ class Diagnosis:
 
     law: str
     n_runs: int
-    optima: list
+    optima: list          # the best few distinct optima (at most ``max_optima``)
     n_starts: int
     n_converged: int
     spread: dict
@@ -61,10 +61,11 @@ class Diagnosis:
     hessian: dict
     jacobian: dict
     warnings: list = field(default_factory=list)
+    n_distinct: int | None = None  # all distinct optima among the converged starts (``optima`` shows the best)
 
     @property
     def n_optima(self) -> int:
-        return len(self.optima)
+        return len(self.optima) if self.n_distinct is None else self.n_distinct
 
     def to_dict(self) -> dict:
         return {"law": self.law, "n_runs": self.n_runs, "n_starts": self.n_starts, "n_converged": self.n_converged,
@@ -242,4 +243,4 @@ def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max
     _data_warnings(law, prob.table, fit, warnings)
     return Diagnosis(law=law.name, n_runs=len(prob.table), optima=shown, n_starts=int(ms.n_starts),
                      n_converged=n_conv, spread=spread, on_bound=on_bound, hessian=hessian, jacobian=jac,
-                     warnings=warnings)
+                     warnings=warnings, n_distinct=len(optima))

@@ -14,20 +14,34 @@ the degradation for laws that predict one).  Each check reports the mean and max
 absolute error, the signed bias (the mean error: negative when the law predicts too
 low a loss) and the root mean square error.
 
-Verdict
--------
-A held-out error means little without a yardstick, so every check compares it with
-the **residual scale** of the fit it came from,
-``s = sqrt(pi/2) * sum_i |obs_i - fit_i| / (n - p)`` over the ``n`` runs the law was
-fitted on, with ``p`` its free parameters: the standard deviation of Gaussian noise
-estimated from the mean absolute residual, corrected for the ``p`` residuals a robust
-(nearly least-absolute) fit sets to zero; in the target's units, and floored at 1e-4
-of the median observed value so that a noise-free fit does not turn rounding into
-failures.  (The median absolute residual is not used: a Huber fit with a small delta
-passes exactly through about ``p`` runs, which drags the median down.)  The check **passes**
-when the held-out mean absolute error is at most ``tolerance * s`` (default
-``tolerance = 3``): runs the fit did not see are predicted about as well as the runs it
-did.  Otherwise it **fails** and says by how much and in which direction.
+Verdict (the rule, also in docs/trust.md)
+----------------------------------------
+Each held-out run gets a **prediction interval** at ``level`` (default 95%) from the fit
+on the other runs: the spread of its prediction over :data:`RESAMPLES` bootstrap refits
+of those runs (the uncertainty of the law's parameters) combined with the noise of a
+single run, ``s = 1.4826 * median(|r|)`` over the in-sample residuals ``r`` in the fitted
+space (log loss by default) without the ``p`` smallest (a robust fit with a small Huber
+delta passes through about ``p`` runs, one per free parameter): a median is not inflated
+by a few badly fitted runs, and it is floored at 1e-4 so that a noise-free fit does not
+turn rounding into failures.  With ``z`` the held-out run's error in units of its
+interval's standard deviation:
+
+* **INCONCLUSIVE** when the fitted part cannot identify the law: fewer than ``p +``
+  :data:`MARGIN` runs, inputs collinear in log space, an input with one value, an
+  unidentified direction of the parameters, or a parameter on a bound (the fit's own
+  warnings, :mod:`scalinglaws.fitting.identifiability`); the reason is given.
+* **FAIL** when the held-out runs fall outside their intervals more often than the level
+  allows -- the count outside is improbable at :data:`ALPHA` (1%) for a binomial with
+  rate ``1 - level`` -- or one run is so far out that it is improbable at ALPHA even
+  after a Bonferroni correction for the number of held-out runs (``|z| > z_(1 - ALPHA/(2m))``).
+  The runs outside are listed, with how far out they are.
+* **PASS** otherwise: the held-out runs sit inside their intervals about as often as the
+  level says.
+
+The mean error against the in-sample residual scale (``ratio``) is still reported, as
+information: a few badly fitted in-sample runs inflate it, so it decides nothing.
+``benchmarks/validate_calibration.py`` measures the rule on synthetic tables with known
+truth (PASS rate where the law holds, FAIL rate where its slope changes at large N).
 """
 
 from __future__ import annotations
@@ -48,8 +62,20 @@ from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import load_table
 
-#: default verdict threshold, in units of the fit's residual scale
-TOLERANCE = 3.0
+#: the level of the prediction intervals behind a verdict
+LEVEL = 0.95
+#: significance of the FAIL tests (count outside; the most extreme run, Bonferroni-corrected)
+ALPHA = 0.01
+#: a check is inconclusive when the fitted part has fewer than free parameters + MARGIN runs
+MARGIN = 3
+#: bootstrap refits behind each prediction interval
+RESAMPLES = 200
+#: the fit warnings that make a check inconclusive
+INCONCLUSIVE_CODES = ("underdetermined", "collinear_inputs", "one_value", "unidentified", "on_bound")
+#: the rule, in one line (printed under every validation table)
+RULE = (f"rule: FAIL when more held-out runs fall outside their {{level:.0%}} prediction intervals than is "
+        f"plausible at {ALPHA:.0%} (binomial), or one is beyond the Bonferroni {ALPHA:.0%} limit; INCONCLUSIVE when "
+        f"the fitted runs cannot identify the law; PASS otherwise (docs/trust.md)")
 #: a fold is skipped when its training runs hold fewer distinct values of the split column
 MIN_DISTINCT = 3
 
@@ -97,6 +123,32 @@ def predict_runs(result: FitResult, runs: pd.DataFrame) -> tuple[pd.DataFrame, n
     return table, obs, pred
 
 
+def noise_scale(residuals: np.ndarray, n_params: int = 0) -> float:
+    """Robust noise scale of one run: ``1.4826 * median(|r|)`` without the ``n_params`` smallest, floored at 1e-4."""
+    r = np.sort(np.abs(np.asarray(residuals, float)))
+    r = r[min(n_params, max(r.size - 1, 0)):]
+    if not r.size:
+        return float("nan")
+    return max(1.4826 * float(np.median(r)), 1e-4)
+
+
+def binomial_tail(k: int, m: int, p: float) -> float:
+    """``P(K >= k)`` for K ~ Binomial(m, p)."""
+    return float(sum(math.comb(m, j) * p ** j * (1 - p) ** (m - j) for j in range(k, m + 1)))
+
+
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile (bisection on erf: no scipy needed here)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < q:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 @dataclass
 class Validation:
     """One extrapolation check: a fit on some runs, scored on the others.
@@ -107,11 +159,16 @@ class Validation:
     split : how the held-out runs were chosen (``"N>=1e9"``, ``"N == 1e9 (forward)"``)
     n_train, n_test : runs fitted on / held out (after the law's ``prepare``)
     errors : mean_abs_error, max_abs_error, bias, rmse, mean_abs_rel_error (target units)
-    residual_scale : robust scale of the training fit's residuals (the yardstick)
-    tolerance : the verdict threshold in units of ``residual_scale``
-    passed : whether mean_abs_error <= tolerance * residual_scale
+    residual_scale : the in-sample residual scale (information only, see :func:`residual_scale`)
+    level : level of the prediction intervals
+    noise : robust noise scale of one run in the fitted space (:func:`noise_scale`)
+    outcome : ``"PASS"``, ``"FAIL"`` or ``"INCONCLUSIVE"`` (the rule: module doc)
+    reasons : why it is inconclusive (the fit's warnings), empty otherwise
+    n_outside : held-out runs outside their intervals; ``p_count``: the binomial tail of that
+        count; ``p_extreme``: the Bonferroni-corrected p-value of the most extreme run
     fit : the FitResult on the training runs
-    runs : one row per held-out run: its data row, covariates, observed, predicted, error
+    runs : one row per held-out run: data row, covariates, observed, predicted, error,
+        interval ``low``/``high``, ``z`` and ``outside``
     """
 
     law: str
@@ -120,45 +177,103 @@ class Validation:
     n_test: int
     errors: dict
     residual_scale: float
-    tolerance: float
-    passed: bool
+    level: float
+    noise: float
+    outcome: str
+    reasons: list
+    n_outside: int
+    p_count: float
+    p_extreme: float
     fit: FitResult
     runs: pd.DataFrame
     train_index: list = field(default_factory=list)
     value: float | None = None  # the held-out value of a leave-one-out fold
 
     @property
+    def passed(self) -> bool:
+        return self.outcome == "PASS"
+
+    @property
     def ratio(self) -> float:
+        """Held-out mean |error| over the in-sample residual scale (information only)."""
         return self.errors["mean_abs_error"] / self.residual_scale
 
     @property
     def verdict(self) -> str:
         """One line a person can act on."""
-        e, s = self.errors, self.residual_scale
+        e = self.errors
         what = target_name(self.law)
-        head = (f"held-out mean |error| {e['mean_abs_error']:.4g} = {self.ratio:.3g}x the fit's residual scale "
-                f"{s:.3g} (threshold {self.tolerance:g}x)")
-        if self.passed:
-            return f"PASS: {head}; the {what} of the {self.n_test} held-out runs is predicted as well as the fitted ones"
+        expected = (1 - self.level) * self.n_test
+        head = (f"{self.n_outside} of {self.n_test} held-out runs outside their {self.level:.0%} prediction "
+                f"intervals (expected {expected:.2g})")
+        if self.outcome == "INCONCLUSIVE":
+            return (f"INCONCLUSIVE: the {self.n_train} fitted runs cannot identify the law, so the check cannot tell: "
+                    + "; ".join(self.reasons))
+        if self.outcome == "PASS":
+            return f"PASS: {head}; the {what} of the held-out runs is predicted within the fit's uncertainty"
+        out = self.runs[self.runs["outside"]]
+        worst = out.iloc[int(np.argmax(np.abs(out["z"].to_numpy())))] if len(out) else None
         direction = "too low" if e["bias"] < 0 else "too high"
-        return (f"FAIL: {head}; the law predicts the held-out {what} {direction} by {abs(e['bias']):.4g} on average "
-                f"(max |error| {e['max_abs_error']:.4g}): it does not extrapolate to these runs")
+        why = []
+        if self.p_count < ALPHA:
+            why.append(f"that many outside has probability {self.p_count:.2g}")
+        if self.p_extreme < ALPHA:
+            why.append(f"the farthest is improbable even alone (p = {self.p_extreme:.2g} after Bonferroni)")
+        listed = ", ".join(f"row {r['row']} ({r['error']:+.4g}, {r['z']:+.2g} sd)" for _, r in out.head(6).iterrows())
+        return (f"FAIL: {head}: {'; '.join(why)}; the law predicts the held-out {what} {direction} by "
+                f"{abs(e['bias']):.4g} on average"
+                + (f", worst row {worst['row']} off by {worst['error']:+.4g}" if worst is not None else "")
+                + (f"; outside: {listed}" if listed else "") + ": it does not extrapolate to these runs")
 
     def to_dict(self) -> dict:
         return {"law": self.law, "split": self.split, "n_train": self.n_train, "n_test": self.n_test,
-                **self.errors, "residual_scale": self.residual_scale, "ratio": self.ratio,
-                "tolerance": self.tolerance, "passed": self.passed, "verdict": self.verdict,
+                **self.errors, "residual_scale": self.residual_scale, "ratio": self.ratio, "level": self.level,
+                "noise_scale": self.noise, "outcome": self.outcome, "reasons": self.reasons,
+                "n_outside": self.n_outside, "p_count": self.p_count, "p_extreme": self.p_extreme,
+                "passed": self.passed, "verdict": self.verdict, "rule": RULE.format(level=self.level),
                 "params": self.fit.params, "runs": self.runs.to_dict(orient="records")}
 
 
-def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: str, tolerance: float) -> Validation:
+def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: str, level: float,
+           seed: int = 0) -> Validation:
+    from scalinglaws.fitting.problem import Problem
+    from scalinglaws.trust.bootstrap import bootstrap, sample_predictions
     law = result.law_obj
-    fitted = law.prepare(train)
+    prob = Problem.from_fit(result, train)
+    fitted = prob.table
     tr_obs = law.observed(fitted)
     tr_pred = law.predict(result.params, fitted)
     table, obs, pred = predict_runs(result, test)
     if len(table) == 0:
         raise InputError(f"{split}: the law '{result.law}' scores none of the held-out runs")
+    n_free = len(result.params) - len(result.fixed or {})
+    log_space = prob.space == "log"
+    noise = noise_scale(prob.residuals(), n_free)
+    reasons = [w["message"] for w in result.warnings if w["code"] in INCONCLUSIVE_CODES]
+    if len(fitted) < n_free + MARGIN:
+        reasons.insert(0, f"{len(fitted)} runs for {n_free} free parameters (fewer than {n_free} + {MARGIN})")
+    with np.errstate(all="ignore"):
+        boot = bootstrap(result, train, RESAMPLES, seed=seed, n_jobs=1)
+        samples = sample_predictions(boot, table) if boot.bootstrap.get("samples") else np.empty((0, len(table)))
+        tf = np.log if log_space else (lambda v: v)
+        centre, y = tf(pred), tf(obs)
+        spread = np.nanvar(tf(samples), axis=0) if samples.shape[0] >= 2 else np.zeros(len(table))
+        sd = np.sqrt(spread + noise ** 2)
+        z = (y - centre) / sd
+    q = _normal_quantile(0.5 + level / 2)
+    lo, hi = centre - q * sd, centre + q * sd
+    low, high = (np.exp(lo), np.exp(hi)) if log_space else (lo, hi)
+    outside = ~(np.abs(z) <= q)
+    m = len(table)
+    p_count = binomial_tail(int(outside.sum()), m, 1 - level)
+    zmax = float(np.nanmax(np.abs(z))) if m else 0.0
+    p_extreme = min(1.0, m * math.erfc(zmax / math.sqrt(2)))
+    if reasons:
+        outcome = "INCONCLUSIVE"
+    elif p_count < ALPHA or p_extreme < ALPHA:
+        outcome = "FAIL"
+    else:
+        outcome = "PASS"
     cols = [c for c in ("N", "D") + tuple(law.required_columns()) + tuple(law.optional_columns)
             if c in table.columns]
     cols = list(dict.fromkeys(cols))
@@ -166,18 +281,18 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     per_run.insert(0, "row", [int(i) if isinstance(i, (int, np.integer)) else str(i) for i in table.index])
     per_run["observed"], per_run["predicted"] = obs, pred
     per_run["error"] = pred - obs
-    n_free = len(result.params) - len(result.fixed or {})
-    s = residual_scale(tr_obs, tr_pred, n_free)
-    errs = errors_of(obs, pred)
-    return Validation(law=result.law, split=split, n_train=len(fitted), n_test=len(table), errors=errs,
-                      residual_scale=s, tolerance=tolerance, passed=bool(errs["mean_abs_error"] <= tolerance * s),
-                      fit=result, runs=per_run.reset_index(drop=True), train_index=list(train.index))
+    per_run["low"], per_run["high"], per_run["z"], per_run["outside"] = low, high, z, outside
+    return Validation(law=result.law, split=split, n_train=len(fitted), n_test=m, errors=errors_of(obs, pred),
+                      residual_scale=residual_scale(tr_obs, tr_pred, n_free), level=level, noise=noise,
+                      outcome=outcome, reasons=reasons, n_outside=int(outside.sum()), p_count=p_count,
+                      p_extreme=p_extreme, fit=result, runs=per_run.reset_index(drop=True),
+                      train_index=list(train.index))
 
 
-def _check_tolerance(tolerance: float) -> float:
-    if not (isinstance(tolerance, (int, float)) and np.isfinite(tolerance) and tolerance > 0):
-        raise OptionError("tolerance", f"must be a finite number > 0, got {tolerance}")
-    return float(tolerance)
+def _check_level(level: float) -> float:
+    if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
+        raise OptionError("level", f"must be between 0 and 1, got {level}")
+    return float(level)
 
 
 def _table_and_options(runs, law, options, mapping, option_values):
@@ -187,7 +302,7 @@ def _table_and_options(runs, law, options, mapping, option_values):
     return table, opts.replace(where=None, exclude_top=0)
 
 
-def holdout(runs, law: str, expression: str, *, tolerance: float = TOLERANCE, options: FitOptions | None = None,
+def holdout(runs, law: str, expression: str, *, level: float = LEVEL, options: FitOptions | None = None,
             mapping=None, **option_values) -> Validation:
     """Fit ``law`` on the runs *not* matching ``expression`` and score it on those that do.
 
@@ -196,7 +311,7 @@ def holdout(runs, law: str, expression: str, *, tolerance: float = TOLERANCE, op
     fields such as ``starts``, ``seed``, ``fix``, ``where``) are the
     :class:`~scalinglaws.fitting.options.FitOptions` of the fit.
     """
-    tolerance = _check_tolerance(tolerance)
+    level = _check_level(level)
     law_obj = get_law(law)
     table, opts = _table_and_options(runs, law_obj, options, mapping, option_values)
     if not expression or not str(expression).strip():
@@ -210,7 +325,7 @@ def holdout(runs, law: str, expression: str, *, tolerance: float = TOLERANCE, op
                           file=src)
     train, test = subset(table, ~mask), subset(table, mask)
     result = fit_law(train, law=law_obj, options=opts)
-    return _score(result, train, test, str(expression), tolerance)
+    return _score(result, train, test, str(expression), level, opts.seed)
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -233,25 +348,41 @@ class LeaveOneOut:
     forward: bool
     folds: list
     skipped: list
-    tolerance: float
+    level: float
+
+    @property
+    def outcome(self) -> str:
+        """FAIL when a fold fails; INCONCLUSIVE when none fails but one cannot tell (or none could be
+        fitted); PASS when every fold passes."""
+        if any(f.outcome == "FAIL" for f in self.folds):
+            return "FAIL"
+        if not self.folds or any(f.outcome == "INCONCLUSIVE" for f in self.folds):
+            return "INCONCLUSIVE"
+        return "PASS"
 
     @property
     def passed(self) -> bool:
-        return all(f.passed for f in self.folds)
+        return self.outcome == "PASS"
 
     @property
     def verdict(self) -> str:
-        if not self.folds:
-            return "no fold could be fitted (see the skipped values)"
-        bad = [f for f in self.folds if not f.passed]
-        worst = max(self.folds, key=lambda f: f.ratio)
         direction = "forward (fitting on smaller values only)" if self.forward else "leave-one-out"
-        if not bad:
-            return (f"PASS: every {direction} fold over {self.by} predicts its held-out runs within "
-                    f"{self.tolerance:g}x the fit's residual scale (worst {worst.ratio:.3g}x at {worst.split})")
-        return (f"FAIL: {len(bad)} of {len(self.folds)} {direction} folds over {self.by} miss by more than "
-                f"{self.tolerance:g}x the residual scale: " +
-                "; ".join(f"{f.split}: bias {f.errors['bias']:+.4g}, {f.ratio:.3g}x" for f in bad))
+        if not self.folds:
+            return "INCONCLUSIVE: no fold could be fitted (see the skipped values)"
+        bad = [f for f in self.folds if f.outcome == "FAIL"]
+        unsure = [f for f in self.folds if f.outcome == "INCONCLUSIVE"]
+        outside = sum(f.n_outside for f in self.folds)
+        total = sum(f.n_test for f in self.folds)
+        if bad:
+            return (f"FAIL: {len(bad)} of {len(self.folds)} {direction} folds over {self.by} fail: "
+                    + "; ".join(f"{f.split}: {f.n_outside} of {f.n_test} outside, bias {f.errors['bias']:+.4g}"
+                                for f in bad))
+        if unsure:
+            return (f"INCONCLUSIVE: {len(unsure)} of {len(self.folds)} {direction} folds over {self.by} cannot tell "
+                    f"({unsure[0].split}: {unsure[0].reasons[0] if unsure[0].reasons else 'see the fold'}); "
+                    f"none fails")
+        return (f"PASS: every {direction} fold over {self.by} predicts its held-out runs within the fit's "
+                f"uncertainty ({outside} of {total} runs outside their {self.level:.0%} prediction intervals)")
 
     def summary(self) -> dict:
         if not self.folds:
@@ -263,12 +394,13 @@ class LeaveOneOut:
                 "failed": int(sum(not f.passed for f in self.folds))}
 
     def to_dict(self) -> dict:
-        return {"law": self.law, "by": self.by, "forward": self.forward, "tolerance": self.tolerance,
-                "passed": self.passed, "verdict": self.verdict, "summary": self.summary(),
+        return {"law": self.law, "by": self.by, "forward": self.forward, "level": self.level,
+                "outcome": self.outcome, "passed": self.passed, "verdict": self.verdict,
+                "rule": RULE.format(level=self.level), "summary": self.summary(),
                 "folds": [f.to_dict() for f in self.folds], "skipped": self.skipped}
 
 
-def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, tolerance: float = TOLERANCE,
+def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, level: float = LEVEL,
                   min_distinct: int = MIN_DISTINCT, options: FitOptions | None = None, mapping=None,
                   progress: Callable[[float], None] | None = None, **option_values) -> LeaveOneOut:
     """One check per distinct value of ``by``: hold out its runs, fit on the others
@@ -278,7 +410,7 @@ def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, toler
     than ``min_distinct`` distinct values of ``by`` (a law cannot separate a size
     exponent from a constant with fewer) or fewer runs than the law has free parameters.
     """
-    tolerance = _check_tolerance(tolerance)
+    level = _check_level(level)
     if by not in ("N", "D"):
         raise OptionError("by", f"must be N or D, got {by!r}")
     law_obj = get_law(law)
@@ -306,9 +438,9 @@ def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, toler
         else:
             train, test = subset(table, train_mask), subset(table, test_mask)
             result = fit_law(train, law=law_obj, options=opts)
-            fold = _score(result, train, test, split, tolerance)
+            fold = _score(result, train, test, split, level, opts.seed)
             fold.value = float(v)
             folds.append(fold)
         if progress is not None:
             progress((i + 1) / values.size)
-    return LeaveOneOut(law=law_obj.name, by=by, forward=forward, folds=folds, skipped=skipped, tolerance=tolerance)
+    return LeaveOneOut(law=law_obj.name, by=by, forward=forward, folds=folds, skipped=skipped, level=level)

@@ -93,7 +93,7 @@ def plot_fit(result, runs: pd.DataFrame, path: str | os.PathLike | None = None, 
         ax.set(xscale="log", xlabel=f"{'tokens D' if col == 'D' else 'parameters N'}",
                ylabel="log(obs/fit)")
     p = ", ".join(f"{k}={v:.4g}" for k, v in result.params.items())
-    fig.suptitle(title or f"{law.name}: {law.formula}\n{p}", fontsize=10)
+    fig.suptitle(title or f"{law.name}: {law.formula_text}\n{p}", fontsize=10)
     if path is not None:
         save_figure(fig, path)
     return fig

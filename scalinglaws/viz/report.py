@@ -42,7 +42,7 @@ from scalinglaws.fitting.result import FitResult
 from scalinglaws.laws import get_law
 from scalinglaws.trust.bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
 from scalinglaws.trust.compare import Comparison, compare
-from scalinglaws.trust.validate import TOLERANCE
+from scalinglaws.trust.validate import LEVEL, RULE
 
 
 
@@ -154,8 +154,8 @@ def render_html(title: str, sections: list[Section]) -> str:
                 cls = ""
                 if b[1].startswith("PASS"):
                     cls = " class=\"pass\""
-                elif b[1].startswith("FAIL"):
-                    cls = " class=\"fail\""
+                elif b[1].startswith(("FAIL", "INCONCLUSIVE")):
+                    cls = " class=\"fail\"" if b[1].startswith("FAIL") else " class=\"warn\""
                 parts.append(f"<p{cls}>{html.escape(b[1])}</p>")
             elif kind == "ul":
                 items = "".join(f"<li class=\"warn\">{html.escape(t)}</li>" for t in b[1])
@@ -198,7 +198,7 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
     res: FitResult = entry.fit
     law = get_law(entry.law)
     sec = Section(f"Law {law.name}")
-    sec.blocks.append(("p", f"{law.formula}  ({law.reference})"))
+    sec.blocks.append(("p", f"{law.formula_text}  ({law.reference})"))
     iv = res.intervals()
     b = res.bootstrap
     cols = ["parameter", "value"]
@@ -207,11 +207,17 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
         cols += [f"{lvl:.0%} interval low", "high"]
     cols.append("note")
     rows = []
+    bounds = {p.name: p.bounds for p in res.law_obj.params}
     for k, v in res.params.items():
         note = "fixed" if k in (res.fixed or {}) else ("on a bound" if k in res.status.get("on_bound", []) else "")
         r = [k, v]
         if iv:
-            r += list(iv.get(k, (None, None)))
+            lo_hi = iv.get(k, (None, None))
+            r += list(lo_hi)
+            hit = [which for which, end, edge in (("low", lo_hi[0], bounds[k][0]), ("high", lo_hi[1], bounds[k][1]))
+                   if end is not None and abs(end - edge) <= 1e-6 * max(abs(edge), 1e-300)]
+            if hit and k not in (res.fixed or {}):
+                note = (note + "; " if note else "") + f"interval {' and '.join(hit)} end on the bound: not identified"
         rows.append(r + [note])
     sec.blocks.append(("table", cols, rows))
     st = res.status
@@ -229,8 +235,9 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
         sec.blocks.append(("p", f"Diagnosis: {d.n_optima} distinct optima among {d.n_converged} converged starts; "
                                 f"Hessian condition number {d.hessian['condition_number']:.3g}"
                                 f"{'' if d.hessian['positive_definite'] else ' (not positive definite)'}."))
-        if d.warnings:
-            sec.blocks.append(("ul", [w["message"] for w in d.warnings]))
+        lines = list(dict.fromkeys([w["message"] for w in res.warnings] + [w["message"] for w in d.warnings]))
+        if lines:
+            sec.blocks.append(("ul", lines))
         else:
             sec.blocks.append(("p", "No identifiability warnings."))
     except ScalingLawsError as exc:
@@ -258,7 +265,7 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
 
 
 def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None = None, holdout: str | None = None,
-                 bootstrap: int = 0, cluster: str | None = None, tolerance: float = TOLERANCE,
+                 bootstrap: int = 0, cluster: str | None = None, level: float = LEVEL,
                  options: FitOptions | None = None, mapping=None, title: str | None = None,
                  progress: Callable[[str, float], None] | None = None, **option_values) -> dict:
     """Fit ``laws`` to ``runs`` and write ``report.html`` and ``report.md`` (+ ``figures/``) into ``out_dir``.
@@ -289,7 +296,7 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     if cluster is not None and cluster not in table.columns:
         raise OptionError("cluster", f"{cluster}: the table has no column {cluster!r}", file=table.attrs.get("source"))
     tick("fitting", 0.0)
-    comp: Comparison = compare(table, laws, holdout=holdout, tolerance=tolerance, options=opts,
+    comp: Comparison = compare(table, laws, holdout=holdout, level=level, options=opts,
                                progress=lambda f: tick("fitting", f))
     seed = opts.seed
     if bootstrap:
@@ -318,8 +325,9 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     ext = Section("Extrapolation check")
     if comp.split:
         ext.blocks.append(("p", f"Each law is fitted again without the held-out runs ({comp.split}) and scored on "
-                                f"them. Error = predicted - observed; the verdict compares the mean absolute error "
-                                f"with {tolerance:g}x the residual scale of the fit (see docs/trust.md)."))
+                                f"them. Error = predicted - observed; each held-out run gets a {level:.0%} prediction "
+                                f"interval (bootstrap refits and a robust noise scale). "
+                                + RULE.format(level=level)[0].upper() + RULE.format(level=level)[1:] + "."))
         rows = []
         for e in ok:
             h = e.heldout
@@ -327,9 +335,9 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
                 rows.append([e.law, "-", "-", "-", "-", "-", "-", e.heldout_error or "not checked"])
                 continue
             rows.append([e.law, h.n_train, h.n_test, h.errors["mean_abs_error"], h.errors["max_abs_error"],
-                         h.errors["bias"], h.ratio, "PASS" if h.passed else "FAIL"])
+                         h.errors["bias"], h.n_outside, h.outcome])
         ext.blocks.append(("table", ["law", "fitted runs", "held-out runs", "mean |error|", "max |error|", "bias",
-                                     "x residual scale", "verdict"], rows))
+                                     f"outside {level:.0%} interval", "verdict"], rows))
         for e in ok:
             h = e.heldout
             if h is None:
