@@ -37,8 +37,43 @@ def slope(x, y) -> float:
     return float(np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)[0])
 
 
-def verdict(ok: bool) -> str:
-    return "agrees" if ok else "DISAGREES"
+#: how a trend over many series is judged against the papers' sign (printed with the table)
+RULE = ("agrees: the papers' sign in at least 75% of the series and a two-sided sign test p < 0.05; "
+        "DISAGREES: the opposite sign by the same standard; weak: the papers' sign on average but short of that; "
+        "not seen: otherwise. Orderings (by bits): agrees when every step has the papers' sign, weak when the "
+        "ends do, DISAGREES otherwise")
+
+
+def sign_test(k: int, m: int) -> float:
+    """Two-sided p of k or more of m series with one sign, when either sign is as likely."""
+    from math import comb
+    tail = sum(comb(m, j) for j in range(max(k, m - k), m + 1)) / 2 ** m
+    return min(1.0, 2 * tail)
+
+
+def trend_verdict(slopes, sign: int) -> str:
+    """The verdict of per-series slopes against the expected ``sign`` (+1 rises, -1 falls)."""
+    x = np.asarray(slopes, float)
+    m = x.size
+    if m == 0:
+        return "not seen (no series)"
+    k = int(np.sum(np.sign(x) == sign))
+    frac, p = k / m, sign_test(k, m)
+    if frac >= 0.75 and p < 0.05:
+        return "agrees"
+    if 1 - frac >= 0.75 and p < 0.05:
+        return "DISAGREES"
+    if np.mean(x) * sign > 0:
+        return f"weak ({frac:.0%} of {m} series, sign test p = {p:.2g})"
+    return f"not seen ({frac:.0%} of {m} series, sign test p = {p:.2g})"
+
+
+def order_verdict(values) -> str:
+    """Penalties listed from most to fewest bits: should rise at every step."""
+    v = np.asarray(values, float)
+    if np.all(np.diff(v) > 0):
+        return "agrees"
+    return "weak (not at every step)" if v[-1] > v[0] else "DISAGREES"
 
 
 def main() -> None:
@@ -120,35 +155,36 @@ def main() -> None:
         ("QAT penalty falls as N grows (Chen: gamma_N > 0)",
          f"{q_n.mean():+.4f} nats per doubling of N (falls in {np.mean(q_n < 0):.0%} of {len(q_n)} series); "
          + "; ".join(f"{k[9:]} gamma_N={v['gamma_N']:.3f}" for k, v in chen.items()),
-         q_n.mean() < 0),
+         trend_verdict(q_n, -1)),
         ("QAT penalty rises with D (Chen: gamma_D > 0)",
          f"{q_d.mean():+.4f} nats per doubling of D (rises in {np.mean(q_d > 0):.0%} of {len(q_d)} series); "
          + "; ".join(f"{k[9:]} gamma_D={v['gamma_D']:.3f}" for k, v in chen.items()),
-         q_d.mean() > 0),
+         trend_verdict(q_d, +1)),
         ("QAT penalty rises as bits fall",
          "per channel: " + ", ".join(f"W{b:g}A{b:g} {v:+.4f}" for b, v in by_bits.items())
          + "; N_eff/N (kumar-precision): " + ", ".join(f"{b}b {n_eff_fraction(b):.2f}" for b in (8, 4, 3, 2)),
-         bool(np.all(np.diff(by_bits.to_numpy()) > 0))),
+         order_verdict(by_bits.to_numpy())),
         ("QAT penalty rises as groups coarsen (Chen: gamma_G > 0)",
          f"per channel minus G32: {(paired['per-ch'] - paired['G32']).mean():+.4f} nats on average "
          f"(higher in {np.mean(paired['per-ch'] > paired['G32']):.0%} of {len(paired)} pairs); "
          + "; ".join(f"{k[9:]} gamma_G={v['gamma_G']:.3f}" for k, v in chen.items()),
-         (paired["per-ch"] - paired["G32"]).mean() > 0),
+         trend_verdict((paired["per-ch"] - paired["G32"]).to_numpy(), +1)),
         ("PTQ degradation falls as N grows (Kumar gamma_N > 0, Ouyang alpha > 0)",
          f"{p_n.mean():+.4f} nats per doubling of N; kumar-ptq gamma_N={ko['gamma_N']:.3f}, "
          f"ouyang-qid alpha={oq['alpha']:.3f}",
-         p_n.mean() < 0),
+         trend_verdict(p_n, -1)),
         ("PTQ degradation rises with D (Kumar gamma_D > 0, Ouyang beta > 0)",
          f"{p_d.mean():+.4f} nats per doubling of D; kumar-ptq gamma_D={ko['gamma_D']:.3f}, "
          f"ouyang-qid beta={oq['beta']:.3f}",
-         p_d.mean() > 0),
+         trend_verdict(p_d, +1)),
         ("PTQ degradation rises as bits fall",
          ", ".join(f"PTQ {b:g}b {v:+.4f}" for b, v in ptq_bits.items())
          + f"; ouyang-qid gamma={oq['gamma']:.2f}, kumar-ptq gamma_post={ko['gamma_post']:.2f}",
-         bool(np.all(np.diff(ptq_bits.to_numpy()) > 0))),
+         order_verdict(ptq_bits.to_numpy())),
     ]
-    for claim, evidence, ok in lines:
-        print(f"- {claim}: {verdict(ok)}\n    {evidence}")
+    for claim, evidence, said in lines:
+        print(f"- {claim}: {said}\n    {evidence}")
+    print(f"\n({RULE})")
     print(f"\n({time.perf_counter() - t0:.1f} s)")
 
 
