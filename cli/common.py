@@ -91,19 +91,51 @@ def is_count(name: str) -> bool:
     return bool(_COUNT.match(str(name)))
 
 
+class FittedTable:
+    """A table that never cuts what it prints: numbers keep every digit (their columns do not
+    wrap), text wraps at spaces, and when the columns cannot fit the terminal (or the 80
+    columns of piped output) the rows are printed one per paragraph, ``column: value``."""
+
+    def __init__(self, title, columns, cells, numeric):
+        self.title, self.columns, self.cells, self.numeric = title, columns, cells, numeric
+
+    def _widths(self) -> list[int]:
+        """The narrowest each column can be without cutting: whole numbers, whole words."""
+        out = []
+        for j, (c, num) in enumerate(zip(self.columns, self.numeric)):
+            cells = [r[j] for r in self.cells if j < len(r)]
+            words = [w for v in [c] + cells for w in str(v).split()] or [""]
+            out.append(max([len(w) for w in words] + ([len(v) for v in cells] if num else [])))
+        return out
+
+    def _grid(self, widths):
+        from rich.table import Table
+        t = Table(title=self.title, title_justify="left", header_style="bold")
+        for c, num, w in zip(self.columns, self.numeric, widths):
+            t.add_column(c, justify="right" if num else "left", no_wrap=num, min_width=w)
+        for r in self.cells:
+            t.add_row(*r)
+        return t
+
+    def __rich_console__(self, console, options):
+        from rich.text import Text
+        widths = self._widths()
+        if sum(widths) + 3 * len(widths) + 1 <= options.max_width:  # the box: 3 characters a column, and 1
+            yield self._grid(widths)
+            return
+        if self.title:
+            yield Text(self.title, style="bold")
+        for r in self.cells:
+            yield Text("  ".join(f"{c}: {v}" for c, v in zip(self.columns, r)))
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]):
-    """A rich table; parameter and token counts are shown as 70B, 1.4T."""
+    """A table for the console (see :class:`FittedTable`); parameter and token counts shown as 70B, 1.4T."""
     from scalinglaws.data.units import human
     rows = [[human(float(v)) if is_count(c) and isinstance(v, (int, float)) and not isinstance(v, bool) else v
              for c, v in zip(columns, r)] for r in rows]
-    from rich.table import Table
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for j, c in enumerate(columns):
-        text = any(isinstance(r[j], str) for r in rows if j < len(r))
-        t.add_column(c, justify="left" if text else "right", overflow="fold")  # wrap, never cut
-    for r in rows:
-        t.add_row(*[fmt(v) for v in r])
-    return t
+    numeric = [not any(isinstance(r[j], str) for r in rows if j < len(r)) for j in range(len(columns))]
+    return FittedTable(title, list(map(str, columns)), [[fmt(v) for v in r] for r in rows], numeric)
 
 
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:

@@ -60,3 +60,27 @@ def test_leave_one_out_gets_the_same_rule():
     assert first.outcome == "FAIL" and first.n_outside == first.n_test
     d = res.to_dict()
     assert d["rule"].startswith("rule: FAIL when") and d["folds"][0]["outcome"] in ("PASS", "FAIL", "INCONCLUSIVE")
+
+
+def test_a_validate_table_at_80_columns_piped_keeps_every_number_whole(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from scalinglaws.cli.common import fmt
+    calibration.table(seed=5, bent=False).to_csv(tmp_path / "runs.csv")
+    args = [sys.executable, "-m", "scalinglaws.cli.main", "validate", str(tmp_path / "runs.csv"), "--holdout",
+            "N >= 1e9", "--starts", "64"]
+    env = {**os.environ, "COLUMNS": "80"}
+    text = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert "…" not in text.stdout and max(len(line) for line in text.stdout.splitlines()) <= 80
+    d = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, env=env, cwd=ROOT,
+                                  timeout=300).stdout)
+    for key in ("mean_abs_error", "max_abs_error", "bias"):
+        assert fmt(d[key]) in text.stdout, key
+    for run in d["runs"]:
+        for key in ("observed", "predicted", "error", "low", "high", "z"):
+            assert fmt(run[key]) in text.stdout, (key, fmt(run[key]))
+    assert "rule: FAIL when" in text.stdout
