@@ -8,6 +8,8 @@ Any other column is kept as it is.  Cells may carry suffixes (``125M``, ``1.5B``
 
 from __future__ import annotations
 
+import ast
+import difflib
 import math
 import os
 from typing import Iterable, Mapping
@@ -290,11 +292,70 @@ def subset(table: pd.DataFrame, mask) -> pd.DataFrame:
     return out
 
 
+#: what a condition may contain, said in every message about a bad one
+CONDITION_HELP = ("a condition compares column names and numbers (suffixes allowed: 1B, 300B) with "
+                  "<, <=, ==, !=, >=, >, joined by and, or, not; + - * / may combine them, e.g. \"N >= 1e9 and D < 20*N\"")
+
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.Mod: "%", ast.FloorDiv: "//",
+        ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.Invert: "~", ast.USub: "-", ast.UAdd: "+",
+        ast.Not: "not"}
+_ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.BitAnd, ast.BitOr, ast.USub, ast.UAdd, ast.Not, ast.Invert)
+_COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+
+
+def check_condition(expression: str, columns, option: str = "where", file: str | None = None) -> None:
+    """Refuse, in plain words, an expression that is not a condition on these columns (see CONDITION_HELP)."""
+    text = expand_suffixes(str(expression))
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        at = (f" near {exc.text.strip()[max(0, (exc.offset or 1) - 1):][:12]!r}"
+              if exc.text and text == str(expression) else "")
+        raise OptionError(option, f"{expression!r} cannot be read{at}: {CONDITION_HELP}", file=file) from None
+    names = {str(c) for c in columns}
+
+    def bad(what):
+        raise OptionError(option, f"{expression!r}: {what} is not allowed; {CONDITION_HELP}", file=file)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Expression, ast.Load, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            continue  # operators are checked at the node that uses them
+        if isinstance(node, ast.BoolOp):
+            continue
+        if isinstance(node, (ast.BinOp, ast.UnaryOp)):
+            if not isinstance(node.op, _ALLOWED_OPS):
+                bad(f"'{_OPS.get(type(node.op), type(node.op).__name__)}'")
+            continue
+        if isinstance(node, ast.Compare):
+            for op in node.ops:
+                if not isinstance(op, _COMPARE):
+                    bad(f"'{type(op).__name__}'")
+            continue
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                near = difflib.get_close_matches(node.id, sorted(names), n=1)
+                raise OptionError(option, f"{expression!r}: no column {node.id!r}"
+                                          + (f" (did you mean {near[0]!r}?)" if near else "")
+                                          + f"; the runs have: {', '.join(sorted(names))}", file=file)
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)) \
+                and not isinstance(node.value, bool):
+            continue
+        bad({ast.Call: "a function call", ast.Attribute: "an attribute", ast.Subscript: "indexing",
+             ast.NamedExpr: "':='", ast.Lambda: "a lambda", ast.IfExp: "'if ... else'"}.get(
+            type(node), f"'{type(node).__name__}'"))
+    top = tree.body
+    if not isinstance(top, (ast.Compare, ast.BoolOp)) and not (isinstance(top, ast.UnaryOp)
+                                                               and isinstance(top.op, ast.Not)):
+        raise OptionError(option, f"{expression!r} is not a condition on the runs; {CONDITION_HELP}", file=file)
+
+
 def select(table: pd.DataFrame, expression: str, option: str = "holdout") -> np.ndarray:
-    """Boolean mask of the runs matching a pandas ``query`` expression (suffixes allowed).
+    """Boolean mask of the runs matching a condition such as ``"N >= 1B and D < 300B"`` (see CONDITION_HELP).
 
     ``option`` names the option the expression came from, for messages.
     """
+    check_condition(expression, table.columns, option, table.attrs.get("source"))
     try:
         mask = table.eval(expand_suffixes(expression))
         mask = np.asarray(mask, dtype=bool)
