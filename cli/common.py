@@ -138,6 +138,51 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]):
     return FittedTable(title, list(map(str, columns)), [[fmt(v) for v in r] for r in rows], numeric)
 
 
+def _made_by_us(path: str, kind: str) -> bool:
+    """Whether the existing ``path`` is an output of ours of this ``kind`` (so writing over it is expected)."""
+    import os
+    try:
+        if kind == "report":
+            with open(os.path.join(path, "report.html"), "rb") as fh:
+                return b"Made by scalinglaws" in fh.read()
+        if kind == "fit":
+            from scalinglaws.fitting.result import load_fit
+            load_fit(path)
+            return True
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        if kind == "figure":
+            return b"matplotlib" in head.lower()
+        if kind == "table":
+            if path.lower().endswith((".parquet", ".pq")):
+                import pandas as pd
+                return any(str(c).endswith("_pred") for c in pd.read_parquet(path).columns)
+            first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+            return any(c.strip().endswith("_pred") for c in first.split(","))
+    except (OSError, ScalingLawsError, ValueError):
+        return False
+    return False
+
+
+def guard_overwrite(path: str | None, flag: str, kind: str, force: bool) -> None:
+    """Refuse to write over an existing file (or report folder) this command did not make, unless ``--force``.
+
+    The commands write over their own outputs only: a fit.json, a figure matplotlib drew, a table
+    of predictions (a ``*_pred`` column), a report folder; anything else needs ``--force``.
+    """
+    import os
+    from scalinglaws.data.errors import InputError
+    if path is None or force or not os.path.exists(path):
+        return
+    if kind == "report" and os.path.isdir(path) and not os.listdir(path):
+        return
+    if not _made_by_us(path, kind):
+        what = {"fit": "a fit file", "figure": "a figure this toolkit drew", "table": "a table of predictions",
+                "report": "a report folder this toolkit wrote"}[kind]
+        raise InputError(f"{flag} {path} exists and is not {what}; refusing to write over it (give --force to "
+                         f"replace it)")
+
+
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
     """``["alpha=0.3", "E=1.7"]`` -> ``{"alpha": 0.3, "E": 1.7}`` (suffixes allowed)."""
     from scalinglaws.data.errors import InputError

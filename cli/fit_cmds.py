@@ -15,11 +15,12 @@ import typer
 
 from rich.markup import escape
 
-from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import console, guard_overwrite, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
 
+FORCE = typer.Option(False, "--force", help="Write over an existing output file this command did not make.")
 LAW = typer.Option(None, "--law", "-l", metavar="LAW",
                    help="Law family ('scalinglaws laws' lists them; default: the first registered).")
 
@@ -57,6 +58,7 @@ def fit_cmd(
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN",
                                           help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
     level: float = typer.Option(0.95, "--level", help="Coverage of the bootstrap intervals."),
+    force: bool = FORCE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Fit a law to a run table by robust multi-start minimisation."""
@@ -67,6 +69,8 @@ def fit_cmd(
     guard_output(plot, "--plot", runs)
     if out and not out.lower().endswith(".json"):
         raise OptionError("out", f"{out}: a fit is written as JSON; give a name ending in .json")
+    guard_overwrite(out, "--out", "fit", force)
+    guard_overwrite(plot, "--plot", "figure", force)
     table_ = load_runs(runs, mapping=parse_mapping(mapping), required=law_obj.required_columns() + (law_obj.target,),
                        where=options.where, exclude_top=options.exclude_top)
     if bootstrap < 0 or bootstrap == 1:
@@ -180,6 +184,7 @@ def predict_cmd(
                                  help="With a bootstrapped fit: interval of the law's curve (confidence) or of a "
                                       "new run (prediction)."),
     level: Optional[float] = typer.Option(None, "--level", help="Interval coverage (default: the fit's bootstrap level)."),
+    force: bool = FORCE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Predict the loss of runs from a fit or a preset (with intervals when the fit was bootstrapped)."""
@@ -209,6 +214,7 @@ def predict_cmd(
             raise OptionError("grid", "takes the runs from a table: give it or column options (--N, --D, ...), "
                                       "not both")
         guard_output(out, "--out", grid, fit)
+        guard_overwrite(out, "--out", "table", force)
         runs = load_runs(grid, required=law.required_columns())
         pred = law.predict(res.params, runs)
         raw = pd.read_parquet(grid) if grid.lower().endswith((".parquet", ".pq")) else \

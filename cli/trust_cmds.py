@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from scalinglaws.cli.common import console, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import console, guard_overwrite, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.fit_cmds import LAW, law_or_default
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
@@ -210,6 +210,7 @@ def report_cmd(
     title: Optional[str] = typer.Option(None, "--title", help="Title of the report."),
     *,
     options, mapping,
+    force: bool = typer.Option(False, "--force", help="Write into an existing folder that is not a report of ours."),
     as_json: bool = _JSON,
 ):
     """Write a report: one self-contained HTML page and a Markdown twin with its figures."""
@@ -229,6 +230,8 @@ def report_cmd(
             (os.path.exists(runs) and os.path.isdir(os.path.join(out, "figures"))
              and os.path.samefile(os.path.dirname(os.path.abspath(runs)), os.path.join(out, "figures"))):
         raise InputError(f"refusing to overwrite the input {runs} with the report; choose another --out")
+    if os.path.isdir(out):
+        guard_overwrite(out, "--out", "report", force)
     with progress_bar(not as_json) as prog:
         task = prog.add_task("report", total=1.0)
         weights = {"fitting": (0.0, 0.45), "bootstrap": (0.45, 0.35), "figures": (0.8, 0.2)}
