@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import typer
@@ -22,12 +23,61 @@ I = Optional[int]
 F = Optional[float]
 
 
-def _progress():
+def _progress(count: bool = False):
+    """Transient bars on stderr (a terminal).  ``count``: a ``{task.fields[count]}`` column, else M/N."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[count]}") if count else MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                     console=err_console, transient=True)
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h10m``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _say(text: str) -> None:
+    err_console.print(text, highlight=False, soft_wrap=True, markup=False)
+
+
+class StepLines:
+    """Plain progress lines for a log (stderr not a terminal): ``step 40/98 (40%), 52,300 tok/s, loss 2.871, ETA 3s``.
+
+    A line at every tenth of the steps and at the last step (``tenths``), and whenever
+    :attr:`EVERY_S` seconds passed since the last line.  Speed and ETA are measured from
+    the first step on, so loading the corpus and building the model do not count.
+    """
+
+    EVERY_S = 15.0
+
+    def __init__(self, tokens_per_step: int, prefix: str = "", tenths: bool = True):
+        self.tps, self.prefix, self.tenths = tokens_per_step, prefix, tenths
+        self.first: tuple[float, int] | None = None
+        self.last = time.monotonic()
+        self.tenth = 1
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (now, step)
+        due = now - self.last >= self.EVERY_S
+        if self.tenths and step * 10 >= self.tenth * total:
+            due, self.tenth = True, step * 10 // total + 1
+        if not due:
+            return
+        self.last = now
+        t0, s0 = self.first
+        rate = (step - s0) / (now - t0) if step > s0 and now > t0 else None
+        speed = f"{rate * self.tps:,.0f} tok/s" if rate else "- tok/s"
+        eta = duration((total - step) / rate) if rate else "-"
+        _say(f"{self.prefix}step {step}/{total} ({100 * step // total}%), {speed}, loss {loss:.3f}, ETA {eta}")
 
 
 def precision_label(r: dict) -> str:
@@ -111,72 +161,168 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
         threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
-        out: S = typer.Option(None, "--out", "-o", help="CSV to append the row(s) to."),
+        out: S = typer.Option(None, "--out", "-o",
+                              help="CSV to append the row(s) to: absent, empty, or a run table the trainer wrote."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
     ):
         """Train one model and append its canonical row (plus PTQ rows) to --out."""
         _need_torch()
-        from scalinglaws.train.loop import TrainConfig, append_rows, plan, train
+        from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, train
 
         opts = dict(locals())
-        opts = {k: v for k, v in opts.items() if k not in ("out", "TrainConfig", "append_rows", "plan", "train")}
+        opts = {k: v for k, v in opts.items()
+                if k not in ("out", "quiet", "TrainConfig", "append_rows", "check_run_table", "plan", "train")}
         opts["format"], opts["compile"] = opts.pop("fmt"), opts.pop("compile_")
         opts["is_symmetric"] = not opts.pop("asymmetric")
         cfg = TrainConfig.from_options(opts, where="option")
         p = plan(cfg)
-        err_console.print(f"N={p.shape.n_params:,} (total {p.shape.n_total:,}), layers {p.shape.n_layer}, "
-                          f"d_model {p.shape.d_model}, heads {p.shape.n_head}/{p.shape.n_kv_head}, "
-                          f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}", highlight=False)
-        with _progress() as bar:
-            task = bar.add_task("train", total=p.steps, info="")
-            rows = train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"))
+        if out:
+            check_run_table(out)              # before training, not after
+        if not quiet:
+            _say(f"N={p.shape.n_params:,} (total {p.shape.n_total:,}), layers {p.shape.n_layer}, "
+                 f"d_model {p.shape.d_model}, heads {p.shape.n_head}/{p.shape.n_kv_head}, "
+                 f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}")
+        if quiet:
+            rows = train(cfg)
+        elif err_console.is_terminal:
+            with _progress() as bar:
+                task = bar.add_task("train", total=p.steps, info="")
+                rows = train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"))
+        else:
+            rows = train(cfg, on_step=StepLines(p.tokens_per_step))
         _show(rows)
         if out:
             append_rows(out, rows)
-            err_console.print(f"appended {len(rows)} row(s) to {out}", highlight=False)
+            _say(f"appended {len(rows)} row(s) to {out}")
 
     @app.command("sweep")
     @handle_errors
     def sweep_cmd(
-        spec: str = typer.Argument(..., help="TOML spec: [base], [grid], [[variant]] (see docs/trainer.md)."),
+        spec: str = typer.Argument(..., help="TOML spec: \\[base], \\[grid], \\[\\[variant]] (see docs/trainer.md)."),
         out: str = typer.Option(..., "--out", "-o", help="CSV to append rows to; runs already in it are skipped."),
         device: S = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the spec)."),
         threads: I = typer.Option(None, "--threads", help="CPU threads (overrides the spec)."),
         compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (CUDA only)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs and those still to do."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: only the summary at the end."),
     ):
         """Train a grid of models from a TOML spec; resumable and safe to interrupt."""
         _need_torch()
-        from scalinglaws.train.loop import read_rows
-        from scalinglaws.train.sweep import load_spec, run_sweep
+        from scalinglaws.train.loop import check_run_table
+        from scalinglaws.train.sweep import load_spec, pending, run_sweep
 
         configs = load_spec(spec)
+        check_run_table(out)
+        overrides = dict(device=device, threads=threads, compile=compile_ or None)
+        todo = pending(configs, out, **overrides)
         if dry_run:
-            have = {r.get("config_hash") for r in read_rows(out)[1]}
-            todo = len({c.hash() for c in configs} - have)
-            console.print(f"{len(configs)} runs in {spec}, {todo} still to do", highlight=False, soft_wrap=True)
+            console.print(f"{len(configs)} runs in {spec}, {len(todo)} still to do", highlight=False, soft_wrap=True)
             return
-        with _progress() as bar:
-            runs = bar.add_task("sweep", total=len(configs), info="")
-            steps = bar.add_task("run", total=1, info="")
-
-            def on_run(i, n, cfg, status, rows):
-                if status == "start":
-                    size = human(cfg.params) if cfg.params else f"L{cfg.n_layer}xd{cfg.d_model}"
-                    tokens = cfg.tokens if cfg.tokens is not None else (cfg.d_fp or 0) + (cfg.d_qat or 0)
-                    bar.update(runs, info=f"N {size}, D {human(tokens)}")
-                    bar.reset(steps, total=1)
-                    return
-                bar.advance(runs)
-                for r in rows:       # one line per finished row, above the bars (and in logs)
-                    loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
-                    bar.console.print(f"[{i + 1}/{n}] N {human(r['N'], 3)}, D {human(r['D'], 3)}, "
-                                      f"{precision_label(r)}: loss {loss} ({r['wall_s']:.0f} s)",
-                                      highlight=False, soft_wrap=True)
-
-            def on_step(s, n, loss):
-                bar.update(steps, total=n, completed=s, info=f"loss {loss:.3f}")
-
-            res = run_sweep(configs, out, on_run=on_run, on_step=on_step, device=device, threads=threads,
-                            compile=compile_ or None)
+        if quiet:
+            res = run_sweep(configs, out, **overrides)
+        else:
+            with SweepProgress(configs, todo, out) as progress:
+                res = run_sweep(configs, out, on_run=progress.on_run, on_step=progress.on_step, **overrides)
         console.print(f"{res.done} run(s) trained, {res.skipped} already in {out}, "
                       f"{res.diverged} diverged; rows in {out}", highlight=False, soft_wrap=True)
+
+
+class SweepProgress:
+    """A sweep's progress: runs trained of those to do, with an ETA, and the current run's steps.
+
+    On a terminal two transient bars; otherwise plain lines: one when the sweep starts,
+    one per finished row and one per finished run (``sweep: 3/12 runs trained, 9 to do,
+    elapsed 1m02s, ETA 4m10s``), and the current run's step line every
+    :attr:`StepLines.EVERY_S` seconds.  Work is counted as parameters x tokens, so the ETA
+    weighs big runs more than small ones.
+    """
+
+    def __init__(self, configs: list, todo: list, out: str):
+        from scalinglaws.train.loop import plan
+        self.plan = plan
+        self.n_configs, self.out = len(configs), out
+        self.cost = {c.hash(): _cost(plan(c)) for c in todo}
+        self.total = sum(self.cost.values()) or 1.0
+        self.todo, self.done, self.gone = len(todo), 0, 0     # gone: appended by another process meanwhile
+        self.work, self.run_work, self.finished = 0.0, 0.0, set()
+        self.t0 = time.monotonic()
+        self.clock: float | None = None       # the ETA's clock starts at the first step (not the corpus loading)
+        self.bar = _progress(count=True) if err_console.is_terminal else None
+        self.steps = None
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+            self.runs_task = self.bar.add_task("sweep", total=self.total, count=self._count(), info="")
+            self.steps_task = self.bar.add_task("run", total=1, count="", info="")
+        elif self.todo:
+            _say(f"sweep: {self.todo} of {self.n_configs} runs to do "
+                 f"({self.n_configs - self.todo} already in {self.out})")
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            return self.bar.__exit__(*exc)
+        return None
+
+    def _count(self) -> str:
+        return f"{self.done}/{self.todo} runs"
+
+    def _say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text, highlight=False, soft_wrap=True, markup=False)
+        else:
+            _say(text)
+
+    def on_run(self, i: int, n: int, cfg, status: str, rows: list) -> None:
+        h = cfg.hash()
+        if status == "start":
+            self.run_work = self.cost.get(h, 0.0)
+            if self.bar is not None:
+                size = human(cfg.params) if cfg.params else f"L{cfg.n_layer}xd{cfg.d_model}"
+                tokens = cfg.tokens if cfg.tokens is not None else (cfg.d_fp or 0) + (cfg.d_qat or 0)
+                self.bar.update(self.runs_task, info=f"[{i + 1}/{n}] N {size}, D {human(tokens)}")
+                self.bar.reset(self.steps_task, total=1, count="", info="")
+            else:
+                self.steps = StepLines(self.plan(cfg).tokens_per_step, prefix=f"[{i + 1}/{n}] ", tenths=False)
+            return
+        if h not in self.cost or h in self.finished:   # in the file before the sweep, or a repeated config
+            return
+        self.finished.add(h)
+        if status == "done":
+            self.done += 1
+        else:
+            self.gone += 1
+        self.work += self.cost[h]
+        self.run_work = 0.0
+        for r in rows:                    # one line per finished row, above the bars (and in logs)
+            loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
+            self._say(f"[{i + 1}/{n}] N {human(r['N'], 3)}, D {human(r['D'], 3)}, "
+                      f"{precision_label(r)}: loss {loss} ({r['wall_s']:.0f} s)")
+        if self.bar is not None:
+            self.bar.update(self.runs_task, completed=self.work, count=self._count())
+        else:
+            left = self.todo - self.done - self.gone
+            extra = f" ({self.gone} by another process)" if self.gone else ""
+            self._say(f"sweep: {self.done}/{self.todo} runs trained{extra}, {left} to do, "
+                      f"elapsed {duration(time.monotonic() - self.t0)}, ETA {self._eta(self.work)}")
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        if self.clock is None:
+            self.clock = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(self.steps_task, total=total, completed=step, count=f"{step}/{total} steps",
+                            info=f"loss {loss:.3f}")
+            self.bar.update(self.runs_task, completed=self.work + self.run_work * step / total)
+        elif self.steps is not None:
+            self.steps(step, total, loss)
+
+    def _eta(self, work: float) -> str:
+        if work <= 0 or self.clock is None or work >= self.total:
+            return "0s" if work >= self.total else "-"
+        return duration((time.monotonic() - self.clock) / work * (self.total - work))
+
+
+def _cost(p) -> float:
+    """Work of a run in parameters x tokens (its share of a sweep's ETA)."""
+    return float(p.shape.n_total) * p.steps * p.tokens_per_step

@@ -160,7 +160,8 @@ def test_append_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(loop.csv, "DictWriter", Boom)
     with pytest.raises(KeyboardInterrupt):
         append_rows(path, [{"N": 6, "D": 7, "loss": 1.0, "config_hash": "c"}])
-    assert open(path).read() == before and sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv"]
+    assert open(path).read() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".runs.csv.lock", "runs.csv"]   # no temporary file left
 
 
 @pytest.mark.parametrize("opts", [

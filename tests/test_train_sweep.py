@@ -1,6 +1,8 @@
 """Sweeps: spec expansion, bad specs, and a sweep killed mid-way then resumed."""
 
 import csv
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,10 +39,10 @@ group_size = 16
 def test_expand_spec():
     cfgs = expand_spec({"base": {"seq_len": 64}, "grid": {"params": ["50K", "100K"], "tokens": [1e5, "200K"],
                                                           "ptq_bits": [8, 4]},
-                        "variant": [{}, {"w_bits": 4}]})
+                        "variant": [{}, {"seed": 1}]})
     assert len(cfgs) == 8 and len({c.hash() for c in cfgs}) == 8
-    assert [(c.params, c.tokens, c.w_bits) for c in cfgs[:4]] == [
-        (5e4, 1e5, None), (5e4, 1e5, 4), (5e4, 2e5, None), (5e4, 2e5, 4)]
+    assert [(c.params, c.tokens, c.seed) for c in cfgs[:4]] == [
+        (5e4, 1e5, 0), (5e4, 1e5, 1), (5e4, 2e5, 0), (5e4, 2e5, 1)]
     assert all(c.ptq_bits == (8, 4) and c.seq_len == 64 for c in cfgs)
 
 
@@ -71,35 +73,82 @@ def _rows(path):
         return list(csv.reader(fh))
 
 
-def test_killed_sweep_keeps_whole_rows_and_resumes(write, tmp_path, cli):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sweep_killed_at_a_random_moment_keeps_whole_runs_and_resumes(write, tmp_path, cli, seed):
+    """SIGKILL a random fraction of a second after the table holds a random number of rows
+    (1 to all but one; runs take about 0.1 s, so the kill lands in a run or an append):
+    every row left is whole, every run has all its rows, and running the sweep again
+    completes the set with each run once."""
     spec = write("spec.toml", SPEC)
     out = tmp_path / "runs.csv"
-    cmd = [sys.executable, "-c", "from scalinglaws.cli.main import main; main()",
-           "sweep", str(spec), "--out", str(out), "--threads", "1"]
+    configs = load_spec(str(spec))
+    n_rows = len(configs) + 2 * 3                 # plus 2 PTQ rows per FP run
+    rng = random.Random(seed)
+    want, delay = rng.randrange(1, n_rows), rng.uniform(0, 0.3)
+    cmd = [sys.executable, "-m", "scalinglaws.cli.main", "sweep", str(spec), "--out", str(out), "--threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+        while time.monotonic() < deadline and proc.poll() is None and \
+                (len(_rows(out)) - 1 if out.exists() else 0) < want:
+            time.sleep(0.01)
+        time.sleep(delay)
         proc.send_signal(signal.SIGKILL)          # no chance to clean up
     finally:
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    rows = _rows(out)
-    header, body = rows[0], rows[1:]
-    configs = load_spec(str(spec))
-    assert 1 <= len(body) < len(configs) + 2 * 3    # killed after the first run, before the last
-    assert all(len(r) == len(header) for r in body)
-    col = {name: header.index(name) for name in ("loss", "config_hash", "ptq_bits")}
-    assert all(float(r[col["loss"]]) > 0 and len(r[col["config_hash"]]) == 12 for r in body)
+    assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()[-2000:]
+    col = None
+    if out.exists():
+        rows = _rows(out)
+        header, body = rows[0], rows[1:]
+        assert all(len(r) == len(header) for r in body)
+        col = {name: header.index(name) for name in ("loss", "config_hash", "ptq_bits")}
+        assert all(float(r[col["loss"]]) > 0 and len(r[col["config_hash"]]) == 12 for r in body)
+        per_run = {}
+        for r in body:
+            per_run[r[col["config_hash"]]] = per_run.get(r[col["config_hash"]], 0) + 1
+        expect = {c.hash(): 3 if c.ptq_bits else 1 for c in configs}
+        assert all(per_run[h] == expect[h] for h in per_run)               # whole runs only
 
     code, _, err = cli("sweep", spec, "--out", out, "--threads", "1")
     assert code == 0, err
-    body = _rows(out)[1:]
+    rows = _rows(out)
+    col = col or {name: rows[0].index(name) for name in ("loss", "config_hash", "ptq_bits")}
+    body = rows[1:]
     trained = [r for r in body if r[col["ptq_bits"]] == ""]
-    hashes = [r[col["config_hash"]] for r in trained]
-    assert sorted(hashes) == sorted(c.hash() for c in configs)          # each run once
-    assert len(body) == len(configs) + 2 * 3                              # plus 2 PTQ rows per FP run
+    assert sorted(r[col["config_hash"]] for r in trained) == sorted(c.hash() for c in configs)   # each run once
+    assert len(body) == n_rows
+    if len(configs) > want:                      # progress lines on a pipe: runs done of those to do, ETA
+        assert re.search(r"sweep: \d+/\d+ runs trained, \d+ to do, elapsed \d+s, ETA", err), err
 
     code, out_text, _ = cli("sweep", spec, "--out", out, "--dry-run")
     assert code == 0 and "0 still to do" in out_text
+
+
+def test_quiet_sweep_prints_only_its_summary(write, tmp_path, cli):
+    spec = write("spec.toml", "[base]\nn_layer = 1\nd_model = 32\nn_head = 2\nseq_len = 64\nbatch_size = 4\n"
+                              "val_tokens = \"2K\"\nthreads = 1\n[grid]\ntokens = [\"4K\", \"6K\"]\n")
+    code, out, err = cli("sweep", spec, "--out", tmp_path / "runs.csv", "--quiet")
+    assert code == 0 and err == "" and "2 run(s) trained" in out
+
+
+def test_sweep_help_shows_the_sections(cli):
+    code, out, _ = cli("sweep", "--help")
+    assert code == 0 and "[base]" in out and "[grid]" in out and "[[variant]]" in out
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[[variant]]\nw_bits = 4\n[[variant]]\nw_bits = 1\n", "variant 2, w_bits = 1: w_bits must be >= 2"),
+    ("[[variant]]\nw_bits = 4\n[[variant]]\nw_bits = 4\ngroup_size = 7\n",
+     "variant 2, group_size = 7, [base] params = \"50K\": group_size 7 does not divide"),
+    ("[grid]\nseq_len = [64, 0]\n", "[grid] seq_len = 0: seq_len must be >= 1"),
+    ("[[variant]]\nptq_bits = [8]\n[[variant]]\nfuse_cooldown = true\n",
+     "variant 2, fuse_cooldown = true: fuse_cooldown needs quantization"),
+    ("[[variant]]\nw_bits = 4\n[[variant]]\nwbits = 4\n", "variant 2: unknown key 'wbits'; did you mean 'w_bits'"),
+])
+def test_sweep_errors_name_the_file_the_variant_and_the_key(cli, write, tmp_path, text, words):
+    path = write("spec.toml", "[base]\nparams = \"50K\"\ntokens = \"1M\"\n" + text)
+    code, out, err = cli("sweep", path, "--out", tmp_path / "runs.csv")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{path}: " in err and words in err, err
+    assert not (tmp_path / "runs.csv").exists()

@@ -3,7 +3,8 @@
 Everything the package writes (fits, tables, figures, reports, the trainer's CSV) goes
 through :func:`atomic_path`: the content is written to a temporary file in the same
 folder, flushed to disk, given the permissions a plain ``open()`` would give, then
-renamed over the target in one step.
+renamed over the target in one step, and the folder is flushed so that the rename
+itself survives a crash.
 """
 
 from __future__ import annotations
@@ -30,9 +31,24 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
             os.fsync(fh.fileno())
         os.chmod(tmp, _mode(path))  # mkstemp makes it private
         os.replace(tmp, path)
+        _fsync_folder(folder)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Flush a folder's entries (the rename) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not sync folders
+        pass
+    finally:
+        os.close(fd)
 
 
 def _mode(path: str) -> int:

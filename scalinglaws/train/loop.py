@@ -3,8 +3,9 @@
 :class:`TrainConfig` holds every option of ``scalinglaws train`` (and every key a
 sweep spec may set); :func:`plan` checks them and derives the shape, batch, learning
 rate, quantizers and schedule; :func:`train` runs it and returns one row, plus one per
-``ptq_bits`` width; :func:`append_rows` adds rows to a CSV without ever leaving a
-half-written file.
+``ptq_bits`` width; :func:`append_rows` adds rows to a run table under a lock file,
+so that any number of processes may append to one CSV, without ever leaving a
+half-written file; :func:`check_run_table` refuses an output that is not a run table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scalinglaws.data.schema import CANONICAL
 from scalinglaws.data.units import parse_number
 
 from scalinglaws.train.data import Corpus
-from scalinglaws.train.model import GPT, Shape, shape_for
+from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
 from scalinglaws.train.quant import QuantSpec
 
 LN256 = math.log(256)
@@ -91,7 +92,7 @@ class TrainConfig:
                 raise InputError(f"unknown {where} {key!r}; {hint}")
             if value is None:
                 continue
-            out[name] = _convert(value, kinds[name], f"{where} {key}")
+            out[name] = _convert(value, kinds[name], name)
         return cls(**out)
 
     def hash(self) -> str:
@@ -100,35 +101,45 @@ class TrainConfig:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _convert(value, kind: str, what: str):
+def _convert(value, kind: str, name: str):
+    """``value`` as a field of type ``kind``; a bad one raises :class:`RunOptionError` naming ``name``."""
     kind = str(kind)
     try:
         if kind.startswith("tuple"):
             items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
-            return tuple(sorted({_int(v, what) for v in items}, reverse=True))
+            return tuple(sorted({_int(v, name) for v in items}, reverse=True))
         if kind.startswith("bool"):
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
                 return value.lower() in ("true", "1", "yes")
             if not isinstance(value, bool):
-                raise InputError(f"{what}: expected true or false, got {value!r}")
+                raise RunOptionError.about(name, f"expects true or false, got {value!r}")
             return value
         if kind.startswith("int"):
-            return _int(value, what)
+            return _int(value, name)
         if kind.startswith("float"):
-            return parse_number(value, what)
+            return _number(value, name)
+        if isinstance(value, (dict, list)):
+            raise RunOptionError.about(name, f"expects a single value, got {value!r}")
         return str(value)
     except InputError:
         raise
     except (TypeError, ValueError):
-        raise InputError(f"{what}: bad value {value!r}") from None
+        raise RunOptionError.about(name, f"has a bad value {value!r}") from None
 
 
-def _int(value, what) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{what}: expected an integer, got {value!r}")
-    x = parse_number(value, what)
+def _number(value, name) -> float:
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise RunOptionError.about(name, f"expects a number, got {value!r}")
+    try:
+        return parse_number(value, name)
+    except InputError:
+        raise RunOptionError.about(name, f"{value!r} is not a number (suffixes k, M, B, T are allowed)") from None
+
+
+def _int(value, name) -> int:
+    x = _number(value, name)
     if not math.isfinite(x) or x != int(x):
-        raise InputError(f"{what}: expected an integer, got {value!r}")
+        raise RunOptionError.about(name, f"expects an integer, got {value!r}")
     return int(x)
 
 
@@ -189,94 +200,137 @@ def _factor(i: int, n: int, warm: int, decay_start: int, kind: str, final: float
 def plan(cfg: TrainConfig) -> Plan:
     """Check ``cfg`` and derive everything a run needs; bad options raise InputError."""
     c = cfg
+    bad = RunOptionError.about
     if c.schedule not in ("cosine", "wsd"):
-        raise InputError(f"--schedule {c.schedule!r}: choose cosine or wsd")
+        raise bad("schedule", f"{c.schedule!r}: choose cosine or wsd")
     if c.format not in ("int", "fp"):
-        raise InputError(f"--format {c.format!r}: choose int or fp")
+        raise bad("format", f"{c.format!r}: choose int or fp")
     for name in ("seq_len", "val_tokens"):
         if getattr(c, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1")
+            raise bad(name, f"must be >= 1, got {getattr(c, name)}")
     if c.batch_size is not None and c.batch_size < 1:
-        raise InputError("--batch-size must be >= 1")
+        raise bad("batch_size", f"must be >= 1, got {c.batch_size}")
     if c.lr is not None and not c.lr > 0:
-        raise InputError("--lr must be > 0")
-    if not 0 <= c.warmup < 1 or not 0 <= c.decay_fraction <= 1:
-        raise InputError("--warmup must be in [0, 1) and --decay-fraction in [0, 1]")
+        raise bad("lr", f"must be > 0, got {c.lr:g}")
+    if not 0 <= c.warmup < 1:
+        raise bad("warmup", f"must be in [0, 1), got {c.warmup:g}")
+    if not 0 <= c.decay_fraction <= 1:
+        raise bad("decay_fraction", f"must be in [0, 1], got {c.decay_fraction:g}")
+    for name in ("weight_decay", "grad_clip"):
+        if not getattr(c, name) >= 0:
+            raise bad(name, f"must be >= 0, got {getattr(c, name):g}")
     shape = shape_for(c.params, n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head)
 
     # -- tokens and the FP/QAT split
     tokens, f = c.tokens, c.qat_fraction
     if c.d_fp is not None or c.d_qat is not None:
+        given = [n for n in ("d_fp", "d_qat") if getattr(c, n) is not None]
         if f is not None:
-            raise InputError("give --qat-fraction or --d-fp/--d-qat, not both")
+            raise RunOptionError("give {0} or " + " and ".join(f"{{{i + 1}}}" for i in range(len(given)))
+                                 + ", not both", "qat_fraction", *given)
         if tokens is None:
             if c.d_fp is None or c.d_qat is None:
-                raise InputError("without --tokens give both --d-fp and --d-qat")
+                raise RunOptionError("without {0} give both {1} and {2}", "tokens", "d_fp", "d_qat")
             tokens = c.d_fp + c.d_qat
+        if not tokens > 0 or not math.isfinite(tokens):
+            raise bad("tokens", f"must be a number > 0 (for example 20M), got {tokens:g}")
         d_qat = c.d_qat if c.d_qat is not None else tokens - c.d_fp
         d_fp = c.d_fp if c.d_fp is not None else tokens - d_qat
         if d_fp < 0 or d_qat < 0 or abs(d_fp + d_qat - tokens) > 0.5:
-            raise InputError(f"--d-fp {d_fp:g} and --d-qat {d_qat:g} do not add up to --tokens {tokens:g}")
+            raise RunOptionError(f"{{0}} {d_fp:g} and {{1}} {d_qat:g} do not add up to {{2}} {tokens:g}",
+                                 "d_fp", "d_qat", "tokens")
         f = d_qat / tokens
-    if tokens is None or not tokens > 0 or not math.isfinite(tokens):
-        raise InputError("--tokens must be a number > 0 (for example --tokens 20M)")
+    if tokens is None:
+        raise bad("tokens", "is needed: a number > 0 (for example 20M)")
+    if not tokens > 0 or not math.isfinite(tokens):
+        raise bad("tokens", f"must be a number > 0 (for example 20M), got {tokens:g}")
     if f is not None and not 0 <= f <= 1:
-        raise InputError(f"--qat-fraction must be in [0, 1], got {f:g}")
+        raise bad("qat_fraction", f"must be in [0, 1], got {f:g}")
 
     batch = c.batch_size or max(1, shape.batch_tokens // c.seq_len)
     steps = max(1, math.ceil(tokens / (batch * c.seq_len)))
 
     # -- quantizers
     w_bits, a_bits, kv_bits = c.w_bits, c.a_bits, c.kv_bits
+    for name in ("w_bits", "a_bits", "kv_bits", "fc2_bits"):
+        b = getattr(c, name)
+        if b is not None and b < 2:
+            raise bad(name, f"must be >= 2 (16 or more: full precision), got {b}")
     fp_kw = {}
     if c.format == "fp":
         if c.exp_bits is None or c.man_bits is None:
-            raise InputError("--format fp needs --exp-bits and --man-bits (for example 4 and 3)")
+            raise RunOptionError("{0} fp needs {1} and {2} (for example 4 and 3)", "format", "exp_bits", "man_bits")
+        if c.exp_bits < 1 or c.man_bits < 0 or c.exp_bits > 8 or c.man_bits > 23:
+            raise RunOptionError(f"{{0}} {c.exp_bits} and {{1}} {c.man_bits}: an FP format needs 1 to 8 "
+                                 "exponent bits and 0 to 23 mantissa bits", "exp_bits", "man_bits")
+        if not c.is_symmetric:
+            raise RunOptionError("asymmetric quantization ({0}) applies to integer formats only, not {1} fp",
+                                 "is_symmetric", "format")
         width = 1 + c.exp_bits + c.man_bits
         if w_bits is None and a_bits is None:
             w_bits = a_bits = width
-        for name, b in (("--w-bits", w_bits), ("--a-bits", a_bits), ("--kv-bits", kv_bits)):
+        for name, b in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits)):
             if b is not None and b != width:
-                raise InputError(f"{name} {b} does not match E{c.exp_bits}M{c.man_bits} ({width} bits)")
+                raise RunOptionError(f"{{0}} {b} does not match E{c.exp_bits}M{c.man_bits} ({width} bits: "
+                                     "{1}, {2})", name, "exp_bits", "man_bits")
         fp_kw = dict(format="fp", exp_bits=c.exp_bits, man_bits=c.man_bits)
     elif c.exp_bits is not None or c.man_bits is not None:
-        raise InputError("--exp-bits/--man-bits need --format fp")
+        given = [n for n in ("exp_bits", "man_bits") if getattr(c, n) is not None]
+        raise RunOptionError(" and ".join(f"{{{i}}}" for i in range(len(given)))
+                             + f" need{'s' if len(given) == 1 else ''} {{{len(given)}}} fp", *given, "format")
     if c.group_size is not None and c.group_size < 1:
-        raise InputError("--group-size must be >= 1")
+        raise bad("group_size", f"must be >= 1, got {c.group_size}")
     wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if c.group_size else "per_channel")
     ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if c.group_size else "per_token")
     if wg not in ("per_tensor", "per_channel", "per_group"):
-        raise InputError(f"--w-granularity {wg!r}: choose per_tensor, per_channel or per_group")
+        raise bad("w_granularity", f"{wg!r}: choose per_tensor, per_channel or per_group")
     if ag not in ("per_tensor", "per_token", "per_group"):
-        raise InputError(f"--a-granularity {ag!r}: choose per_tensor, per_token or per_group")
+        raise bad("a_granularity", f"{ag!r}: choose per_tensor, per_token or per_group")
+    for name, g in (("w_granularity", wg), ("a_granularity", ag)):
+        if g == "per_group" and c.group_size is None:
+            raise RunOptionError("{0} per_group needs {1}", name, "group_size")
     if c.group_size and "per_group" not in (wg, ag) and (w_bits or a_bits or kv_bits):
-        raise InputError("--group-size is given but neither granularity is per_group")
+        raise RunOptionError("{0} is given but neither {1} nor {2} is per_group",
+                             "group_size", "w_granularity", "a_granularity")
 
-    def spec(bits, gran, **kw):
+    def spec(bits, gran, name, **kw):
         if bits is None or bits >= 16 and not kw:
             return None
-        return QuantSpec(bits=bits, granularity=gran, group_size=c.group_size,
-                         is_symmetric=c.is_symmetric, **kw)
+        try:
+            return QuantSpec(bits=bits, granularity=gran, group_size=c.group_size,
+                             is_symmetric=c.is_symmetric, **kw)
+        except InputError as exc:          # not expected: the checks above come first
+            raise bad(name, f"{bits}: {exc}") from None
 
-    w = spec(w_bits, wg, **fp_kw)
-    a = spec(a_bits, ag, **fp_kw)
-    kv = spec(kv_bits, ag, **fp_kw)
-    fc2_a = spec(c.fc2_bits, ag)
+    w = spec(w_bits, wg, "w_bits", **fp_kw)
+    a = spec(a_bits, ag, "a_bits", **fp_kw)
+    kv = spec(kv_bits, ag, "kv_bits", **fp_kw)
+    fc2_a = spec(c.fc2_bits, ag, "fc2_bits")
+    sized = [n for n in ("params", "n_layer", "d_model", "n_head", "n_kv_head") if getattr(c, n) is not None]
     if c.group_size and "per_group" in (wg, ag):
         for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a or c.ptq_bits) else set():
             if dim % min(c.group_size, dim):
-                raise InputError(f"--group-size {c.group_size} does not divide the layer width {dim}")
+                raise RunOptionError(f"{{0}} {c.group_size} does not divide the layer width {dim}",
+                                     "group_size", *sized)
         if kv and shape.head_dim % min(c.group_size, shape.head_dim):
-            raise InputError(f"--group-size {c.group_size} does not divide the head size {shape.head_dim}")
+            raise RunOptionError(f"{{0}} {c.group_size} does not divide the head size {shape.head_dim}",
+                                 "group_size", *sized)
     quantized = any(s is not None for s in (w, a, kv, fc2_a))
     if not quantized and (f is not None or c.fuse_cooldown):
-        raise InputError("--qat-fraction, --d-fp/--d-qat and --fuse-cooldown need quantization "
-                         "(--w-bits, --a-bits, --kv-bits or --fc2-bits)")
+        given = [n for n in ("qat_fraction", "d_fp", "d_qat", "fuse_cooldown")
+                 if getattr(c, n) not in (None, False)]
+        names = ", ".join(f"{{{i}}}" for i in range(len(given)))
+        k = len(given)
+        raise RunOptionError(names + f" need{'s' if k == 1 else ''} quantization (set {{{k}}}, {{{k + 1}}}, "
+                             f"{{{k + 2}}} or {{{k + 3}}})", *given, "w_bits", "a_bits", "kv_bits", "fc2_bits")
     if quantized and c.ptq_bits:
-        raise InputError("--ptq-bits evaluates a full-precision run; drop the training bits")
+        trained = [n for n in ("w_bits", "a_bits", "kv_bits", "fc2_bits") if getattr(c, n) is not None]
+        raise RunOptionError("{0} evaluates a full-precision run; drop the training bits ("
+                             + ", ".join(f"{{{i + 1}}}" for i in range(len(trained))) + ")",
+                             "ptq_bits", *(trained or ["format"]))
     for b in c.ptq_bits:
         if not 2 <= b <= 16:
-            raise InputError(f"--ptq-bits {b}: integer widths between 2 and 16")
+            raise bad("ptq_bits", f"{b}: integer widths between 2 and 16")
     ptq = tuple(QuantSpec(bits=b, granularity=wg, group_size=c.group_size, is_symmetric=c.is_symmetric)
                 for b in c.ptq_bits)
     f = 1.0 if f is None else f
@@ -292,9 +346,9 @@ def pick_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise InputError(f"--device {name!r}: use auto, cpu or cuda") from None
+        raise RunOptionError.about("device", f"{name!r}: use auto, cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
+        raise RunOptionError.about("device", f"{name}: no CUDA device is available")
     return dev
 
 
@@ -451,37 +505,138 @@ def _cell(v) -> str:
     return str(v)
 
 
+#: Every column the trainer writes, in the order of a new file's header.
+COLUMNS = tuple(CANONICAL) + tuple(EXTRA)
+
+#: Columns a CSV must have to be taken for the trainer's run table (with every other
+#: column of its header one of :data:`COLUMNS`).  The trainer has written them since its
+#: first version; a file with them and an older subset of the columns is widened.
+IDENTIFYING = ("N", "D", "loss", "config_hash")
+
+#: Seconds :func:`append_rows` waits for another process's append before giving up.
+LOCK_TIMEOUT = 600.0
+
+
+def lock_path(path: str) -> str:
+    """The lock file of the run table at ``path``: ``.NAME.lock`` in the same folder.
+
+    It is left in place after use (deleting a lock file that another process may be
+    waiting on would let two processes hold the lock at once); it is empty and safe to
+    delete when no trainer is running.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.lock")
+
+
 def read_rows(path: str) -> tuple[list[str], list[dict]]:
-    """Header and rows of a CSV written by :func:`append_rows` ([] and [] when absent)."""
+    """Header and rows of a CSV written by :func:`append_rows` ([] and [] when absent or empty).
+
+    Blank lines are skipped and short rows padded with empty cells; a row with more
+    cells than the header (whose extra cells a rewrite would drop) raises InputError.
+    """
     if not os.path.exists(path):
         return [], []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = [(n, r) for n, r in enumerate(csv.reader(fh), start=1)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"cannot read the run table: {exc}", file=path) from None
+        raise InputError(f"cannot read it as a CSV run table: {getattr(exc, 'strerror', None) or exc}",
+                         file=path) from None
+    if not lines:
+        return [], []
+    (_, header), body = lines[0], [(n, r) for n, r in lines[1:] if r]
+    if not header:
+        if body:
+            raise InputError("its first line is empty, where the header should be", file=path)
+        return [], []
+    rows = []
+    for n, r in body:
+        if len(r) > len(header):
+            raise InputError(f"line {n} has {len(r)} cells where the header has {len(header)}", file=path)
+        rows.append(dict(zip(header, r + [""] * (len(header) - len(r)))))
+    return header, rows
 
 
-def append_rows(path: str, rows: list[dict]) -> None:
-    """Add ``rows`` to the CSV at ``path`` atomically.
+def check_run_table(path: str, header: list[str] | None = None) -> None:
+    """Refuse, before any training, an output the trainer must not write to.
 
-    The whole new file is written to a temporary file in the same folder, flushed to
-    disk and moved over the old one with ``os.replace``; a kill at any moment leaves
-    either the old file or the new one, never a partial row.  New columns are added to
-    the header (canonical columns first, then :data:`EXTRA`, then any others).
+    ``path`` may be absent, empty, or a CSV whose header contains :data:`IDENTIFYING`
+    and no column outside :data:`COLUMNS` (a run table the trainer wrote, perhaps an
+    older one with fewer columns, which the next append widens).  Anything else (a
+    table of another tool, a hand-made table with extra columns, a folder, an
+    unreadable file, an unwritable folder) raises InputError naming the file and the
+    columns that differ, and the file is left as it is.  ``header``: the file's header
+    when the caller has already read it.
     """
-    header, old = read_rows(path)
-    keys = list(header)
-    for k in list(CANONICAL) + EXTRA + [k for r in rows for k in r]:
-        if k not in keys and (k in CANONICAL or k in EXTRA or any(k in r for r in rows)):
-            keys.append(k)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        for r in old:
-            w.writerow({k: r.get(k, "") for k in keys})
-        for r in rows:
-            w.writerow({k: _cell(r.get(k)) for k in keys})
+    if os.path.isdir(path):
+        raise InputError("is a folder, not a CSV file", file=path)
+    if header is None:
+        header, _ = read_rows(path)
+    if header:
+        missing = [k for k in IDENTIFYING if k not in header]
+        foreign = [k for k in header if k not in COLUMNS]
+        twice = sorted({k for k in header if header.count(k) > 1})
+        why = []
+        if missing:
+            why.append(f"it lacks the trainer's column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        if foreign:
+            shown = ", ".join(repr(k) for k in foreign[:6]) + (f" and {len(foreign) - 6} more"
+                                                             if len(foreign) > 6 else "")
+            why.append(f"the trainer writes no column{'s' if len(foreign) > 1 else ''} {shown}")
+        if twice:
+            why.append(f"column{'s' if len(twice) > 1 else ''} {', '.join(twice)} appear{'' if len(twice) > 1 else 's'}"
+                       " twice")
+        if why:
+            raise InputError("not a run table of the trainer, so it is left untouched: " + "; ".join(why)
+                             + "; write the runs to another file", file=path)
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)          # the folder append_rows would create it in
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write there: folder {folder} is not writable", file=path)
+
+
+def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
+    """Add ``rows`` to the run table at ``path``; returns the number of rows added.
+
+    Safe with any number of processes appending to one file: the read, the check and
+    the rewrite happen while holding the lock file :func:`lock_path` (``filelock``), so
+    every row lands exactly once.  The new table is written to a temporary file in the
+    same folder, flushed to disk and renamed over the old one
+    (:func:`~scalinglaws.data.atomic.atomic_path`), so a kill at any moment leaves the
+    old table or the new one, never a partial row.  The file must be absent, empty or a
+    run table (:func:`check_run_table`); columns of :data:`COLUMNS` it lacks are added
+    to its header.  ``unique``: leave out rows whose ``config_hash`` is already in the
+    file (another process trained the same run).
+    """
+    unknown = sorted({k for r in rows for k in r if k not in COLUMNS})
+    if unknown:
+        raise InputError(f"cannot append rows with columns the trainer does not write: {', '.join(unknown)}",
+                         file=path)
+    from filelock import FileLock, Timeout
+
+    lock = lock_path(path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with FileLock(lock, timeout=LOCK_TIMEOUT):
+            header, old = read_rows(path)
+            check_run_table(path, header)
+            if unique:
+                have = {r.get("config_hash") for r in old}
+                rows = [r for r in rows if r.get("config_hash") not in have]
+            if not rows:
+                return 0
+            keys = list(header) + [k for k in COLUMNS if k not in header]
+            with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
+                w.writeheader()
+                for r in old:
+                    w.writerow({k: r.get(k, "") for k in keys})
+                for r in rows:
+                    w.writerow({k: _cell(r.get(k)) for k in keys})
+    except Timeout:
+        raise InputError(f"waited {LOCK_TIMEOUT:.0f} s for the lock {lock}, which another process holds",
+                         file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", file=path) from None
+    return len(rows)

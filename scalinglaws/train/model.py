@@ -19,9 +19,39 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
 
 from scalinglaws.train.quant import QuantSpec, fake_quant
+
+
+class RunOptionError(OptionError):
+    """A bad option of a run, or a bad combination of options.
+
+    ``text`` is a :meth:`str.format` template naming each of ``options`` (Python names
+    of :class:`~scalinglaws.train.loop.TrainConfig` fields) as ``{0}``, ``{1}``, ...:
+    ``str()`` shows them by those names (which are also the keys of a sweep spec),
+    :meth:`as_flag` as the command line's flags.  The sweep reads :attr:`options` to say
+    where in a spec each offending key was set.
+    """
+
+    #: Options whose flag is not ``--`` + the name with dashes.
+    FLAGS = {"is_symmetric": "--asymmetric", "compile": "--compile"}
+
+    def __init__(self, text: str, *options: str, file: str | None = None):
+        self.text, self.options = text, options
+        message = text.format(*options)
+        InputError.__init__(self, message, file=file)
+        self.option, self.takes, self.reason = options[0], None, message
+
+    @classmethod
+    def about(cls, option: str, reason: str) -> "RunOptionError":
+        """The usual case: ``"<option> <reason>"``, ``reason`` taken literally."""
+        return cls("{0} " + reason.replace("{", "{{").replace("}", "}}"), option)
+
+    def as_flag(self, flag=None) -> str:
+        flag = flag or (lambda name: "--" + name.replace("_", "-"))
+        head = f"{self.file}: " if self.file else ""
+        return head + self.text.format(*[self.FLAGS.get(o) or flag(o) for o in self.options])
 
 VOCAB = 256
 
@@ -79,21 +109,23 @@ def shape_for(params: float | None = None, *, n_layer: int | None = None, d_mode
     """
     if params is not None:
         if params <= 0:
-            raise InputError(f"--params must be > 0, got {params:g}")
+            raise RunOptionError.about("params", f"must be > 0, got {params:g}")
         base = min(LADDER, key=lambda s: abs(math.log(_n(*s) / params)))
     elif d_model is not None and n_layer is not None:
         base = (n_layer, d_model, n_head or max(1, d_model // (16 if d_model <= 128 else 32 if d_model <= 512 else 64)))
     else:
-        raise InputError("give --params (for example --params 1M) or both --n-layer and --d-model")
+        raise RunOptionError("give {0} (for example 1M) or both {1} and {2}", "params", "n_layer", "d_model")
     L, d, h = base
     L, d, h = n_layer or L, d_model or d, n_head or h
     kv = n_kv_head or h
-    if min(L, d, h, kv) < 1:
-        raise InputError("--n-layer, --d-model, --n-head and --n-kv-head must be >= 1")
+    for name, v in (("n_layer", L), ("d_model", d), ("n_head", h), ("n_kv_head", kv)):
+        if v < 1:
+            raise RunOptionError.about(name, f"must be >= 1, got {v}")
     if d % h or (d // h) % 2:
-        raise InputError(f"--d-model {d} must be a multiple of --n-head {h} with an even head size")
+        raise RunOptionError(f"{{0}} {d} must be a multiple of {{1}} {h} with an even head size",
+                             "d_model", "n_head")
     if h % kv:
-        raise InputError(f"--n-head {h} must be a multiple of --n-kv-head {kv}")
+        raise RunOptionError(f"{{0}} {h} must be a multiple of {{1}} {kv}", "n_head", "n_kv_head")
     n = _n(L, d, h, kv)
     batch = 1024 if n < 1e6 else 8192 if n < 1e7 else 65536 if n < 1e8 else 262144
     lr = min(3e-3, 2e-3 * math.sqrt(128 / d))

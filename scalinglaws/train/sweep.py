@@ -19,13 +19,20 @@ Spec format (every key is an option of ``scalinglaws train``, dashes or undersco
     group_size = 32
 
 Runs whose config hash is already in the output CSV are skipped, so an interrupted
-sweep resumes where it stopped.  Each run's rows are appended atomically
-(:func:`~scalinglaws.train.loop.append_rows`).
+sweep resumes where it stopped; the CSV is read again before each run, so several
+sweeps of one spec writing to one file skip what the others finished.  Each run's rows
+are appended atomically under the table's lock file
+(:func:`~scalinglaws.train.loop.append_rows`), never twice for one config hash.  Every
+run is checked before the first trains; a bad key or value names the spec file, the
+variant and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import itertools
+import json
 import os
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -33,7 +40,8 @@ from typing import Callable
 from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
-from scalinglaws.train.loop import TrainConfig, append_rows, plan, read_rows, train
+from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, read_rows, train
+from scalinglaws.train.model import RunOptionError
 
 try:
     import tomllib
@@ -63,7 +71,13 @@ def load_spec(path: str) -> list[TrainConfig]:
 
 
 def expand_spec(spec: dict, label: str = "<spec>") -> list[TrainConfig]:
-    """Expand a parsed spec (see the module docstring) into run configs."""
+    """Expand a parsed spec (see the module docstring) into run configs, each checked.
+
+    A bad key or value raises InputError naming ``label`` (the file), the variant by
+    its number (when the spec has variants) and each key at fault with its value and,
+    outside the variant, its section: ``spec.toml: variant 2, w_bits = 1: w_bits must be
+    >= 2 ...``, ``spec.toml: [grid] seq_len = 0: seq_len must be >= 1``.
+    """
     unknown = [k for k in spec if k not in SECTIONS]
     if unknown:
         raise InputError(f"unknown section {unknown[0]!r}; a spec has [base], [grid] and "
@@ -71,8 +85,16 @@ def expand_spec(spec: dict, label: str = "<spec>") -> list[TrainConfig]:
     base, grid, variants = spec.get("base", {}), spec.get("grid", {}), spec.get("variant", [{}])
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise InputError("[base] and [grid] must be tables", file=label)
-    if isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants):
+    if isinstance(variants, dict) or not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
         raise InputError("variants are written as [[variant]] tables", file=label)
+    variants = variants or [{}]
+    tables = [("[base]", base), ("[grid]", grid)] + [(_variant(i, variants), v) for i, v in enumerate(variants)]
+    for section, table in tables:
+        for key in table:
+            if key.replace("-", "_") not in FIELDS:
+                near = difflib.get_close_matches(key.replace("-", "_"), FIELDS, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else "see docs/trainer.md for the keys"
+                raise InputError(f"{section}: unknown key {key!r}; {hint}", file=label)
     keys = list(grid)
     lists = []
     for k in keys:
@@ -81,17 +103,89 @@ def expand_spec(spec: dict, label: str = "<spec>") -> list[TrainConfig]:
             v = [v]  # a flat list of widths is one setting, not a grid axis
         lists.append(v if isinstance(v, list) else [v])
         if not lists[-1]:
-            raise InputError(f"grid key {k!r} has an empty list", file=label)
-    for i, var in enumerate(variants or [{}]):
-        clash = set(var) & set(keys)
+            raise InputError(f"[grid]: key {k!r} has an empty list", file=label)
+    for i, var in enumerate(variants):
+        clash = {k.replace("-", "_") for k in var} & {k.replace("-", "_") for k in keys}
         if clash:
-            raise InputError(f"variant {i + 1} sets {sorted(clash)[0]!r}, which the grid varies", file=label)
+            raise InputError(f"{_variant(i, variants)} sets {sorted(clash)[0]!r}, which the grid varies", file=label)
     configs = []
     for point in itertools.product(*lists):
-        for var in variants or [{}]:
-            opts = {**base, **dict(zip(keys, point)), **var}
-            configs.append(TrainConfig.from_options(opts, where=f"key in {label}:"))
+        for i, var in enumerate(variants):
+            cell = dict(zip(keys, point))
+            try:
+                cfg = TrainConfig.from_options({**base, **cell, **var}, where="key")
+                plan(cfg)
+            except InputError as exc:
+                raise _located(exc, label, base, cell, var, _variant(i, variants)) from None
+            configs.append(cfg)
     return configs
+
+
+FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _variant(i: int, variants: list) -> str:
+    return f"variant {i + 1}" if len(variants) > 1 or variants[0] else "the run"
+
+
+def _located(exc: InputError, label: str, base: dict, cell: dict, var: dict, variant: str) -> InputError:
+    """``exc`` with the run it is in and where the keys it names were set.
+
+    ``spec.toml: variant 2, w_bits = 1: ...`` (a key of the variant), ``variant 1,
+    [grid] tokens = "5K": ...``, ``[base] seq_len = 0: ...``.
+    """
+    names = exc.options if isinstance(exc, RunOptionError) else ()
+    found: dict = {}                      # section -> keys set there, the variant's first
+    for name in dict.fromkeys(names):
+        for section, table in ((variant, var), ("[grid]", cell), ("[base]", base)):
+            key = next((k for k in table if k.replace("-", "_") == name), None)
+            if key is not None:
+                found.setdefault(section, []).append(f"{key} = {_toml(table[key])}")
+                break
+    where = [variant] + found.pop(variant, []) if variant != "the run" else found.pop(variant, [])
+    for section in ("[grid]", "[base]"):
+        where += [f"{section} {text}" for text in found.get(section, [])]
+    return InputError(f"{', '.join(where)}: {exc}" if where else str(exc), file=label)
+
+
+def _toml(value) -> str:
+    """A value as the spec writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def _hashes(path: str, cache: dict) -> set:
+    """The config hashes in the table at ``path``, read again only when the file changed.
+
+    Every append replaces the file (a new inode), so the stat tells a changed table.
+    """
+    try:
+        st = os.stat(path)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        key = None
+    if cache.get("key") != key or "hashes" not in cache:
+        cache["key"], cache["hashes"] = key, {r.get("config_hash") for r in read_rows(path)[1]}
+    return cache["hashes"]
+
+
+def pending(configs: list[TrainConfig], out: str, **overrides) -> list[TrainConfig]:
+    """The configs whose runs are not yet in ``out``, each once, in order."""
+    _, rows = read_rows(out)
+    have = {r.get("config_hash") for r in rows}
+    todo, seen = [], set()
+    for cfg in configs:
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+        h = cfg.hash()
+        if h not in have and h not in seen:
+            seen.add(h)
+            todo.append(cfg)
+    return todo
 
 
 @dataclass
@@ -110,22 +204,27 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
 
     ``overrides`` (device, compile, threads) apply to every run and do not change
     the hashes.  ``on_run(i, n, cfg, status, rows)`` is called with status ``"skip"``,
-    ``"start"`` and ``"done"`` (then ``rows`` are the rows just appended, else []).
+    ``"start"`` and ``"done"`` (then ``rows`` are the rows just appended, else []); a
+    run that another process appended to ``out`` while this one trained it is reported
+    ``"skip"`` after its ``"start"`` and its rows are not appended twice.
+
+    ``out`` is checked first (:func:`~scalinglaws.train.loop.check_run_table`) and read
+    again before each run, so several sweeps of one spec on one file share the work
+    they have finished.
     """
     for k in overrides:
         if k not in TrainConfig.NOT_HASHED:
             raise InputError(f"run_sweep: cannot override {k!r}")
     for cfg in configs:       # check every run before training any
         plan(cfg)
-    _, rows = read_rows(out)
-    have = {r.get("config_hash") for r in rows}
+    check_run_table(out)
     res = SweepResult(total=len(configs))
     corpora: dict = {}
-    seen = set()
+    seen, cache = set(), {}
     for i, cfg in enumerate(configs):
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
         h = cfg.hash()
-        if h in have or h in seen:
+        if h in seen or h in _hashes(out, cache):
             res.skipped += 1
             if on_run:
                 on_run(i, len(configs), cfg, "skip", [])
@@ -136,7 +235,11 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
         if cfg.data not in corpora:
             corpora[cfg.data] = Corpus.load(cfg.data)
         new = train(cfg, on_step=on_step, corpus=corpora[cfg.data])
-        append_rows(out, new)
+        if not append_rows(out, new, unique=True):
+            res.skipped += 1
+            if on_run:
+                on_run(i, len(configs), cfg, "skip", [])
+            continue
         res.done += 1
         res.diverged += int(new[0]["diverged"])
         if on_run:
