@@ -43,3 +43,11 @@ def test_a_folder_that_is_not_a_report_is_refused(cli, tmp_path):
     code, _, err = cli("report", RUNS, "--out", str(folder))
     assert code == 2 and "is not a report folder" in err
     assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
+def test_an_output_on_a_read_only_file_system_is_one_line(cli, tmp_path):
+    # /sys refuses new files even to root (chmod-based read-only folders do not stop root)
+    code, _, err = cli("fit", RUNS, "--out", "/sys/fit.json")
+    assert code == 2 and err.startswith("error: cannot write /sys/fit.json") and "Traceback" not in err
+    code, _, err = cli("report", RUNS, "--out", "/sys/rep")
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1

@@ -23,14 +23,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=suffix)
+    except OSError as exc:  # a read-only folder or file system
+        raise InputError(f"cannot write {path}: {exc.strerror or exc} (folder {folder})") from None
     os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, _mode(path))  # mkstemp makes it private
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # the target is a folder, or cannot be replaced
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
         _fsync_folder(folder)
     finally:
         if os.path.exists(tmp):

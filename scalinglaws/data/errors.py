@@ -38,7 +38,9 @@ class InputError(ScalingLawsError, ValueError):
             where.append(f"data row {row} (line {row + 1})")
         if column is not None:
             where.append(f"column '{column}'")
-        super().__init__(": ".join([", ".join(where), message]) if where else message)
+        text = ": ".join([", ".join(where), message]) if where else message
+        # one line, whatever a file's names hold (a header with a line break, say)
+        super().__init__(text.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class FitError(ScalingLawsError):

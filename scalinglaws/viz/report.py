@@ -289,6 +289,10 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     parent = os.path.dirname(os.path.abspath(out_dir))
     if not os.path.isdir(parent):
         raise InputError(f"cannot write {out_dir}: folder {parent} does not exist")
+    try:  # before any work: a folder that cannot be made is said at once
+        os.makedirs(os.path.join(out_dir, "figures"), exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
     tick = progress or (lambda stage, f: None)
     opts = FitOptions.of(options, **option_values)
     table = load_table(runs, None, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top, required=())
