@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 
-# one BLAS thread for both: the ratio then compares the procedures, not thread pools
-# (small BLAS calls in a busy multi-threaded pool can slow the baseline tenfold)
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
+# The baseline runs on one BLAS thread (threadpoolctl): the ratio then compares the
+# procedures, not thread pools (small BLAS calls in a busy multi-threaded pool can slow it
+# tenfold).  scalinglaws limits itself to one BLAS thread inside a fit; the last lines show
+# what that limit saves against the machine's default threading.
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time
@@ -61,9 +60,11 @@ def main(argv=None) -> int:
 
     k = max(1, min(len(grid), args.baseline_starts))
     idx = np.linspace(0, len(grid) - 1, k).round().astype(int)
+    from threadpoolctl import threadpool_limits
     t0 = time.perf_counter()
-    _, f_base, objs = baseline_fit(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy(),
-                                   grid[idx], list(zip(lo, hi)))
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, f_base, objs = baseline_fit(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy(),
+                                       grid[idx], list(zip(lo, hi)))
     t_base = (time.perf_counter() - t0) * len(grid) / k
     n_base = int((objs <= f_base * (1 + 1e-6)).sum())
 
@@ -75,6 +76,30 @@ def main(argv=None) -> int:
           f"  objective {res.objective:.11g}  starts reaching it: {res.status['n_best']} of {res.status['n_starts']}")
     print(f"speed-up: {t_base / t_ours:.1f}x; objective difference (ours - baseline): {res.objective - f_base:+.3e}")
     print("parameters: " + ", ".join(f"{k}={v:.6g}" for k, v in res.params.items()))
+
+    # threads: the fit as shipped (one BLAS thread) against the same fit on the default BLAS threads
+    import scalinglaws.fitting.api as api
+    from contextlib import nullcontext
+    from threadpoolctl import threadpool_info
+
+    def timed(label):
+        wall, cpu = [], []
+        for _ in range(max(1, args.repeat)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            sl.fit(runs, law="chinchilla")
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        return min(wall), min(cpu)
+    w1, c1 = timed("one")
+    shipped = api.one_blas_thread
+    api.one_blas_thread = nullcontext
+    try:
+        wd, cd = timed("default")
+    finally:
+        api.one_blas_thread = shipped
+    n = max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"), default=1)
+    print(f"threads: one BLAS thread (as shipped) {w1:.3f} s wall, {c1:.3f} s CPU; default BLAS threads ({n}) "
+          f"{wd:.3f} s wall, {cd:.3f} s CPU")
     return 0
 
 

@@ -20,6 +20,7 @@ from scalinglaws.fitting.fitter import minimize_multistart
 from scalinglaws.fitting.identifiability import input_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.problem import Problem
+from scalinglaws.fitting.threads import one_blas_thread
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.laws import DEFAULT_LAW, Law
 
@@ -61,8 +62,9 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
         S0 = np.vstack([law.to_internal({**law.to_public(S0[0]), **init}, "init"), S0])
     S0 = prob.hold(S0)
     w = None if weights is None else np.asarray(weights, dtype=float)
-    res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
-                              max_iter=opts.max_iter, min_keep=opts.converge or len(S0), progress=progress)
+    with one_blas_thread():
+        res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
+                                  max_iter=opts.max_iter, min_keep=opts.converge or len(S0), progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
     span = hi - lo

@@ -31,6 +31,7 @@ import pandas as pd
 from scalinglaws.data.errors import OptionError
 from scalinglaws.data.columns import as_table
 from scalinglaws.fitting.problem import Problem
+from scalinglaws.fitting.threads import one_blas_thread
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.fitting.fitter import minimize_multistart
@@ -109,7 +110,7 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
 
     workers = max(1, min(n_jobs or os.cpu_count() or 1, len(batches)))
     done = 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in pool.map(refit, batches):
             done += 1
             if progress:
