@@ -64,7 +64,9 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     w = None if weights is None else np.asarray(weights, dtype=float)
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
-                                  max_iter=opts.max_iter, min_keep=opts.converge or len(S0), progress=progress)
+                                  max_iter=opts.max_iter, min_keep=opts.converge or len(S0), seed=opts.seed,
+                                  explore_rows=opts.explore_rows,
+                                  progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
     span = hi - lo

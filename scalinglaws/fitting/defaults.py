@@ -12,3 +12,5 @@ SEED = 0
 CONVERGE = 32
 #: steps per start at most
 MAX_ITER = 400
+#: tables with more runs than this rank the start grid on a seeded subset of this many runs
+EXPLORE_ROWS = 2048

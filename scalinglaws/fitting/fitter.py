@@ -80,7 +80,8 @@ class MultiStartResult:
     ----------
     x : best point (P,)
     fun : best objective
-    xs, funs : final point and objective of every start, shapes (S, P) and (S,)
+    xs, funs : final point and objective of every start, shapes (S, P) and (S,); NaN objective for
+        a start the halving stopped on the run subset of a large table (see ``explore_rows``)
     converged : (S,) bool, whether each start met the convergence test
     n_iter : (S,) iterations each start ran (merged starts share their representative's)
     n_best : number of starts whose objective is within ``rtol_best`` of the best
@@ -251,7 +252,8 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
                         weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 5,
                         keep: float = 0.25, min_keep: int = 32, ftol: float = 1e-13, gtol: float = 1e-14,
                         switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
-                        explore_dtype=np.float32, newton: bool = False, progress=None) -> MultiStartResult:
+                        explore_dtype=np.float32, explore_rows: int | None = 2048, seed: int = 0,
+                        newton: bool = False, progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
 
     Successive halving: every distinct start takes ``round_iter`` steps; then only the
@@ -283,6 +285,11 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         near their optimum, such as bootstrap refits started from the full fit).
     explore_dtype : precision of the halving rounds when the model has ``astype(dtype)``
         (single precision is twice as fast; the last round, which converges, is float64).
+    explore_rows : with more runs than this, the halving rounds see a seeded random subset of
+        this many runs (when the model has ``take(rows)``): ranking thousands of starts needs no
+        more, so a large table costs about as much as this many rows until the last round, which
+        converges the survivors on every run.  None: always every run.
+    seed : seed of that subset.
     progress : optional callable(done_fraction) for a progress bar.
     """
     y = np.asarray(y, dtype=float)
@@ -314,8 +321,20 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     X, owner = np.unique(X0, axis=0, return_inverse=True)
     owner = owner.reshape(-1)
     U = len(X)
-    F = objective(X, None)
-    explore_model = model.astype(explore_dtype) if hasattr(model, "astype") and explore_dtype else model
+    explore_model, y_explore = model, y
+    if explore_rows and y.size > explore_rows and hasattr(model, "take") and w is None:
+        subset = np.sort(np.random.default_rng(seed).choice(y.size, int(explore_rows), replace=False))
+        explore_model, y_explore = model.take(subset), y[subset]
+    if hasattr(explore_model, "astype") and explore_dtype:
+        explore_model = explore_model.astype(explore_dtype)
+    if y_explore is y:
+        F = objective(X, None)
+    else:  # the halving ranks starts on the subset; the survivors' objectives are recomputed on every run
+        F = np.empty(U)
+        for b in _blocks(np.arange(U), max(8, 30000 // max(1, y_explore.size))):
+            with np.errstate(all="ignore"):
+                F[b] = loss.total(explore_model.value(X[b]) - y_explore.astype(explore_model.dtype))
+        F = np.where(np.isfinite(F), F, np.inf)
     rep = np.arange(U)                 # each distinct start's representative (after merging)
     stopped_ok = np.ones(U, bool)      # False: stopped by the halving
     moving = np.isfinite(F)            # still iterating
@@ -330,7 +349,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         Xr, Fr = X[rows], F[rows]
         if last and explore_model is not model:  # converge in double precision
             Fr = objective(Xr, rows)
-        m, yy = (model, y) if last else (explore_model, y.astype(explore_model.dtype))
+        m, yy = (model, y) if last else (explore_model, y_explore.astype(explore_model.dtype))
         cr, ir, er = _lm(m, yy, loss, Xr, Fr, w=w, max_iter=n, exact=exact[rows], **common)
         X[rows], F[rows], it[rows], exact[rows] = Xr, Fr, it[rows] + ir, er
         used += n
@@ -361,9 +380,12 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         rep = nxt
     if progress:
         progress(1.0)
-    if explore_model is not model:  # objectives of starts last seen in single precision
+    if explore_model is not model:  # objectives of starts last seen in single precision or on the subset
         redo = np.flatnonzero(~conv & np.isfinite(F))
-        F[redo] = objective(X[redo], redo)
+        if y_explore is y:
+            F[redo] = objective(X[redo], redo)
+        else:  # on every run that would cost more than the whole fit: they are reported without one
+            F[redo] = np.nan
     owner = rep[owner]
     res = _result(X[owner], F[owner], conv[owner], it[owner], S, counter[0], max_iter, rtol_best)
     res.n_stopped = int((~stopped_ok[owner]).sum())

@@ -51,6 +51,10 @@ class FitOptions:
         Starts that successive halving runs to full convergence (0: every start).
     max_iter : int
         Steps per start at most.
+    explore_rows : int or None
+        A table with more runs than this ranks the start grid (the successive-halving rounds)
+        on a seeded subset of this many runs; the surviving starts converge on every run.
+        None: every round on every run.
     """
 
     loss: str = defaults.LOSS
@@ -63,6 +67,7 @@ class FitOptions:
     exclude_top: int = 0
     converge: int = defaults.CONVERGE
     max_iter: int = defaults.MAX_ITER
+    explore_rows: int | None = defaults.EXPLORE_ROWS
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -82,6 +87,8 @@ class FitOptions:
             raise OptionError("converge", f"must be a whole number >= 0, got {self.converge}")
         if not _whole(self.max_iter, 1):
             raise OptionError("max_iter", f"must be a whole number >= 1, got {self.max_iter}")
+        if self.explore_rows is not None and not _whole(self.explore_rows, 16):
+            raise OptionError("explore_rows", f"must be None or a whole number >= 16, got {self.explore_rows}")
         fix = {}
         for k, v in dict(self.fix or {}).items():
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -100,7 +107,7 @@ class FitOptions:
         unknown = [k for k in values if k not in names]
         if unknown:
             raise OptionError(unknown[0], f"is not a fit option (they are: {', '.join(sorted(names))})")
-        values = {k: v for k, v in values.items() if v is not None or k in ("starts", "where")}
+        values = {k: v for k, v in values.items() if v is not None or k in ("starts", "where", "explore_rows")}
         return replace(base, **values) if values else base
 
     def replace(self, **values) -> "FitOptions":

@@ -39,6 +39,12 @@ class LawModel:
         self.newton = law.newton_steps if newton is None else bool(newton)
         self.X = {k: np.asarray(v, dtype=self.dtype) for k, v in X.items()}
 
+    def take(self, rows) -> "LawModel":
+        """The same model on some of its runs (the fitter explores on a subset of a large table)."""
+        n = max(np.size(v) for v in self.X.values())
+        X = {k: (v[rows] if np.ndim(v) == 1 and v.shape[0] == n else v) for k, v in self.X.items()}
+        return LawModel(self.law, X, self.space, self.dtype, self.newton)
+
     def astype(self, dtype) -> "LawModel":
         """The same model computing in ``dtype`` (the fitter explores in single precision)."""
         return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype, self.newton)
