@@ -19,6 +19,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+#: the option that silences progress, shared by every long command
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
 def progress_bar(enabled: bool = True):
     """A transient progress bar on stderr (off for --json, and when stderr is not a terminal)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

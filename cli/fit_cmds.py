@@ -15,7 +15,7 @@ import typer
 
 from rich.markup import escape
 
-from scalinglaws.cli.common import console, guard_overwrite, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import QUIET, console, guard_overwrite, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
@@ -59,6 +59,7 @@ def fit_cmd(
                                           help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
     level: float = typer.Option(0.95, "--level", help="Coverage of the bootstrap intervals."),
     force: bool = FORCE,
+    quiet: bool = QUIET,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Fit a law to a run table by robust multi-start minimisation."""
@@ -79,7 +80,7 @@ def fit_cmd(
         raise OptionError("cluster", "applies to --bootstrap; give --bootstrap R too")
     if not 0 < level < 1:
         raise OptionError("level", f"must be between 0 and 1, got {level}")
-    with progress_bar(not as_json) as prog:
+    with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(table_, law=law_obj, options=options.replace(where=None, exclude_top=0),
                       progress=lambda f: prog.update(task, completed=f))

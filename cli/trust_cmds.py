@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from scalinglaws.cli.common import console, guard_overwrite, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import QUIET, console, guard_overwrite, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.fit_cmds import LAW, law_or_default
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
@@ -46,6 +46,7 @@ def validate_cmd(
     level: float = _LEVEL,
     *,
     options, mapping,
+    quiet: bool = QUIET,
     as_json: bool = _JSON,
 ):
     """Extrapolation check: fit without some runs, predict them, report the error and a verdict."""
@@ -58,7 +59,7 @@ def validate_cmd(
         raise OptionError("forward", "applies to --leave-one-out")
     kw = dict(options=options, level=level, mapping=parse_mapping(mapping))
     if holdout is not None:
-        with progress_bar(not as_json) as prog:
+        with progress_bar(not (as_json or quiet)) as prog:
             prog.add_task(f"fitting {law} without {holdout}", total=None)
             v = V.holdout(runs, law, holdout, **kw)
         if as_json:
@@ -73,7 +74,7 @@ def validate_cmd(
         console.print(_colour(v.outcome) + escape(v.verdict) + "[/]", highlight=False)
         return
     by = leave_one_out.strip()
-    with progress_bar(not as_json) as prog:
+    with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"leave-one-{by}-out" + (" (forward)" if forward else ""), total=1.0)
         res = V.leave_one_out(runs, law, by, forward=forward, progress=lambda f: prog.update(task, completed=f),
                               **kw)
@@ -100,13 +101,14 @@ def compare_cmd(
     level: float = _LEVEL,
     *,
     options, mapping,
+    quiet: bool = QUIET,
     as_json: bool = _JSON,
 ):
     """Compare laws side by side: parameters, objective, AIC, BIC, held-out error, winner per measure."""
     from scalinglaws.data.runs import parse_mapping
     from scalinglaws.trust.compare import compare, parse_laws
     names = parse_laws(laws)
-    with progress_bar(not as_json) as prog:
+    with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"fitting {len(names)} laws", total=1.0)
         c = compare(runs, names, holdout=holdout, level=level, options=options, mapping=parse_mapping(mapping),
                     progress=lambda f: prog.update(task, completed=f))
@@ -150,6 +152,7 @@ def diagnose_cmd(
                                  help="Starts run to full convergence (the rest are stopped by successive halving); 0: all."),
     *,
     options, mapping,
+    quiet: bool = QUIET,
     as_json: bool = _JSON,
 ):
     """Diagnose a fit: distinct optima of the start grid, bounds, conditioning, identifiability."""
@@ -161,7 +164,7 @@ def diagnose_cmd(
     if not (near >= 0):
         raise OptionError("near", f"must be >= 0, got {near}")
     t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=options.where)
-    with progress_bar(not as_json) as prog:
+    with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(t, law=law_obj, options=options.replace(where=None, converge=converge),
                       progress=lambda f: prog.update(task, completed=f))
@@ -211,6 +214,7 @@ def report_cmd(
     *,
     options, mapping,
     force: bool = typer.Option(False, "--force", help="Write into an existing folder that is not a report of ours."),
+    quiet: bool = QUIET,
     as_json: bool = _JSON,
 ):
     """Write a report: one self-contained HTML page and a Markdown twin with its figures."""
@@ -232,7 +236,7 @@ def report_cmd(
         raise InputError(f"refusing to overwrite the input {runs} with the report; choose another --out")
     if os.path.isdir(out):
         guard_overwrite(out, "--out", "report", force)
-    with progress_bar(not as_json) as prog:
+    with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task("report", total=1.0)
         weights = {"fitting": (0.0, 0.45), "bootstrap": (0.45, 0.35), "figures": (0.8, 0.2)}
 

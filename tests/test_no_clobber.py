@@ -51,3 +51,23 @@ def test_an_output_on_a_read_only_file_system_is_one_line(cli, tmp_path):
     assert code == 2 and err.startswith("error: cannot write /sys/fit.json") and "Traceback" not in err
     code, _, err = cli("report", RUNS, "--out", "/sys/rep")
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value, said", [('"x"', "alpha must be a number, got 'x'"), ("null", "alpha must be a number"),
+                                         ('-1', "E must be > 0")])
+def test_bad_values_inside_a_fit_file_are_one_line_naming_file_and_key(cli, tmp_path, value, said):
+    import json
+    p = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    text = json.dumps({"law": "chinchilla", "params": p}).replace('"alpha": 0.35', f'"alpha": {value}') \
+        if "alpha" in said else json.dumps({"law": "chinchilla", "params": {**p, "E": -1}})
+    f = tmp_path / "fit.json"
+    f.write_text(text)
+    code, _, err = cli("predict", str(f), "--N", "1B", "--D", "20B")
+    assert code == 2 and str(f) in err and "key 'params'" in err and said in err and err.count("\n") == 1
+
+
+def test_quiet_is_accepted_by_every_long_command(cli):
+    for args in (["fit", RUNS, "--quiet"], ["validate", RUNS, "--holdout", "N >= 1e9", "--starts", "32", "-q"],
+                 ["diagnose", RUNS, "--converge", "32", "--quiet"]):
+        code, _, err = cli(*args)
+        assert code == 0, err
