@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
 
-from scalinglaws.cli.common import console, err_console, handle_errors
+from scalinglaws.cli.common import console, err_console, fail, handle_errors
 
 
 def _need_torch() -> None:
@@ -198,25 +198,51 @@ def register(app: typer.Typer) -> None:
     @app.command("sweep")
     @handle_errors
     def sweep_cmd(
-        spec: str = typer.Argument(..., help="TOML spec: \\[base], \\[grid], \\[\\[variant]] (see docs/trainer.md)."),
+        spec: List[str] = typer.Argument(..., metavar="[status] SPEC",
+                                         help="TOML spec: \\[base], \\[grid], \\[\\[variant]], and optionally "
+                                              "\\[resources] and \\[executor] (see docs/trainer.md). "
+                                              "'status SPEC': show the runs done, running, failed and to do."),
         out: str = typer.Option(..., "--out", "-o", help="CSV to append rows to; runs already in it are skipped."),
         device: S = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the spec)."),
         threads: I = typer.Option(None, "--threads", help="CPU threads (overrides the spec)."),
         compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (CUDA only)."),
+        executor: S = typer.Option(None, "--executor",
+                                   help="inline (default: one run after another in this process), local (one "
+                                        "process per run) or slurm (one job per run), through submitit."),
+        partition: S = typer.Option(None, "--partition", help="Slurm partition (overrides \\[executor])."),
+        gpus_per_run: I = typer.Option(None, "--gpus-per-run", help="GPUs per job (overrides \\[resources] gpus)."),
+        max_parallel: I = typer.Option(None, "--max-parallel",
+                                       help="Jobs queued or running at once (default: slurm 32, local one per "
+                                            "CPU core)."),
+        retries: I = typer.Option(None, "--retries", help="Times a failed run is submitted again (default 1)."),
+        poll: F = typer.Option(None, "--poll",
+                               help="Seconds between looks at the jobs (default: slurm 30, local 0.5)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs and those still to do."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: only the summary at the end."),
     ):
-        """Train a grid of models from a TOML spec; resumable and safe to interrupt."""
+        """Train a grid of models from a TOML spec; resumable, safe to interrupt, on this machine or a cluster."""
         _need_torch()
+        from scalinglaws.train.executor import resolve_settings
         from scalinglaws.train.loop import check_run_table
-        from scalinglaws.train.sweep import load_spec, pending, run_sweep
+        from scalinglaws.train.sweep import load_sweep, pending, run_sweep
 
-        configs = load_spec(spec)
+        if len(spec) == 2 and spec[0] == "status":
+            return _sweep_status(spec[1], out)
+        if len(spec) != 1:
+            raise InputError(f"give one spec file, or 'status' and a spec file; got {' '.join(spec)}")
+        spec_path = spec[0]
+        sweep = load_sweep(spec_path)
+        configs = sweep.configs
+        settings = resolve_settings(sweep.executor, executor=executor, partition=partition,
+                                    max_parallel=max_parallel, retries=retries, gpus_per_run=gpus_per_run, poll=poll)
         check_run_table(out)
         overrides = dict(device=device, threads=threads, compile=compile_ or None)
         todo = pending(configs, out, **overrides)
+        if settings.name != "inline":
+            return _sweep_jobs(sweep, out, settings, todo, overrides, dry_run, quiet)
         if dry_run:
-            console.print(f"{len(configs)} runs in {spec}, {len(todo)} still to do", highlight=False, soft_wrap=True)
+            console.print(f"{len(configs)} runs in {spec_path}, {len(todo)} still to do", highlight=False,
+                          soft_wrap=True)
             return
         if quiet:
             res = run_sweep(configs, out, **overrides)
@@ -225,6 +251,103 @@ def register(app: typer.Typer) -> None:
                 res = run_sweep(configs, out, on_run=progress.on_run, on_step=progress.on_step, **overrides)
         console.print(f"{res.done} run(s) trained, {res.skipped} already in {out}, "
                       f"{res.diverged} diverged; rows in {out}", highlight=False, soft_wrap=True)
+
+
+def _sweep_jobs(sweep, out: str, settings, todo: list, overrides: dict, dry_run: bool, quiet: bool) -> None:
+    """``sweep --executor local|slurm``: one job per run through submitit, at most --max-parallel at once."""
+    from scalinglaws.train.executor import describe, jobs_folder, run_on_executor, run_resources
+
+    where = f"{settings.name}, at most {settings.parallel} at a time"
+    if dry_run:
+        console.print(f"{len(sweep.configs)} runs in {sweep.path}, {len(todo)} still to do ({where})",
+                      highlight=False, soft_wrap=True)
+        groups: dict = {}
+        for cfg in todo:
+            r = run_resources(cfg, sweep.resources, settings)
+            groups.setdefault(_resources_text(r), []).append(cfg)
+        for text, cfgs in groups.items():
+            console.print(f"  {len(cfgs)} run(s): {text}", highlight=False, soft_wrap=True)
+        return
+    t0 = time.monotonic()
+    counts = {"done": 0, "failed": 0}
+    n_todo = len(todo)
+
+    def on_event(kind: str, cfg, info: dict) -> None:
+        if kind == "begin":
+            if not quiet and info["todo"]:
+                _say(f"sweep: {info['todo']} of {len(sweep.configs)} runs to do ({where}); job logs in {info['jobs']}")
+            return
+        if kind in ("done", "failed", "skip"):
+            counts["failed" if kind == "failed" else "done"] += 1
+        if quiet:
+            return
+        label = f"{cfg.hash()} ({describe(cfg)})"
+        if kind == "submit":
+            again = f", attempt {info['attempt']}" if info["attempt"] > 1 else ""
+            _say(f"submitted {label}: job {info['job']}{again}")
+        elif kind == "adopt":
+            _say(f"waiting for {label}: job {info['job']}, submitted earlier")
+        elif kind == "done":
+            rows = info["rows"]
+            loss = rows[0].get("loss") or "-"
+            flag = " (diverged)" if any(r.get("diverged") == "1" for r in rows) else ""
+            _say(f"done {label}: loss {loss}{flag}, job {info['job']}")
+        elif kind == "skip":
+            _say(f"skipped {label}: another process appended it")
+        elif kind in ("retry", "failed"):
+            what = "retrying" if kind == "retry" else f"failed after {info['attempt']} attempt(s)"
+            _say(f"{what} {label}: job {info['job']}: {info['reason']} (log {info['log']})")
+        if kind in ("done", "failed", "skip"):
+            left = n_todo - counts["done"] - counts["failed"]
+            _say(f"sweep: {counts['done']}/{n_todo} runs done, {counts['failed']} failed, {left} to go, "
+                 f"elapsed {duration(time.monotonic() - t0)}")
+
+    res = run_on_executor(sweep.configs, out, settings, sweep.resources, on_event=on_event, **overrides)
+    console.print(f"{res.done} run(s) trained, {res.skipped} already in {out}, {res.diverged} diverged, "
+                  f"{len(res.failed)} failed; rows in {out}", highlight=False, soft_wrap=True)
+    if res.failed:
+        fail(f"{len(res.failed)} run(s) failed after {1 + settings.retries} attempt(s) each; see "
+             f"'scalinglaws sweep status {sweep.path} --out {out}' and the logs in {jobs_folder(out)}", code=1)
+
+
+def _resources_text(r: dict) -> str:
+    parts = []
+    if r.get("gpus") is not None:
+        parts.append(f"{r['gpus']} GPU(s)")
+    if r.get("cpus") is not None:
+        parts.append(f"{r['cpus']} CPU core(s)")
+    if r.get("mem_gb") is not None:
+        parts.append(f"{r['mem_gb']:g} GB")
+    if r.get("time_min") is not None:
+        parts.append(f"{r['time_min']} min")
+    return ", ".join(parts) or "no resources asked for"
+
+
+def _sweep_status(spec_path: str, out: str) -> None:
+    """``sweep status SPEC --out OUT``: counts, then each failed run with its last error lines."""
+    from scalinglaws.train.executor import describe, log_path, sweep_status
+    from scalinglaws.train.sweep import load_sweep
+
+    sweep = load_sweep(spec_path)
+    st = sweep_status(sweep.configs, out)
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say(f"{st.total} runs in {spec_path} -> {out}")
+    extra = f" ({st.diverged} diverged)" if st.diverged else ""
+    say(f"  done     {st.done}{extra}")
+    notes = []
+    if st.queued:
+        notes.append(f"{st.queued} queued")
+    if st.unchecked:
+        notes.append(f"{st.unchecked} not checked from here")
+    say(f"  running  {st.running}" + (f" ({', '.join(notes)})" if notes else ""))
+    say(f"  failed   {len(st.failed)}")
+    say(f"  to do    {st.todo}")
+    if st.failed:
+        say("failed runs (their last job's last error lines):")
+        for cfg, event, lines in st.failed:
+            say(f"  {cfg.hash()} ({describe(cfg)}): job {event['job']}, log {log_path(event)}")
+            for line in lines:
+                say(f"      {line}")
 
 
 class SweepProgress:

@@ -152,3 +152,13 @@ def test_sweep_errors_name_the_file_the_variant_and_the_key(cli, write, tmp_path
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert f"{path}: " in err and words in err, err
     assert not (tmp_path / "runs.csv").exists()
+
+
+def test_an_inline_sweep_ignores_the_job_tables(write, tmp_path, cli):
+    spec = write("spec.toml", "[base]\nn_layer = 1\nd_model = 32\nn_head = 2\nseq_len = 64\nbatch_size = 4\n"
+                              "val_tokens = \"2K\"\nthreads = 1\n[grid]\ntokens = [\"4K\", \"6K\"]\n"
+                              "[resources]\ntime_min = 5\ngpus = 1\n[executor]\nname = \"inline\"\nretries = 2\n")
+    code, out, err = cli("sweep", spec, "--out", tmp_path / "runs.csv", "--quiet")
+    assert code == 0 and err == "" and "2 run(s) trained" in out
+    code, out, _ = cli("sweep", "status", spec, "--out", tmp_path / "runs.csv")
+    assert code == 0 and re.search(r"done +2\n", out) and re.search(r"to do +0", out)

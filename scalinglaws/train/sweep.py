@@ -18,6 +18,21 @@ Spec format (every key is an option of ``scalinglaws train``, dashes or undersco
     a_bits = 4
     group_size = 32
 
+Two more tables say how the runs are executed by ``scalinglaws sweep --executor local|slurm``
+(see :mod:`scalinglaws.train.executor` and docs/trainer.md)::
+
+    [resources]                 # what each run's job asks for; may grow with the model
+    time_min = 10
+    time_min_per_Mparam = 0.5   # + 0.5 minute per million parameters
+    gpus = 1
+    mem_gb = {"1M" = 4, "100M" = 16}   # by model size: up to 1M params 4 GB, ...
+
+    [executor]                  # defaults of the command's flags
+    name = "slurm"
+    partition = "gpu"
+    max_parallel = 32
+    retries = 1
+
 Runs whose config hash is already in the output CSV are skipped, so an interrupted
 sweep resumes where it stopped; the CSV is read again before each run, so several
 sweeps of one spec writing to one file skip what the others finished.  Each run's rows
@@ -40,6 +55,7 @@ from typing import Callable
 from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
+from scalinglaws.train.executor import Resources, parse_executor, parse_resources
 from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, read_rows, train
 from scalinglaws.train.model import RunOptionError
 
@@ -51,11 +67,33 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:
         tomllib = None
 
-SECTIONS = ("base", "grid", "variant")
+SECTIONS = ("base", "grid", "variant", "resources", "executor")
+
+
+@dataclass
+class Sweep:
+    """A sweep file: its runs, the resources of their jobs and the executor's settings."""
+
+    path: str
+    configs: list[TrainConfig]
+    resources: Resources
+    executor: dict          # the [executor] table, checked (see executor.parse_executor)
 
 
 def load_spec(path: str) -> list[TrainConfig]:
     """The runs a spec file describes, in order (grid points outer, variants inner)."""
+    return load_sweep(path).configs
+
+
+def load_sweep(path: str) -> Sweep:
+    """A spec file: its runs (see :func:`load_spec`), its ``[resources]`` and ``[executor]`` tables, checked."""
+    spec = _read_toml(path)
+    configs = expand_spec(spec, path)
+    return Sweep(path, configs, parse_resources(spec.get("resources"), path),
+                 parse_executor(spec.get("executor"), path))
+
+
+def _read_toml(path: str) -> dict:
     if tomllib is None:
         raise InputError("reading a TOML spec needs Python 3.11 or the 'tomli' package")
     if not os.path.isfile(path):
@@ -67,7 +105,7 @@ def load_spec(path: str) -> list[TrainConfig]:
         raise InputError(f"not valid TOML: {exc}", file=path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    return expand_spec(spec, path)
+    return spec
 
 
 def expand_spec(spec: dict, label: str = "<spec>") -> list[TrainConfig]:
@@ -80,8 +118,8 @@ def expand_spec(spec: dict, label: str = "<spec>") -> list[TrainConfig]:
     """
     unknown = [k for k in spec if k not in SECTIONS]
     if unknown:
-        raise InputError(f"unknown section {unknown[0]!r}; a spec has [base], [grid] and "
-                         f"[[variant]] tables", file=label)
+        raise InputError(f"unknown section {unknown[0]!r}; a spec has [base], [grid], [[variant]], "
+                         f"[resources] and [executor] tables", file=label)
     base, grid, variants = spec.get("base", {}), spec.get("grid", {}), spec.get("variant", [{}])
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise InputError("[base] and [grid] must be tables", file=label)
