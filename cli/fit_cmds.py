@@ -50,7 +50,10 @@ def fit_cmd(
     law: Optional[str] = LAW,
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FIT.json", help="Write the fit here (JSON)."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE",
-                                       help="Draw data, fit and residuals here (.png/.pdf/.svg)."),
+                                       help="Draw the law's picture of the fit here (.png, .pdf, .svg, .jpg)."),
+    style: Optional[str] = typer.Option(None, "--style", metavar="screen|paper",
+                                        help="Look of --plot: screen (default) or paper (one column, 3.4 in wide, "
+                                             "serif, 300 dpi)."),
     *,
     options, mapping,
     bootstrap: int = typer.Option(0, "--bootstrap", metavar="R",
@@ -72,6 +75,12 @@ def fit_cmd(
         raise OptionError("out", f"{out}: a fit is written as JSON; give a name ending in .json")
     guard_overwrite(out, "--out", "fit", force)
     guard_overwrite(plot, "--plot", "figure", force)
+    if style is not None and not plot:
+        raise OptionError("style", "applies to --plot; give --plot FILE too")
+    if plot:  # before the fit: a figure that cannot be drawn is said at once
+        from scalinglaws.viz.plotting import check_figure_path, get_style
+        check_figure_path(plot)
+        get_style(style)
     table_ = load_runs(runs, mapping=parse_mapping(mapping), required=law_obj.required_columns() + (law_obj.target,),
                        where=options.where, exclude_top=options.exclude_top)
     if bootstrap < 0 or bootstrap == 1:
@@ -94,7 +103,7 @@ def fit_cmd(
         res.save(out)
     if plot:
         from scalinglaws.viz.plotting import plot_fit
-        plot_fit(res, table_, plot)
+        plot_fit(res, table_, plot, style=style)
     if as_json:
         print_json({**res.to_dict(), "out": out, "plot": plot})
         return

@@ -58,6 +58,16 @@ def test_every_embedded_figure_decodes_as_an_image(report):
     assert not re.search(r'(src|href)="(?!data:)', page)
 
 
+def test_each_law_section_opens_with_the_law_s_own_figure(report):
+    folder, out = report
+    names = [p.rsplit("/", 1)[-1] for p in out["figures"]]
+    for law in ("chinchilla", "chen-qat"):
+        assert f"{law}-fit.png" in names
+        assert names.index(f"{law}-fit.png") < names.index(f"{law}-parity.png")
+    md = (folder / "report.md").read_text()
+    assert "the law's own picture of the fit" in md
+
+
 def test_markdown_twin_points_at_the_same_figures(report):
     folder, out = report
     md = (folder / "report.md").read_text()

@@ -18,7 +18,8 @@ A law is a short declarative class (see ``chinchilla.py`` for the smallest one):
 Other layers ask a law what they need and never test its name: what its target is
 (``target_name``, ``target_label``), its unquantized form of a run (:meth:`Law.unquantized`),
 the precision of a run (:meth:`Law.bits_of`), the axes of its quantization penalty
-(``penalty_axes``), a covariate to draw its target against (``axis``).
+(``penalty_axes``), a covariate to draw its target against (``axis``), and the picture of a fit
+(``figure``: :class:`View` declarations, plain data that :mod:`scalinglaws.viz.plotting` draws).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
@@ -105,6 +106,90 @@ class Preset:
     values: Mapping[str, float]
     source: str
     note: str = ""
+
+
+@dataclass(frozen=True)
+class View:
+    """One block of a law's fit figure (``scalinglaws fit --plot``), declared as plain data.
+
+    The law says *what* to draw; :mod:`scalinglaws.viz.plotting` draws it (the figure code
+    stays in the plotting layer and never tests a law's name).  A law's ``figure`` is a tuple
+    of views; each view is one block of small panels with one legend.
+
+    kind : str
+        ``"curves"``: data (dots) and the fitted law (lines) against ``x``, one colour per
+        value of ``curves``, one panel per value of ``panels``;
+        ``"isoloss"``: contours of the predicted loss in (N, D), iso-FLOP lines and the
+        compute-optimal frontier (16-bit);
+        ``"heatmap"``: the loss quantization adds over a grid of ``x`` (values ``xs``) by
+        ``y_axis`` (values ``ys``) at one setting of the other columns, relative to the best
+        cell of total width ``width`` (:meth:`Law.bits_of`), which is starred;
+        ``"params"``: the fitted parameters whose names match the regular expression
+        ``match`` (group 1 labels each point), with bootstrap intervals when the fit has them;
+        ``"along"``: the target against the law's :attr:`Law.axis` (:meth:`Law.along_axis`),
+        dots coloured by ``curves``.
+    x : str
+        A run-table column or a derived axis the plotting layer knows: ``"D"`` (tokens, or
+        D_fp + D_qat), ``"N"``, ``"bits"`` (:meth:`Law.bits_of`, set by :meth:`Law.with_bits`),
+        ``"tokens_per_param"`` (D / N), ``"S"`` (tokens per parameter byte), ``"qat_fraction"``
+        (D_qat / (D_fp + D_qat)), ``"group_size"``, any other column.
+    y : str
+        ``"target"`` (what the law predicts) or ``"penalty"`` (the target minus the law's
+        prediction for the same runs in their unquantized form, :meth:`Law.unquantized`).
+    curves, panels : str or None
+        A column (or derived axis) whose values get a colour / a panel each; ``panels`` may
+        also be ``"precision"`` (the run's format key, W4A16G32) or ``"quantized"`` (which
+        of the law's precision columns a run lowers).
+    fixed : mapping
+        Columns (or derived axes) held at one value: the data are the runs at that value and
+        the fitted curves are drawn there.  A number (the nearest value in the data), or
+        ``"min"``, ``"mid"``, ``"max"`` of the values in the data.
+    yscale : ``"linear"`` or ``"log"``.
+    quantized_only : bool
+        Leave out unquantized runs (:meth:`Law.bits_of` >= 16); always so for ``y="penalty"``.
+    grid : ``"continuous"`` or ``"integer"`` (fitted curves only at whole values of x).
+    fitted_points : bool
+        Also mark the fitted value of every run (for a law whose curve cannot pass through
+        every run, e.g. several formats of one width).
+    mark : ``"min"`` marks the minimum of each fitted curve.
+    xs, ys, width : the heat map's grid and the total width it compares formats within.
+    match, label, reference, reference_label : the ``"params"`` view's pattern, axis label, a reference
+        line and what it means.
+    title : str
+        What the block shows, in words (a heading above it).
+    """
+
+    kind: str
+    x: str = "D"
+    y: str = "target"
+    curves: str | None = "N"
+    panels: str | None = None
+    fixed: Mapping[str, object] = field(default_factory=dict)
+    yscale: str = "linear"
+    quantized_only: bool = False
+    grid: str = "continuous"
+    fitted_points: bool = False
+    mark: str | None = None
+    y_axis: str | None = None
+    xs: tuple = ()
+    ys: tuple = ()
+    width: float | None = None
+    match: str | None = None
+    label: str = ""
+    reference: float | None = None
+    reference_label: str = ""
+    title: str = ""
+
+    def __post_init__(self):
+        kinds = ("curves", "isoloss", "heatmap", "params", "along")
+        if self.kind not in kinds:
+            raise ValueError(f"View kind {self.kind!r} is not one of {', '.join(kinds)}")
+        if self.y not in ("target", "penalty"):
+            raise ValueError(f"View y {self.y!r} is not 'target' or 'penalty'")
+        if self.kind == "heatmap" and not (self.y_axis and self.xs and self.ys):
+            raise ValueError("a heatmap View needs y_axis, xs and ys")
+        if self.kind == "params" and not self.match:
+            raise ValueError("a params View needs match (a regular expression over parameter names)")
 
 
 @dataclass(frozen=True)
@@ -246,6 +331,9 @@ class Law:
                           ``"group_size"``, ``"tokens_per_byte"``); empty: no penalty
     axis : tuple or None  (design variable, label) to draw the target against, for laws
                           whose target is not a loss of N and D
+    figure : tuple        :class:`View` entries: the picture of a fit (``fit --plot``), drawn by
+                          :mod:`scalinglaws.viz.plotting`; empty: a generic one (target against
+                          D, one curve per model size)
     """
 
     name: ClassVar[str] = ""
@@ -262,6 +350,7 @@ class Law:
     planners: ClassVar[tuple[Planner, ...]] = ()
     penalty_axes: ClassVar[tuple[str, ...]] = ()
     axis: ClassVar[tuple[str, str] | None] = None
+    figure: ClassVar[tuple[View, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         """Every planner method of a law checks its options (the :class:`Option` declarations) when called."""
@@ -489,6 +578,25 @@ class Law:
             return np.where(np.isfinite(w) & (w < UNQUANTIZED_BITS), w, bits)
         return bits
 
+    def with_bits(self, params: Mapping[str, float], cols, bits) -> Columns:
+        """The runs ``cols`` at precision ``bits`` (the inverse of :meth:`bits_of`, for a figure's curve).
+
+        Default: every precision column the law reads that a run lowers (below 16 bits) is set to
+        ``bits``; a run that lowers none gets them all.  ``params`` are for laws whose inverse
+        depends on them (the best format of a width).
+        """
+        cols = as_columns(cols)
+        data = {c: np.asarray(cols[c], dtype=float) for c in cols.columns}
+        have = [c for c in BITS_COLUMNS if c in self.columns or c in self.optional_columns]
+        bits = np.broadcast_to(np.asarray(bits, dtype=float), (cols.n,))
+        low = np.stack([np.asarray(cols[c], dtype=float) < UNQUANTIZED_BITS if c in cols else np.zeros(cols.n, bool)
+                        for c in have]) if have else np.zeros((0, cols.n), bool)
+        none = ~low.any(axis=0) if have else np.ones(cols.n, bool)
+        for j, c in enumerate(have):
+            old = data.get(c, np.full(cols.n, UNQUANTIZED_BITS))
+            data[c] = np.where(low[j] | none, bits, old)
+        return Columns(data, cols.source, cols.rows)
+
     # ------------------------------------------------- synthetic runs with known truth
     def example(self) -> tuple[dict, dict]:
         """``(params, runs)``: known parameters (the first preset where there is one) and a small design
@@ -557,4 +665,4 @@ def row_error(cols: Columns, message: str, mask, column: str | None = None) -> N
         raise cols.error(message, int(bad[0]), column)
 
 
-__all__ = ["Law", "Param", "Preset", "Planner", "Option", "OPTIONS", "exps", "row_error"]
+__all__ = ["Law", "Param", "Preset", "Planner", "Option", "OPTIONS", "View", "exps", "row_error"]

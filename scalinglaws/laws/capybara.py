@@ -59,7 +59,7 @@ import numpy as np
 from scalinglaws.data.columns import Columns, as_columns
 from scalinglaws.data.errors import OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 
 _DEFAULT_BLOCK = 128
 _COST = 6.0 / 16.0
@@ -120,6 +120,12 @@ class Capybara(Law):
                 "plan_precision", required=("flops",), optional=("group_size",)),
     )
     penalty_axes = ("bits", "group_size", "tokens_per_byte")
+    figure = (View("curves", x="bits", y="penalty", panels="group_size", curves="N", fixed={"D": "max"},
+                   grid="integer", fitted_points=True,
+                   title="loss added by the floating-point format (lines: the best format of each width)"),
+              View("heatmap", x="exp_bits", y_axis="man_bits", xs=tuple(range(1, 9)), ys=tuple(range(0, 9)),
+                   width=8, fixed={"N": "mid", "D": "max", "group_size": 128},
+                   title="exponent x mantissa map of the penalty, relative to the best 8-bit format"))
 
     # ------------------------------------------------------------------ data
     def design(self, runs):
@@ -165,6 +171,15 @@ class Capybara(Law):
 
     def weight_bits_of(self, cols):
         return self.bits_of(cols)
+
+    def with_bits(self, params, cols, bits):
+        """The runs in the best format of ``bits`` total bits (the E/M split of :func:`best_split`)."""
+        cols = as_columns(cols)
+        data = {c: cols[c] for c in cols.columns}
+        split = [best_split(params, int(round(b))) for b in np.broadcast_to(np.asarray(bits, float), (cols.n,))]
+        data["exp_bits"] = np.array([e for e, _ in split], float)
+        data["man_bits"] = np.array([m for _, m in split], float)
+        return Columns(data, cols.source, cols.rows)
 
     # -------------------------------------------------------------- planners
     def plan_fp_format(self, params, bits, N=None, D=None, group_size=_DEFAULT_BLOCK):

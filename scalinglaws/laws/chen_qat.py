@@ -91,7 +91,7 @@ import numpy as np
 from scalinglaws.data.columns import as_columns, group_sizes
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 from scalinglaws.laws.chinchilla import Chinchilla
 
 _CHINCHILLA = {"E": 1.9279, "A": 237.7042, "B": 596.2490, "alpha": 0.3022, "beta": 0.3022}
@@ -219,6 +219,10 @@ class ChenQAT(Law):
     planners = (Planner("data", "critical data size: tokens beyond which more data raises the QAT loss",
                         "plan_data", required=("N", "group_size")),)
     penalty_axes = ("bits", "group_size", "tokens_per_byte")
+    figure = (View("curves", x="group_size", y="penalty", curves="N", fixed={"D": "max"},
+                   title="QAT penalty against group size"),
+              View("curves", x="D", y="penalty", curves="N", fixed={"group_size": 128},
+                   title="QAT penalty against training tokens"))
     decomposition = Decomposition(ChenPenalty(), Chinchilla(), 0.906, "Chen et al. 2025, Section 4.3")
 
     # ------------------------------------------------------------------ data

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 
@@ -60,6 +60,8 @@ class Chinchilla(Law):
     planners = (Planner("compute", "compute-optimal N and D for a FLOP budget C = 6ND", "plan_compute",
                         required=("flops",)),)
     penalty_axes = ()
+    figure = (View("curves", x="D", curves="N", title="loss against tokens, one curve per model size"),
+              View("isoloss", title="iso-loss contours and the compute-optimal frontier"))
     newton_steps = True  # exact Newton near the optimum: its convex-in-practice landscape converges quadratically
 
     def formula(self, p, x, m=np):

@@ -74,7 +74,7 @@ import numpy as np
 from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps, row_error
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps, row_error
 
 #: bit-widths the ``bits`` planner compares
 BITS_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 16)
@@ -121,6 +121,8 @@ class DremovFraction(Law):
     predicts = "qat_fraction"
     target_unit = ""
     axis = _S_AXIS
+    figure = (View("along", x="S", curves="w_bits",
+                   title="optimal QAT fraction against tokens per parameter byte (dots: each sweep's best)"),)
     presets = {"dremov2025": Preset({"a": 6.7297},
                                     "Dremov et al. 2025, Compute-Optimal Quantization-Aware Training "
                                     "(optimal QAT fraction fit, a = 6.7297)")}
@@ -270,6 +272,9 @@ class DremovQAT(Law):
                 "plan_bits", required=("memory", "D")),
     )
     penalty_axes = ("bits", "tokens_per_byte")
+    figure = (View("curves", x="qat_fraction", panels="w_bits", curves="N", fixed={"D": "max"}, quantized_only=True,
+                   mark="min", title="loss against the QAT fraction, one panel per weight bit width "
+                                     "(diamonds: the fitted best fraction)"),)
 
     # ------------------------------------------------------------------ data
     def prepare(self, runs):

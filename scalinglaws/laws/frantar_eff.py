@@ -57,7 +57,7 @@ from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import UNQUANTIZED_BITS
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, exps
+from scalinglaws.laws.base import Law, Param, Planner, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 _EFF_NAME = re.compile(r"^eff\[(.+)\]$")
@@ -107,6 +107,11 @@ class FrantarEff(Law):
                 required=("flops",), optional=("w_bits", "a_bits", "group_size")),
     )
     penalty_axes = ("bits", "group_size", "tokens_per_byte")
+    figure = (View("params", match=r"^eff\[(.+)\]$", label="effective parameter multiplier eff", reference=1.0,
+                   reference_label="eff = 1: dense 16-bit",
+                   title="efficiency of each format (1: as good as dense 16-bit)"),
+              View("curves", x="D", panels="N", curves="precision",
+                   title="loss against tokens, one panel per model size, one curve per format"))
 
     def __init__(self, formats: Iterable[str] = ()):
         self.formats = tuple(formats)

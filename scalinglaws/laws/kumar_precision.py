@@ -52,7 +52,7 @@ import numpy as np
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import UNQUANTIZED_BITS
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 _KINDS = ("w", "a", "kv")
@@ -105,6 +105,8 @@ class KumarPrecision(Law):
                 required=("flops",), optional=("w_bits", "a_bits", "kv_bits")),
     )
     penalty_axes = ("bits", "tokens_per_byte")
+    figure = (View("curves", x="bits", y="penalty", panels="quantized", curves="N", fixed={"tokens_per_param": "max"},
+                   title="loss added by training in low precision, one panel per quantized part"),)
 
     def formula(self, p, x, m=np):
         n_eff = x.N * precision_factor(p, x.w_bits, x.a_bits, x.kv_bits, m)

@@ -47,7 +47,7 @@ import numpy as np
 
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 
@@ -83,6 +83,9 @@ class KumarPTQ(Law):
                            "after PTQ there", "plan_compute", required=("flops",), optional=("ptq_bits",)),
     )
     penalty_axes = ("bits", "tokens_per_byte")
+    figure = (View("curves", x="D", y="penalty", panels="ptq_bits", curves="N",
+                   title="loss added by post-training quantization against pre-training tokens, one panel per "
+                         "bit width"),)
 
     def design(self, cols):
         X = super().design(cols)

@@ -50,7 +50,7 @@ import numpy as np
 from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.units import human
-from scalinglaws.laws.base import Law, Param, Planner, Preset, exps
+from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 
 
 class OuyangQiD(Law):
@@ -77,6 +77,8 @@ class OuyangQiD(Law):
                 "plan_data", required=("N", "ptq_bits", "threshold")),
     )
     penalty_axes = ("bits", "tokens_per_byte")
+    figure = (View("curves", x="D", panels="ptq_bits", curves="N", yscale="log",
+                   title="quantization-induced degradation against training tokens, one panel per bit width"),)
 
     def formula(self, p, x, m=np):
         return p.k * x.D ** p.beta / (x.N ** p.alpha * x.ptq_bits ** p.gamma)

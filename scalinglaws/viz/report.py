@@ -243,7 +243,10 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
     except ScalingLawsError as exc:
         sec.blocks.append(("ul", [f"diagnosis failed: {exc}"]))
     stem = law.name
+    from scalinglaws.viz.plotting import plot_fit
     for name, caption, make in (
+            ("fit", "the law's own picture of the fit: runs (dots) and the fitted law (lines)",
+             lambda: plot_fit(res, table)),
             ("parity", "predicted against observed (fit on all runs)", lambda: F.parity(res, table)),
             ("residuals", "residuals against N and D (fit on all runs)", lambda: F.residuals(res, table)),
             ("isoloss", "iso-loss contours, iso-FLOP lines and the compute-optimal frontier (16-bit)"
