@@ -108,32 +108,32 @@ def parse_resources(table, label: str) -> Resources:
                 except InputError:
                     s = float("nan")
                 if not (math.isfinite(s) and s > 0):
-                    raise InputError(f"[resources] {key}.{_show(size)} = {_show(v)}: {_show(size)} is not a model "
+                    raise InputError(f"[resources] {key}.{toml_text(size)} = {toml_text(v)}: {toml_text(size)} is not a model "
                                      f"size (e.g. \"50K\", \"10M\")", file=label)
-                steps.append((s, _amount(v, f"[resources] {key}.{_show(size)} = {_show(v)}", unit, label)))
+                steps.append((s, _amount(v, f"[resources] {key}.{toml_text(size)} = {toml_text(v)}", unit, label)))
             out[key] = tuple(sorted(steps))
         else:
-            out[key] = _amount(value, f"[resources] {key} = {_show(value)}", unit, label)
+            out[key] = _amount(value, f"[resources] {key} = {toml_text(value)}", unit, label)
     return Resources(out)
+
+
+def toml_text(value) -> str:
+    """A value as a TOML spec writes it (for messages that quote the spec)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_text(k)} = {toml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_text(v) for v in value) + "]"
+    return repr(value)
 
 
 def _amount(value, where: str, unit: str, label: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InputError(f"{where}: must be a number >= 0 ({unit})", file=label)
     return float(value)
-
-
-def _show(value) -> str:
-    """A value as TOML writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_show(k)} = {_show(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return repr(value)
 
 
 # ----------------------------------------------------------------------------- [executor]
@@ -191,7 +191,7 @@ def parse_executor(table, label: str) -> dict:
             near = difflib.get_close_matches(key, EXECUTOR_KEYS, n=1)
             hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(EXECUTOR_KEYS)}"
             raise InputError(f"[executor]: unknown key {key!r}; {hint}", file=label)
-        where = f"[executor] {key} = {_show(value)}"
+        where = f"[executor] {key} = {toml_text(value)}"
         ok = {
             "name": isinstance(value, str) and value in EXECUTORS,
             "partition": isinstance(value, str) and value != "",

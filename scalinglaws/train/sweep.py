@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import json
 import os
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -55,7 +54,7 @@ from typing import Callable
 from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
-from scalinglaws.train.executor import Resources, parse_executor, parse_resources
+from scalinglaws.train.executor import Resources, parse_executor, parse_resources, toml_text
 from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, read_rows, train
 from scalinglaws.train.model import RunOptionError
 
@@ -87,13 +86,13 @@ def load_spec(path: str) -> list[TrainConfig]:
 
 def load_sweep(path: str) -> Sweep:
     """A spec file: its runs (see :func:`load_spec`), its ``[resources]`` and ``[executor]`` tables, checked."""
-    spec = _read_toml(path)
+    spec = _readtoml_text(path)
     configs = expand_spec(spec, path)
     return Sweep(path, configs, parse_resources(spec.get("resources"), path),
                  parse_executor(spec.get("executor"), path))
 
 
-def _read_toml(path: str) -> dict:
+def _readtoml_text(path: str) -> dict:
     if tomllib is None:
         raise InputError("reading a TOML spec needs Python 3.11 or the 'tomli' package")
     if not os.path.isfile(path):
@@ -178,23 +177,12 @@ def _located(exc: InputError, label: str, base: dict, cell: dict, var: dict, var
         for section, table in ((variant, var), ("[grid]", cell), ("[base]", base)):
             key = next((k for k in table if k.replace("-", "_") == name), None)
             if key is not None:
-                found.setdefault(section, []).append(f"{key} = {_toml(table[key])}")
+                found.setdefault(section, []).append(f"{key} = {toml_text(table[key])}")
                 break
     where = [variant] + found.pop(variant, []) if variant != "the run" else found.pop(variant, [])
     for section in ("[grid]", "[base]"):
         where += [f"{section} {text}" for text in found.get(section, [])]
     return InputError(f"{', '.join(where)}: {exc}" if where else str(exc), file=label)
-
-
-def _toml(value) -> str:
-    """A value as the spec writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
 
 
 def _hashes(path: str, cache: dict) -> set:
