@@ -27,6 +27,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from scalinglaws.data.atomic import write_atomic
+from scalinglaws.data.errors import InputError
+
 #: bump when the generated code changes shape, so that old cache entries are not used
 ENGINE_VERSION = "2"
 
@@ -100,11 +103,8 @@ def _write_cache(key: str, source: str) -> None:
         return
     try:
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(source)
-        os.replace(tmp, os.path.join(folder, key + ".py"))
-    except OSError:  # a read-only home: the derivatives are regenerated next time
+        write_atomic(os.path.join(folder, key + ".py"), source)
+    except (OSError, InputError):  # a read-only home: the derivatives are regenerated next time
         pass
 
 
