@@ -69,10 +69,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
                                   progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
-    span = hi - lo
-    on_bound = [p.name for j, p in enumerate(law.params)
-                if free[j] and (abs(res.x[j] - lo[j]) <= 1e-6 * max(1, span[j])
-                                or abs(res.x[j] - hi[j]) <= 1e-6 * max(1, span[j]))]
+    on_bound = prob.on_bound(res.x)
     status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
               "n_best": res.n_best, "n_stopped": res.n_stopped, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
               "n_evals": res.n_evals}

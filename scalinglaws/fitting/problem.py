@@ -109,9 +109,7 @@ class Problem:
     def build(cls, runs, law: str | Law, options: FitOptions | None = None, *, mapping=None) -> "Problem":
         law = get_law(law)
         opts = options if options is not None else FitOptions()
-        required = tuple(law.required_columns()) + (law.target,)
-        table = law.prepare(canonical_table(runs, required, mapping=mapping, where=opts.where,
-                                            exclude_top=opts.exclude_top))
+        table = law.prepare(load_table(runs, law, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top))
         if len(table) == 0:
             raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
         law = law.specialize(table)  # laws whose parameter list depends on the data
@@ -167,6 +165,13 @@ class Problem:
     @property
     def n_free(self) -> int:
         return int(self.free.sum())
+
+    def on_bound(self, theta: np.ndarray | None = None) -> list[str]:
+        """Free parameters within 1e-6 of their range (at least 1e-6) of a bound of the fitted space at ``theta``."""
+        th = self._theta(theta)
+        tol = 1e-6 * np.maximum(1, self.upper - self.lower)
+        return [p.name for j, p in enumerate(self.law.params)
+                if self.free[j] and (abs(th[j] - self.lower[j]) <= tol[j] or abs(th[j] - self.upper[j]) <= tol[j])]
 
     def hold(self, starts: np.ndarray) -> np.ndarray:
         """``starts`` with the held parameters set to their values."""

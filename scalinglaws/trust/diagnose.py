@@ -188,9 +188,7 @@ def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max
         _warn(warnings, "not_converged", f"the best start did not converge ({fit.status.get('message')})")
 
     # 2. bounds ------------------------------------------------------------------------
-    span = prob.upper - prob.lower
-    on_bound = [names[j] for j in range(len(names)) if free[j] and (
-        abs(prob.x[j] - prob.lower[j]) <= 1e-6 * max(1, span[j]) or abs(prob.x[j] - prob.upper[j]) <= 1e-6 * max(1, span[j]))]
+    on_bound = prob.on_bound()
     for name in on_bound:
         _warn(warnings, "on_bound", f"{name} ended on a bound of the fitted space: the data may not identify it "
                                     f"(or the bound is too tight); fix it or widen the bound")
