@@ -222,3 +222,14 @@ def test_decomposition_needs_all_three_settings():
     df = _decomposition_runs()
     with pytest.raises(InputError, match="activation-only"):
         decompose(df[~((df.w_bits == 16) & (df.a_bits == 4))])
+
+
+def test_decomposition_applies_where_once_to_the_whole_table():
+    """``where`` filters the run table, not the per-penalty frames (which lack the precision columns)."""
+    df = _decomposition_runs()
+    big = df.N.max()
+    out = decompose(df, where=f"N < {big:g} and a_bits <= 16")
+    kept = df[df.N < big]
+    assert out["both"]["n_runs"] == int(((kept.w_bits < 16) & (kept.a_bits < 16)).sum())
+    assert out["both"]["n_runs"] < 64
+    assert out["coefficient"] == pytest.approx(0.906, abs=0.02)

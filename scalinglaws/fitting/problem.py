@@ -252,3 +252,12 @@ def load_table(runs, law: str | Law | None = None, *, mapping=None, where: str |
     if required is None:
         required = () if law is None else tuple(get_law(law).required_columns()) + (get_law(law).target,)
     return canonical_table(runs, required, mapping=mapping, where=where, exclude_top=exclude_top)
+
+
+def filtered_table(runs, law: str | Law | None, options: FitOptions, *, mapping=None,
+                   required: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, FitOptions]:
+    """The table filtered by the options' ``where`` and ``exclude_top``, and the options for the fits
+    made on it (those filters already applied, so that no fit inside a check applies them twice)."""
+    table = load_table(runs, law, mapping=mapping, where=options.where, exclude_top=options.exclude_top,
+                       required=required)
+    return table, options.replace(where=None, exclude_top=0)

@@ -41,7 +41,7 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError, ScalingLawsError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import load_table
+from scalinglaws.fitting.problem import filtered_table
 from scalinglaws.trust.validate import LEVEL, Validation, _distinct, holdout as holdout_check
 
 #: measures a law can win, with the direction that wins
@@ -188,8 +188,7 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, leve
     opts = FitOptions.of(options, **option_values)
     if opts.fix:
         raise OptionError("fix", "names one law's parameters; it does not apply to a comparison")
-    table = load_table(runs, None, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top, required=())
-    opts = opts.replace(where=None, exclude_top=0)  # applied once, above
+    table, opts = filtered_table(runs, None, opts, mapping=mapping, required=())
     split = default_holdout(table) if holdout is None else (holdout.strip() or None)
     if split is not None:  # a bad split is the user's to fix, whatever the law: check it once, here
         mask = select(table, split, "holdout")

@@ -16,9 +16,9 @@ import pandas as pd
 
 from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError, OptionError
-from scalinglaws.data.runs import canonical_table
 from scalinglaws.fitting.api import fit as fit_law
 from scalinglaws.fitting.options import FitOptions
+from scalinglaws.fitting.problem import filtered_table
 from scalinglaws.laws import REGISTRY, Law, get_law
 from scalinglaws.data.columns import group_sizes
 
@@ -100,7 +100,7 @@ def decompose(runs, law: str | Law | None = None, *, base: Mapping[str, float] |
     """
     spec = _decomposition(law)
     opts = FitOptions.of(options, **option_values).replace(space="linear")
-    table = canonical_table(runs, ("N", "D", "loss"), mapping=mapping, where=opts.where)
+    table, opts = filtered_table(runs, None, opts, mapping=mapping, required=("N", "D", "loss"))
     src = table.attrs.get("source", "the table")
     cols = as_columns(table)
     w, a = cols["w_bits"], cols["a_bits"]

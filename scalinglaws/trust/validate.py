@@ -60,7 +60,7 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import load_table
+from scalinglaws.fitting.problem import filtered_table
 
 #: the level of the prediction intervals behind a verdict
 LEVEL = 0.95
@@ -295,13 +295,6 @@ def _check_level(level: float) -> float:
     return float(level)
 
 
-def _table_and_options(runs, law, options, mapping, option_values):
-    """The filtered table, and the options for the fits inside a check (the filters already applied)."""
-    opts = FitOptions.of(options, **option_values)
-    table = load_table(runs, law, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top)
-    return table, opts.replace(where=None, exclude_top=0)
-
-
 def holdout(runs, law: str, expression: str, *, level: float = LEVEL, options: FitOptions | None = None,
             mapping=None, **option_values) -> Validation:
     """Fit ``law`` on the runs *not* matching ``expression`` and score it on those that do.
@@ -313,7 +306,7 @@ def holdout(runs, law: str, expression: str, *, level: float = LEVEL, options: F
     """
     level = _check_level(level)
     law_obj = get_law(law)
-    table, opts = _table_and_options(runs, law_obj, options, mapping, option_values)
+    table, opts = filtered_table(runs, law_obj, FitOptions.of(options, **option_values), mapping=mapping)
     if not expression or not str(expression).strip():
         raise OptionError("holdout", "needs a condition on the runs, e.g. \"N>=1e9\"")
     mask = select(table, expression, "holdout")
@@ -414,7 +407,7 @@ def leave_one_out(runs, law: str, by: str = "N", *, forward: bool = False, level
     if by not in ("N", "D"):
         raise OptionError("by", f"must be N or D, got {by!r}")
     law_obj = get_law(law)
-    table, opts = _table_and_options(runs, law_obj, options, mapping, option_values)
+    table, opts = filtered_table(runs, law_obj, FitOptions.of(options, **option_values), mapping=mapping)
     if by not in table.columns:
         raise OptionError("by", f"{by}: the table has no column {by!r}", file=table.attrs.get("source"))
     values, key = _distinct(table[by].to_numpy())

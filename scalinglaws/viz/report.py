@@ -37,7 +37,7 @@ from scalinglaws.data.runs import bits_label, subset
 from scalinglaws.data.units import format_number, human
 from scalinglaws.fitting.api import planner_method
 from scalinglaws.fitting.options import FitOptions
-from scalinglaws.fitting.problem import load_table
+from scalinglaws.fitting.problem import filtered_table
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.laws import get_law
 from scalinglaws.trust.bootstrap import bootstrap as bootstrap_fit, plan_interval, samples_of
@@ -298,8 +298,7 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
         raise InputError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
     tick = progress or (lambda stage, f: None)
     opts = FitOptions.of(options, **option_values)
-    table = load_table(runs, None, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top, required=())
-    opts = opts.replace(where=None, exclude_top=0)  # applied once, above
+    table, opts = filtered_table(runs, None, opts, mapping=mapping, required=())
     if cluster is not None and cluster not in table.columns:
         raise OptionError("cluster", f"{cluster}: the table has no column {cluster!r}", file=table.attrs.get("source"))
     tick("fitting", 0.0)
