@@ -216,19 +216,16 @@ def predict_cmd(
 
     given = columns
     if grid is not None:
-        import pandas as pd
-
         from scalinglaws.data.atomic import write_atomic
-        from scalinglaws.data.runs import load_runs
+        from scalinglaws.data.runs import load_runs, read_table
         if given:
             raise OptionError("grid", "takes the runs from a table: give it or column options (--N, --D, ...), "
                                       "not both")
         guard_output(out, "--out", grid, fit)
         guard_overwrite(out, "--out", "table", force)
-        runs = load_runs(grid, required=law.required_columns())
+        raw = read_table(grid)
+        runs = load_runs(raw, required=law.required_columns(), name=grid)
         pred = law.predict(res.params, runs)
-        raw = pd.read_parquet(grid) if grid.lower().endswith((".parquet", ".pq")) else \
-            pd.read_csv(grid, dtype=str, keep_default_na=False)
         raw[f"{law.predicts}_pred"] = pred
         with_intervals(runs, raw)
         if out:
