@@ -37,7 +37,8 @@ from typing import Any, Callable
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, read_rows, train
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, config_hashes, plan, read_rows,
+                                    train)
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -353,7 +354,7 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
     h, job = cfg.hash(), _job_id()
     record(jobs, event="start", hash=h, job=job, pid=os.getpid(), host=socket.gethostname())
     try:
-        if h in _hashes(out):
+        if h in config_hashes(out):
             result = {"status": "skip"}
         else:
             rows = train(cfg, on_step=_StepPrinter())
@@ -380,10 +381,6 @@ class _StepPrinter:
         if step * 10 >= self.next * total:
             self.next = step * 10 // total + 1
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
-
-
-def _hashes(out: str) -> set:
-    return {r.get("config_hash") for r in read_rows(out)[1]}
 
 
 def _rows_by_hash(out: str) -> dict[str, list[dict]]:
@@ -715,7 +712,7 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
 def _drive(configs, out, jobs, settings, backend: _Backend, on_event) -> ExecutorResult:
     unique = list({c.hash(): c for c in configs}.values())
     res = ExecutorResult(total=len(unique))
-    have = _hashes(out)
+    have = config_hashes(out)
     todo = [c for c in unique if c.hash() not in have]
     res.skipped = len(unique) - len(todo)
     flights: dict[str, Flight] = {}
@@ -765,7 +762,7 @@ def _drive(configs, out, jobs, settings, backend: _Backend, on_event) -> Executo
                         on_event("failed", f.cfg, info)
             free = settings.parallel - len(flights)
             if queue and free > 0:
-                have = _hashes(out)
+                have = config_hashes(out)
                 batch = []
                 while queue and len(batch) < free:
                     cfg = queue.popleft()

@@ -529,6 +529,11 @@ def lock_path(path: str) -> str:
     return os.path.join(folder, f".{name}.lock")
 
 
+def config_hashes(path: str) -> set:
+    """The ``config_hash`` of every row in the run table at ``path`` (empty when absent)."""
+    return {r.get("config_hash") for r in read_rows(path)[1]}
+
+
 def read_rows(path: str) -> tuple[list[str], list[dict]]:
     """Header and rows of a CSV written by :func:`append_rows` ([] and [] when absent or empty).
 

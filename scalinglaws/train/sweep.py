@@ -55,7 +55,7 @@ from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.executor import Resources, parse_executor, parse_resources, toml_text
-from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, read_rows, train
+from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, config_hashes, plan, train
 from scalinglaws.train.model import RunOptionError
 
 try:
@@ -196,14 +196,13 @@ def _hashes(path: str, cache: dict) -> set:
     except FileNotFoundError:
         key = None
     if cache.get("key") != key or "hashes" not in cache:
-        cache["key"], cache["hashes"] = key, {r.get("config_hash") for r in read_rows(path)[1]}
+        cache["key"], cache["hashes"] = key, config_hashes(path)
     return cache["hashes"]
 
 
 def pending(configs: list[TrainConfig], out: str, **overrides) -> list[TrainConfig]:
     """The configs whose runs are not yet in ``out``, each once, in order."""
-    _, rows = read_rows(out)
-    have = {r.get("config_hash") for r in rows}
+    have = config_hashes(out)
     todo, seen = [], set()
     for cfg in configs:
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
