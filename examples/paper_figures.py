@@ -32,7 +32,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from scalinglaws.data.units import human  # noqa: E402
 from scalinglaws.laws import REGISTRY, get_law  # noqa: E402
-from scalinglaws.viz.plotting import finish, lw, ms, new_figure, save_figure, style_of  # noqa: E402
+from scalinglaws.viz.plotting import finish, lw, ms, new_figure, palette, save_figure, style_of  # noqa: E402
 
 
 @dataclass
@@ -47,11 +47,6 @@ class PaperFigure:
 
     def caption(self) -> str:
         return f"{self.paper}: {self.what} Preset {self.preset} ({self.law}); {self.figure}."
-
-
-def _colors(n):
-    cmap = plt.get_cmap("viridis")
-    return [cmap(x) for x in np.linspace(0.0, 0.85, n)] if n > 1 else ["tab:blue"]
 
 
 def _legend_below(fig, ax=None, ncol=3):
@@ -78,7 +73,7 @@ def chinchilla_isoloss(law, p, style):
         NN, DD = np.meshgrid(N, D)
         L = law.at(p, N=NN.ravel(), D=DD.ravel()).reshape(NN.shape)
         levels = [1.9, 2.0, 2.1, 2.2, 2.4, 2.6, 2.8, 3.0, 3.4]
-        colors = _colors(len(levels))
+        colors = palette(len(levels))
         cs = ax.contour(NN, DD, L, levels=levels, colors=colors, linewidths=lw(ax, 0.9))
         ax.clabel(cs, fontsize="x-small", fmt=lambda v: f"{v:.2f}".rstrip("0").rstrip("."))
         for C in (1e20, 1e22, 1e24, 1e26):
@@ -108,7 +103,7 @@ def kumar_ptq(law, p, style):
     with plt.rc_context(style_of(fig).rc):
         ax = fig.subplots()
         bits = (16, 8, 4, 3)
-        for b, c in zip(bits, _colors(len(bits))[::-1]):
+        for b, c in zip(bits, palette(len(bits))[::-1]):
             y = law.at(p, N=np.full_like(D, N), D=D, ptq_bits=np.full_like(D, float(b)))
             if b == 16:
                 ax.plot(D, y, color="k", ls="--", lw=lw(ax, 1.0), label="16-bit (no PTQ)", zorder=4)
@@ -139,9 +134,8 @@ def kumar_precision(law, p, style):
                ms=4 * style_of(fig).ms ** .5, label="best whole number of bits")
         a.set(xscale="log", ylim=(4, 12), xlabel="compute C (FLOPs)", ylabel="precision P (bits)")
         a.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-        a.xaxis._sl_counts = False
         a.set_title("(a) compute-optimal precision", fontsize="small")
-        for C, r, c in zip(Cs[::3], plans[::3], _colors(3)):
+        for C, r, c in zip(Cs[::3], plans[::3], palette(3)):
             rows = [row for row in r["table"] if row["bits"] >= 4]
             P = np.array([row["bits"] for row in rows], float)
             Lx = np.array([row["loss"] for row in rows], float)
@@ -209,7 +203,7 @@ def chen_group(law, p, style):
         axs = fig.subplots(1, 3, sharey=True)
         for ax, (name, label, w, a_) in zip(axs, presets):
             q = law.presets[name].values
-            for N, c in zip(Ns, _colors(len(Ns))):
+            for N, c in zip(Ns, palette(len(Ns))):
                 one = np.ones_like(G)
                 pen = law.at(q, N=N * one, D=D * one, w_bits=w * one, a_bits=a_ * one, group_size=G) \
                     - law.at(q, N=N * one, D=D * one)
@@ -251,7 +245,7 @@ def ouyang(law, p, style):
     with plt.rc_context(style_of(fig).rc):
         axs = fig.subplots(1, 3)
         for ax, bits in zip(axs, (2, 3, 4)):
-            for N, c in zip(Ns, _colors(len(Ns))):
+            for N, c in zip(Ns, palette(len(Ns))):
                 y = law.at(p, N=np.full_like(D, N), D=D, ptq_bits=np.full_like(D, float(bits)))
                 ax.plot(D, y, color=c, lw=lw(ax, 1.3), label=f"{human(N)} parameters")
             ax.axvline(1e14, color="0.5", lw=lw(ax, 0.7), ls="--")

@@ -65,14 +65,6 @@ def _scored(result, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.nd
     return predict_runs(result, runs)
 
 
-def _tokens(table: pd.DataFrame) -> np.ndarray | None:
-    if "D" in table.columns:
-        return table["D"].to_numpy(float)
-    if "D_fp" in table.columns and "D_qat" in table.columns:
-        return (table["D_fp"] + table["D_qat"]).to_numpy(float)
-    return None
-
-
 def band(result, table: pd.DataFrame, level: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Percentile interval of the prediction over the bootstrap samples (None without a bootstrap)."""
     if len(samples_of(result)) < 2:
@@ -122,7 +114,7 @@ def residuals(result, runs: pd.DataFrame, heldout: pd.DataFrame | None = None, p
     if heldout is not None and len(heldout):
         ht, ho, hp = _scored(result, heldout)
         sets.append((ht, ho - hp, "tab:red", "held-out runs", dict(s=26, facecolor="none", lw=1.2)))
-    axes_cols = [c for c in ("N", "D") if c == "N" and "N" in table.columns or c == "D" and _tokens(table) is not None]
+    axes_cols = [c for c in ("N", "D") if c == "N" and "N" in table.columns or c == "D" and P.tokens(table) is not None]
     if not axes_cols:
         axes_cols = ["index"]
     fig = new_figure(style, (5.2 * len(axes_cols), 3.8))
@@ -132,7 +124,7 @@ def residuals(result, runs: pd.DataFrame, heldout: pd.DataFrame | None = None, p
         for ax, col in zip(axs[0], axes_cols):
             ax.axhline(0, color="0.4", lw=lw(ax, 0.8))
             for t, r, color, label, kw in sets:
-                x = (t["N"].to_numpy(float) if col == "N" else _tokens(t) if col == "D" else np.arange(len(t)))
+                x = (t["N"].to_numpy(float) if col == "N" else P.tokens(t) if col == "D" else np.arange(len(t)))
                 kw = {**kw, "s": ms(ax, kw["s"])}
                 if "facecolor" in kw:
                     ax.scatter(x, r, edgecolor=color, label=label, **kw)
@@ -184,7 +176,7 @@ def extrapolation(result, train: pd.DataFrame, test: pd.DataFrame, path=None, ti
     st = P.style_of(fig)
     with plt.rc_context(st.rc):
         ax = fig.subplots()
-        colors = P._colors(len(groups))
+        colors = P.palette(len(groups))
         lo_x = min(tr[x].min(), te[x].min()) if x in tr.columns else te[x].min()
         hi_x = max(tr[x].max(), te[x].max()) * 1.3
         grid_x = np.geomspace(lo_x / 1.1, hi_x, 120)
@@ -221,7 +213,7 @@ def extrapolation(result, train: pd.DataFrame, test: pd.DataFrame, path=None, ti
                     ("held-out runs", Line2D([], [], ls="none", marker="*", color="0.5", mec="k", ms=8)),
                     ("held-out range", plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.12, lw=0))]
         if drawn_band:
-            lvl = ((result.extra or {}).get("bootstrap") or {}).get("level", _BAND_LEVEL)
+            lvl = result.bootstrap.get("level", _BAND_LEVEL)
             handles.append((f"{lvl:.0%} bootstrap band", plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.25, lw=0)))
         mae = float(np.mean(np.abs(te_pred - te_obs)))
         ax.set(xscale="log", xlabel="parameters N" if x == "N" else "tokens D", ylabel=target_label(law, train))
@@ -332,7 +324,7 @@ def penalty(result, runs: pd.DataFrame, path=None, title: str | None = None, sty
         panels.append(("bits", bits, law.bits_label, "linear"))
     if "group_size" in law.penalty_axes and "group_size" in cols and np.isfinite(cols["group_size"]).any():
         panels.append(("group size", cols["group_size"], "group size G (elements per scale)", "log2"))
-    D = _tokens(t)
+    D = P.tokens(t)
     if "tokens_per_byte" in law.penalty_axes and D is not None and "N" in cols:
         S = D / (cols["N"] * law.weight_bits_of(cols) / 8)
         panels.append(("tokens per parameter byte", S, "tokens per parameter byte S = D / (N bits / 8)", "log"))

@@ -688,7 +688,8 @@ def _representative(t: pd.DataFrame) -> dict:
     return rep
 
 
-def _colors(n: int):
+def palette(n: int) -> list:
+    """``n`` colours from viridis (one: tab:blue), light enough at the end to read on white."""
     if n <= 1:
         return ["tab:blue"]
     cmap = plt.get_cmap("viridis")
@@ -749,7 +750,7 @@ def _curves(ctx: _Ctx, view) -> Block | None:
         notes.append(f"the first {MAX_CURVES} of {len(curves)} {view.curves} values")
         curves = curves[:MAX_CURVES]
     keep &= np.any([m for _, m, _ in curves], axis=0)
-    colors = _colors(len(curves))
+    colors = palette(len(curves))
     panels = []
     block_range = _span(X[keep], ax.scale)
     plevels = _levels(ctx, view.panels, keep, MAX_PANELS)
@@ -853,7 +854,6 @@ def _heatmap(ctx: _Ctx, view) -> Block | None:
                              norm=LogNorm(vmin=max(np.nanmin(rel[ok]), 1e-2), vmax=vmax), shading="flat")
         cb = ax.figure.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(f"loss added / best {view.width:g}-bit's (ratio)")
-        cb.ax.yaxis._sl_counts = False
         for (i, j) in zip(*np.nonzero(on)):
             x, y = view.xs[j], view.ys[i]
             ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, lw=lw(ax, 1.2), ec="tab:cyan"))
@@ -931,7 +931,7 @@ def _along(ctx: _Ctx, view) -> Block | None:
     except (ScalingLawsError, KeyError):
         return None
     levels = _levels(ctx, view.curves, np.ones(len(ctx.table), bool), 6)
-    colors = _colors(len(levels))
+    colors = palette(len(levels))
 
     def draw(ax):
         for (lab, m, _), c in zip(levels, colors):
@@ -1306,4 +1306,4 @@ def draw_isoloss(ax, result, runs=None, flops: float | None = None, unit: str = 
 __all__ = ["plot_fit", "save_figure", "finish", "new_figure", "legend", "plain_ticks", "settle_legends",
            "legend_boxes", "data_points", "loss_unit", "target_label", "unit_of", "get_style", "STYLES", "Style",
            "PAPER_WIDTH", "PAPER_DPI", "compute_frontier", "draw_isoloss", "isoloss_applies", "check_figure_path",
-           "plain_number", "default_views", "AXES"]
+           "plain_number", "default_views", "AXES", "palette", "tokens"]

@@ -192,7 +192,7 @@ def render_markdown(title: str, sections: list[Section], figure_dir: str = "figu
 
 
 # ----------------------------------------------------------------------------- build
-def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
+def _law_section(entry, table, flops) -> tuple[Section, list[Figure]]:
     from scalinglaws.viz import figures as F
     from scalinglaws.trust.diagnose import diagnose
     res: FitResult = entry.fit
@@ -231,7 +231,7 @@ def _law_section(entry, table, flops, diag_kw) -> tuple[Section, list[Figure]]:
     sec.blocks.append(("p", line))
     figs: list[Figure] = []
     try:
-        d = diagnose(res, table, **diag_kw)
+        d = diagnose(res, table)
         sec.blocks.append(("p", f"Diagnosis: {d.n_optima} distinct optima among {d.n_converged} converged starts; "
                                 f"Hessian condition number {d.hessian['condition_number']:.3g}"
                                 f"{'' if d.hessian['positive_definite'] else ' (not positive definite)'}."))
@@ -316,10 +316,9 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
                                            lambda f, i=i: tick("bootstrap", (i + 0.5 + f / 2) / len(ok)))
     sections: list[Section] = [data_summary(table)]
     figures: list[Figure] = []
-    diag_kw = {}
     ok = [e for e in comp.entries if e.fit is not None]
     for i, e in enumerate(ok):
-        sec, figs = _law_section(e, table, flops, diag_kw)
+        sec, figs = _law_section(e, table, flops)
         sections.append(sec)
         figures += figs
         tick("figures", (i + 1) / max(1, len(ok)))
@@ -425,9 +424,7 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     title = title or f"Scaling-law report: {', '.join(e.law for e in comp.entries)}"
     sections[0].blocks.insert(0, ("p", f"Made by scalinglaws {__version__} on {stamp}."))
-    os.makedirs(out_dir, exist_ok=True)
-    fig_dir = os.path.join(out_dir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
+    fig_dir = os.path.join(out_dir, "figures")  # made at the start
     paths = []
     for f in figures:
         p = os.path.join(fig_dir, f"{f.name}.png")
