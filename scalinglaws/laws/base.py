@@ -425,7 +425,7 @@ class Law:
     def public(self, theta: np.ndarray) -> Vars:
         """Fitted-space vectors (S, P) -> public parameter columns (S, 1) by name."""
         t = np.asarray(theta)
-        return Vars({p.name: (np.exp(t[:, j:j + 1]) if p.log else t[:, j:j + 1]) for j, p in enumerate(self.params)})
+        return Vars({p.name: p.to_public(t[:, j:j + 1]) for j, p in enumerate(self.params)})
 
     def log_predict(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
         """``log`` of the predicted target, shape (S, n), for fitted-space ``theta`` (S, P)."""

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
@@ -135,18 +136,6 @@ def noise_scale(residuals: np.ndarray, n_params: int = 0) -> float:
 def binomial_tail(k: int, m: int, p: float) -> float:
     """``P(K >= k)`` for K ~ Binomial(m, p)."""
     return float(sum(math.comb(m, j) * p ** j * (1 - p) ** (m - j) for j in range(k, m + 1)))
-
-
-def _normal_quantile(q: float) -> float:
-    """The standard normal quantile (bisection on erf: no scipy needed here)."""
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < q:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 @dataclass
@@ -260,7 +249,7 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
         spread = np.nanvar(tf(samples), axis=0) if samples.shape[0] >= 2 else np.zeros(len(table))
         sd = np.sqrt(spread + noise ** 2)
         z = (y - centre) / sd
-    q = _normal_quantile(0.5 + level / 2)
+    q = NormalDist().inv_cdf(0.5 + level / 2)
     lo, hi = centre - q * sd, centre + q * sd
     low, high = (np.exp(lo), np.exp(hi)) if log_space else (lo, hi)
     outside = ~(np.abs(z) <= q)
