@@ -75,6 +75,7 @@ from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
 from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps, row_error
+from scalinglaws.laws.derive import Vars
 
 #: bit-widths the ``bits`` planner compares
 BITS_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 16)
@@ -216,7 +217,7 @@ class DremovFraction(Law):
         return 1.0 + (f - self.predict(params, cols)) ** 2
 
     def along_axis(self, params, values):
-        return self.formula(self.public(self.to_internal(params)[None]), _vars(S=np.asarray(values, float)))[0]
+        return self.formula(self.public(self.to_internal(params)[None]), Vars({"S": np.asarray(values, float)}))[0]
 
     def plan_qat_fraction(self, params, N, D, w_bits):
         """``f* = exp(-a / ln S_total)`` and the split of D."""
@@ -233,11 +234,6 @@ class DremovFraction(Law):
                          "(dremov-fraction, e.g. preset dremov2025) predicts only the best fraction of training to "
                          "spend in QAT, not the loss, so it cannot rank bit-widths. Fit the unified loss law "
                          "'dremov-qat' to your runs (columns N, D_fp, D_qat, w_bits, loss) and ask that fit")
-
-
-def _vars(**values):
-    from scalinglaws.laws.derive import Vars
-    return Vars(values)
 
 
 class DremovQAT(Law):
