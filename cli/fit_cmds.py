@@ -66,8 +66,9 @@ def fit_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Fit a law to a run table by robust multi-start minimisation."""
-    from scalinglaws.data.runs import load_runs, parse_mapping
+    from scalinglaws.data.runs import parse_mapping
     from scalinglaws.fitting.api import fit as fit_law
+    from scalinglaws.fitting.problem import filtered_table
     law_obj = law_or_default(law)
     guard_output(out, "--out", runs)
     guard_output(plot, "--plot", runs)
@@ -81,8 +82,7 @@ def fit_cmd(
         from scalinglaws.viz.plotting import check_figure_path, get_style
         check_figure_path(plot)
         get_style(style)
-    table_ = load_runs(runs, mapping=parse_mapping(mapping), required=law_obj.required_columns() + (law_obj.target,),
-                       where=options.where, exclude_top=options.exclude_top)
+    table_, fit_options = filtered_table(runs, law_obj, options, mapping=parse_mapping(mapping))
     if bootstrap < 0 or bootstrap == 1:
         raise OptionError("bootstrap", f"must be 0 (none) or at least 2 resamples, got {bootstrap}")
     if cluster is not None and not bootstrap:
@@ -91,7 +91,7 @@ def fit_cmd(
         raise OptionError("level", f"must be between 0 and 1, got {level}")
     with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
-        res = fit_law(table_, law=law_obj, options=options.replace(where=None, exclude_top=0),
+        res = fit_law(table_, law=law_obj, options=fit_options,
                       progress=lambda f: prog.update(task, completed=f))
         if bootstrap:
             from scalinglaws.trust.bootstrap import bootstrap as run_bootstrap
