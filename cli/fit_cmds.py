@@ -19,6 +19,7 @@ from scalinglaws.cli.common import QUIET, console, guard_overwrite, handle_error
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
+from scalinglaws.fitting import defaults
 
 FORCE = typer.Option(False, "--force", help="Write over an existing output file this command did not make.")
 LAW = typer.Option(None, "--law", "-l", metavar="LAW",
@@ -60,7 +61,7 @@ def fit_cmd(
                                   help="Refit R resamples of the runs for percentile intervals."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN",
                                           help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
-    level: float = typer.Option(0.95, "--level", help="Coverage of the bootstrap intervals."),
+    level: float = typer.Option(defaults.LEVEL, "--level", help="Coverage of the bootstrap intervals."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),

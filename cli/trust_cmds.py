@@ -11,9 +11,10 @@ from scalinglaws.cli.common import QUIET, console, guard_overwrite, handle_error
 from scalinglaws.cli.fit_cmds import LAW, law_or_default
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.fitting import defaults
 
 _RUNS = typer.Argument(..., metavar="RUNS", help="Run table (CSV or Parquet), one row per training run.")
-_LEVEL = typer.Option(0.95, "--level", help="Level of the held-out runs' prediction intervals behind the verdict.")
+_LEVEL = typer.Option(defaults.LEVEL, "--level", help="Level of the held-out runs' prediction intervals behind the verdict.")
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
@@ -147,7 +148,7 @@ def compare_cmd(
 def diagnose_cmd(
     runs: str = _RUNS,
     law: Optional[str] = LAW,
-    near: float = typer.Option(0.01, "--near", help="Relative objective gap within which optima count as near-best."),
+    near: float = typer.Option(defaults.NEAR, "--near", help="Relative objective gap within which optima count as near-best."),
     converge: int = typer.Option(512, "--converge", metavar="K",
                                  help="Starts run to full convergence (the rest are stopped by successive halving); 0: all."),
     *,

@@ -14,3 +14,7 @@ CONVERGE = 32
 MAX_ITER = 400
 #: tables with more runs than this rank the start grid on a seeded subset of this many runs
 EXPLORE_ROWS = 2048
+#: level of intervals: bootstrap intervals, and held-out prediction intervals behind a validation verdict
+LEVEL = 0.95
+#: relative objective gap within which an optimum counts as near the best (diagnose)
+NEAR = 0.01

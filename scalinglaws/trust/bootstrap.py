@@ -31,6 +31,7 @@ import pandas as pd
 from scalinglaws.data.errors import OptionError
 from scalinglaws.data.columns import as_table
 from scalinglaws.fitting.problem import Problem
+from scalinglaws.fitting import defaults
 from scalinglaws.fitting.threads import one_blas_thread
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
@@ -64,7 +65,7 @@ def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, se
 
 
 def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = None, seed: int = 0,
-              level: float = 0.95, n_jobs: int | None = None, mapping=None,
+              level: float = defaults.LEVEL, n_jobs: int | None = None, mapping=None,
               progress: Callable[[float], None] | None = None) -> FitResult:
     """Percentile-bootstrap intervals for every parameter of ``result``.
 
@@ -129,7 +130,7 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     return out
 
 
-def intervals(samples: np.ndarray, names: list[str], level: float = 0.95) -> dict[str, list[float]]:
+def intervals(samples: np.ndarray, names: list[str], level: float = defaults.LEVEL) -> dict[str, list[float]]:
     """Percentile intervals ``{name: [low, high]}`` of the columns of ``samples``."""
     samples = np.asarray(samples, dtype=float)
     if samples.size == 0:

@@ -34,13 +34,13 @@ import pandas as pd
 
 from scalinglaws.data.errors import OptionError
 from scalinglaws.fitting.api import fit as fit_law
+from scalinglaws.fitting import defaults
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError  # noqa: F401
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import Problem, load_table
 
-#: relative objective gap within which an optimum counts as near the best
-NEAR = 0.01
+NEAR = defaults.NEAR
 #: condition number above which the problem is called ill-conditioned
 ILL_CONDITIONED = 1e10
 #: relative singular value (unit-norm Jacobian columns) below which a direction is unidentified

@@ -57,6 +57,7 @@ import pandas as pd
 from scalinglaws.data.errors import OptionError
 from scalinglaws.data.runs import select, subset
 from scalinglaws.fitting.api import fit as fit_law
+from scalinglaws.fitting import defaults
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
@@ -64,7 +65,7 @@ from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import filtered_table
 
 #: the level of the prediction intervals behind a verdict
-LEVEL = 0.95
+LEVEL = defaults.LEVEL
 #: significance of the FAIL tests (count outside; the most extreme run, Bonferroni-corrected)
 ALPHA = 0.01
 #: a check is inconclusive when the fitted part has fewer than free parameters + MARGIN runs

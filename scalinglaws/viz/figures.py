@@ -42,12 +42,13 @@ from scalinglaws.data.columns import as_columns  # noqa: E402
 from scalinglaws.data.errors import ScalingLawsError  # noqa: E402
 from scalinglaws.data.schema import BITS_COLUMNS, UNQUANTIZED_BITS  # noqa: E402
 from scalinglaws.data.units import human  # noqa: E402
+from scalinglaws.fitting import defaults  # noqa: E402
 from scalinglaws.trust.bootstrap import predict_interval, samples_of  # noqa: E402
 from scalinglaws.viz import plotting as P  # noqa: E402
 from scalinglaws.viz.plotting import (compute_frontier, isoloss_applies, legend, lw, ms,  # noqa: E402,F401
                                       new_figure, unit_of)
 
-_BAND_LEVEL = 0.95
+_BAND_LEVEL = defaults.LEVEL
 
 
 def target_label(law, runs=None, what: str | None = None) -> str:
