@@ -15,7 +15,7 @@ import typer
 
 from rich.markup import escape
 
-from scalinglaws.cli.common import QUIET, console, guard_overwrite, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import QUIET, console, fmt, guard_overwrite, handle_errors, print_json, progress_bar, table
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
@@ -61,7 +61,10 @@ def fit_cmd(
                                   help="Refit R resamples of the runs for percentile intervals."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN",
                                           help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
-    level: float = typer.Option(defaults.LEVEL, "--level", help="Coverage of the bootstrap intervals."),
+    level: float = typer.Option(defaults.LEVEL, "--level", help="Coverage of the bootstrap and profile intervals."),
+    profile: bool = typer.Option(False, "--profile",
+                                 help="Profile intervals: refit with each parameter held along its range; an "
+                                      "interval that reaches a bound is a parameter the data cannot pin down."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
@@ -99,6 +102,12 @@ def fit_cmd(
             task = prog.add_task(f"bootstrap ({bootstrap} refits)", total=1.0)
             res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=options.seed, level=level,
                                 progress=lambda f: prog.update(task, completed=f))
+        if profile:
+            from scalinglaws.trust.profile import profile as profile_intervals, profile_warnings
+            prog.add_task("profile intervals", total=None)
+            prof = profile_intervals(res, table_, level=level)
+            res.extra = {**(res.extra or {}), "profile": prof}
+            res.warnings = list(res.warnings) + profile_warnings(res.law_obj, prof)
     res.data.update(source=runs, where=options.where, exclude_top=options.exclude_top)
     if out:
         res.save(out)
@@ -112,11 +121,21 @@ def fit_cmd(
     console.print(f"[bold]{law_obj.name}[/]: {law_obj.formula_text}   ({res.n_runs} runs from {runs})",
                   highlight=False)
     ci = res.intervals()
-    rows = [[k, v] + ([ci[k][0], ci[k][1]] if ci else [])
+    pr = ((res.extra or {}).get("profile") or {}).get("params", {})
+
+    def prof_cells(k):
+        iv = pr.get(k)
+        if not iv or iv.get("low") is None:
+            return ["", ""]
+        return [f"{fmt(iv['low'])}{' (open)' if iv['low_open'] else ''}",
+                f"{fmt(iv['high'])}{' (open)' if iv['high_open'] else ''}"]
+
+    rows = [[k, v] + ([ci[k][0], ci[k][1]] if ci else []) + (prof_cells(k) if pr else [])
             + ["fixed" if k in res.fixed else ("on bound" if k in st.get("on_bound", []) else "")]
             for k, v in res.params.items()]
     pct = f"{100 * level:g}%"
-    console.print(table(None, ["parameter", "value"] + ([f"{pct} low", f"{pct} high"] if ci else []) + ["note"], rows))
+    console.print(table(None, ["parameter", "value"] + ([f"{pct} low", f"{pct} high"] if ci else [])
+                        + ([f"{pct} profile low", f"{pct} profile high"] if pr else []) + ["note"], rows))
     o = options
     console.print(f"objective {res.objective:.10g} ({o.loss}{f', delta {o.delta:g}' if o.loss == 'huber' else ''}, "
                   f"{o.space} space, summed)", highlight=False)

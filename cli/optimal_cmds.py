@@ -170,7 +170,63 @@ def _span(v, iv):
     return f"{fmt(v)} [{fmt(iv[0])} .. {fmt(iv[1])}]"
 
 
+def plan_command(
+    fit: str = typer.Argument(..., metavar="FIT", help="A fit.json from 'scalinglaws fit', or a preset name."),
+    flops: Optional[str] = typer.Option(None, "--flops", metavar="FLOPS",
+                                        help="Compute budget in FLOPs (e.g. 1e23)."),
+    memory: Optional[str] = typer.Option(None, "--memory", metavar="BYTES",
+                                         help="Memory budget for the trained model's weights (16GB, 80GiB)."),
+    N: Optional[str] = typer.Option(None, "--N", metavar="COUNT", help="Fix the parameters (non-embedding)."),
+    D: Optional[str] = typer.Option(None, "--D", metavar="COUNT", help="Fix the training tokens."),
+    cost: str = typer.Option("6ND", "--cost", help="Compute model: 6ND, or bits (C = 6ND P/16 for the tokens "
+                                                   "trained at P bits, as in Kumar et al.)."),
+    bits: Optional[str] = typer.Option(None, "--bits", metavar="LIST",
+                                       help="Bit widths to search, a comma list (default 2,3,4,5,6,7,8,16)."),
+    w_bits: Optional[str] = typer.Option(None, "--w-bits", metavar="LIST",
+                                         help="Weight bits to search, separately from activations."),
+    a_bits: Optional[str] = typer.Option(None, "--a-bits", metavar="LIST",
+                                         help="Activation bits to search, separately from weights."),
+    group_sizes: Optional[str] = typer.Option(None, "--group-sizes", metavar="LIST",
+                                              help="Group sizes to search (default 16,32,64,128,256)."),
+    qat_fractions: Optional[str] = typer.Option(None, "--qat-fractions", metavar="LIST",
+                                                help="QAT fractions to search (default 0, 0.025, ..., 1)."),
+    top: int = typer.Option(5, "--top", help="How many configurations to list."),
+    level: Optional[float] = typer.Option(None, "--level", help="With a bootstrapped fit: interval coverage."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Search N, D, precision, FP format, group size and QAT fraction jointly under compute and memory
+    budgets, with any loss law that models them; intervals when the fit was bootstrapped."""
+    from scalinglaws.data.units import human, human_bytes
+    from scalinglaws.trust.plan import plan
+    res = plan(fit, flops=flops, memory=memory, N=N, D=D, cost=cost, bits=bits, w_bits=w_bits, a_bits=a_bits,
+               group_sizes=group_sizes, qat_fractions=qat_fractions, top=top, level=level)
+    if as_json:
+        print_json(res)
+        return
+    cols = ["config", "N", "D", "tokens_per_param", "loss", "memory", "flops_used"]
+    body = [[r["config"], r["N"], r["D"], r["tokens_per_param"], r["loss"], human_bytes(r["memory_bytes"]),
+             r["flops_used"]] for r in res["table"]]
+    console.print(table(f"the {len(body)} best of {res['feasible']} feasible configurations ({res['searched']} "
+                        f"searched{', %d outside the law' % res['outside_domain'] if res['outside_domain'] else ''})",
+                        cols, body))
+    if "intervals" in res:
+        ci = res["intervals"]
+        pct = f"{100 * res['level']:g}%"
+        rows = [[k, *(human(v) if k != "loss" else v for v in (res[k], *ci[k]))] for k in ("N_opt", "D_opt", "loss")
+                if k in ci]
+        if "memory_bytes" in ci:
+            rows.append(["memory", human_bytes(res["memory_bytes"]), *map(human_bytes, ci["memory_bytes"])])
+        console.print(table(f"{res['config']} re-planned on the bootstrap resamples ({res['interval_samples']} of "
+                            f"{res['bootstrap_samples']} feasible)", ["quantity", "value",
+                                                                                         f"{pct} low", f"{pct} high"],
+                            rows))
+        console.print(table(f"winner over {res['choice_samples']} resamples", ["config", "share"],
+                            [[c, f"{100 * v:.1f}%"] for c, v in res["choices"].items()]))
+    console.print(res["summary"], highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("plan")(handle_errors(plan_command))
     optimal_app = typer.Typer(cls=PlannerGroup, no_args_is_help=True,
                               help="Planners: compute-optimal N and D, training precision, FP format, critical data "
                                    "size, QAT fraction, bits under a memory budget -- whatever the registered laws "

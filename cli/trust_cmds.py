@@ -151,6 +151,9 @@ def diagnose_cmd(
     near: float = typer.Option(defaults.NEAR, "--near", help="Relative objective gap within which optima count as near-best."),
     converge: int = typer.Option(512, "--converge", metavar="K",
                                  help="Starts run to full convergence (the rest are stopped by successive halving); 0: all."),
+    profile: bool = typer.Option(True, "--profile/--no-profile",
+                                 help="Profile intervals of every free parameter (open ends: not pinned down)."),
+    level: float = typer.Option(defaults.LEVEL, "--level", help="Coverage of the profile intervals."),
     *,
     options, mapping,
     quiet: bool = QUIET,
@@ -164,12 +167,14 @@ def diagnose_cmd(
     law_obj = law_or_default(law)
     if not (near >= 0):
         raise OptionError("near", f"must be >= 0, got {near}")
+    if not 0 < level < 1:
+        raise OptionError("level", f"must be between 0 and 1, got {level}")
     t = load_table(runs, law_obj, mapping=parse_mapping(mapping), where=options.where)
     with progress_bar(not (as_json or quiet)) as prog:
         task = prog.add_task(f"fitting {law_obj.name}", total=1.0)
         res = fit_law(t, law=law_obj, options=options.replace(where=None, converge=converge),
                       progress=lambda f: prog.update(task, completed=f))
-    d = diagnose(res, t, near=near)
+    d = diagnose(res, t, near=near, profile=profile, level=level)
     if as_json:
         print_json({**d.to_dict(), "params": res.params, "objective": res.objective})
         return
@@ -189,6 +194,19 @@ def diagnose_cmd(
     console.print(f"Hessian at the optimum ({h['space']}): condition number {h['condition_number']:.3g}, "
                   f"{'positive definite' if h['positive_definite'] else 'NOT positive definite'}; weakest "
                   f"direction along {', '.join(h['weakest_direction'])}", highlight=False)
+    if d.profile and d.profile["params"]:
+        pr = d.profile
+        rows = []
+        for k, iv in pr["params"].items():
+            if iv["low"] is None:
+                rows.append([k, res.params[k], "-", "-", iv.get("reason", "")])
+                continue
+            words = {"bound": "reaches the bound", "far": "still open after the longest walk",
+                     "failed": "not followed further (no finite value)"}
+            notes = [f"{s}: {words[e]}" for s, e in (("low", iv["low_end"]), ("high", iv["high_end"])) if e in words]
+            rows.append([k, res.params[k], iv["low"], iv["high"], "; ".join(notes)])
+        console.print(table(f"{100 * pr['level']:g}% profile intervals (objective rise <= {pr['threshold']:.3g})",
+                            ["parameter", "value", "low", "high", "note"], rows))
     if d.on_bound:
         console.print(f"on a bound: {', '.join(d.on_bound)}", highlight=False)
     if d.warnings:

@@ -35,7 +35,7 @@ _EXPORTS = {
     "FitResult": "scalinglaws.fitting.result", "load_fit": "scalinglaws.fitting.result",
     "resolve_fit": "scalinglaws.fitting.result",
     "bootstrap": "scalinglaws.trust.bootstrap", "predict_interval": "scalinglaws.trust.bootstrap",
-    "plan_interval": "scalinglaws.trust.bootstrap",
+    "plan_interval": "scalinglaws.trust.bootstrap", "plan": "scalinglaws.trust.plan",
     "holdout": "scalinglaws.trust.validate", "leave_one_out": "scalinglaws.trust.validate",
     "compare": "scalinglaws.trust.compare", "diagnose": "scalinglaws.trust.diagnose",
     "decompose": "scalinglaws.trust.decompose", "write_report": "scalinglaws.viz.report",

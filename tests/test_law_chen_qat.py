@@ -150,6 +150,18 @@ def test_presets_reproduce_the_papers_trends():
         assert got == pytest.approx(cut, abs=0.07)
 
 
+def test_presets_imply_the_papers_decomposition_coefficient():
+    # Sec. 4.3: delta_W4A4 ~ c (delta_W4A16 + delta_W16A4) with c = 0.906; Table 1's three penalties
+    # give the same least-squares c over the paper's grid of sizes, tokens and group sizes
+    def pen(p, N, D, G):
+        return p["k"] * D ** p["gamma_D"] * math.log2(G) ** p["gamma_G"] / N ** p["gamma_N"]
+    grid = [(N, D, G) for N in SIZES for D in TOKENS for G in GROUPS]
+    both = np.array([pen(W4A4, *x) for x in grid])
+    parts = np.array([pen(W4A16, *x) + pen(W16A4, *x) for x in grid])
+    assert LAW.decomposition.published_coefficient == 0.906
+    assert parts @ both / (parts @ parts) == pytest.approx(0.906, abs=0.003)
+
+
 def test_effective_parameters_match_the_penalty():
     N, D, G = np.array([1e8, 1e9, 1e10]), np.array([1e10, 1e11, 1e12]), np.array([32, 128, 256])
     eff = effective_parameters(W4A4, N, D, G)

@@ -42,6 +42,22 @@ def test_preset_fraction_matches_the_paper():
     assert math.exp(-6.7297 / math.log(100)) == pytest.approx(0.23, abs=0.005)  # the formula itself
 
 
+def test_fraction_law_is_natural_log_of_tokens_per_parameter_byte():
+    # f_hat = exp(log S - a / log S) / S with the natural log: f_hat = 1/e exactly at ln S_total = a,
+    # and 0.1 (the 10% rule the paper revisits) at ln S_total = a / ln 10
+    N, b = 1e9, 4
+    for S, f in ((math.exp(6.7297), math.exp(-1.0)), (math.exp(6.7297 / math.log(10)), 0.1)):
+        r = FRACTION.plan_qat_fraction(PAPER, N=N, D=S * N * b / 8, w_bits=b)
+        assert r["S_total"] == pytest.approx(S, rel=1e-12)
+        assert r["qat_fraction"] == pytest.approx(f, rel=1e-9)
+    # S_total counts bytes of the quantized weights: halving the bits doubles S at the same N and D
+    r4 = FRACTION.plan_qat_fraction(PAPER, N=N, D=1e11, w_bits=4)
+    r2 = FRACTION.plan_qat_fraction(PAPER, N=N, D=1e11, w_bits=2)
+    assert (r4["S_total"], r2["S_total"]) == (pytest.approx(200.0), pytest.approx(400.0))
+    assert r2["qat_fraction"] == pytest.approx(math.exp(-6.7297 / math.log(400)), rel=1e-12)
+    assert r2["qat_fraction"] > r4["qat_fraction"]
+
+
 def _sweeps(a, sizes, seed=0, noise=2e-4):
     """Fraction sweeps whose loss is lowest at f* = exp(-a / ln S_total)."""
     rng = np.random.default_rng(seed)
@@ -132,6 +148,16 @@ def test_unified_law_predicts_larger_models(unified):
                          for D in (4e10, 2e11) for b in (2, 4) for f in (0.1, 0.3, 0.6)])
     truth = np.array([unified_by_hand(TRUE, r.N, r.D_fp, r.D_qat, r.w_bits) for r in test.itertuples()])
     assert np.max(np.abs(unified.predict(test) / truth - 1)) < 3e-3
+
+
+def test_unified_law_is_the_papers_terms():
+    # S_qat = D_qat / (N b / 8) and S_fp = D_fp / (N b / 8); the Chinchilla part sees D_fp + D_qat;
+    # a full-precision row (16 bits) has no penalty
+    runs = pd.DataFrame({"N": [3e8, 3e8, 1e9], "D_fp": [2e10, 2e10, 5e10], "D_qat": [5e9, 0.0, 4e10],
+                         "w_bits": [4, 16, 2]})
+    truth = [unified_by_hand(TRUE, r.N, r.D_fp, r.D_qat, r.w_bits) for r in runs.itertuples()]
+    assert UNIFIED.predict(TRUE, runs) == pytest.approx(truth, rel=1e-12)
+    assert truth[1] == pytest.approx(TRUE["E"] + TRUE["A"] / 3e8 ** 0.33 + TRUE["B"] / 2e10 ** 0.33, rel=1e-12)
 
 
 def test_unified_law_refuses_rows_it_cannot_model():

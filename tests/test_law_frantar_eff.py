@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.laws.base import Law, Param
 from scalinglaws.laws.frantar_eff import FrantarEff, format_key
 
@@ -178,3 +178,144 @@ def test_fit_calls_specialize_for_any_law():
     assert list(res.params) == ["c[1]", "c[2]", "c[5]"]
     np.testing.assert_allclose(list(res.params.values()), [0.1, 0.2, -0.3], atol=1e-8)
     np.testing.assert_allclose(_PerGroup().predict(res.params, df), df["loss"], rtol=1e-8)
+
+
+# ------------------------------------------------------------ sparsity (a format of its own)
+SPARSE_TRUE = {"E": 1.9, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.36,
+               "eff[W4A16]": 0.9, "eff[W4A16S50]": 0.6, "eff[W16A16S50]": 0.85}
+SPARSE_FORMATS = {"W16A16": (16, 16, 0.0), "W4A16": (4, 16, 0.0), "W16A16S50": (16, 16, 0.5),
+                  "W4A16S50": (4, 16, 0.5)}
+
+
+def sparse_table(p, Ns=(3e7, 1e8, 3e8), tpps=(5, 20, 80), sparsity_cells=True):
+    """Noise-free runs of SPARSE_FORMATS by the paper's law written out by hand; dense rows leave
+    the sparsity cell empty (empty = 0)."""
+    rows = []
+    for N in Ns:
+        for t in tpps:
+            for fmt, (w, a, s) in SPARSE_FORMATS.items():
+                eff = 1.0 if fmt == "W16A16" else p[f"eff[{fmt}]"]
+                loss = p["A"] * (N * eff) ** -p["alpha"] + p["B"] * (N * t) ** -p["beta"] + p["E"]
+                rows.append(dict(N=N, D=N * t, loss=loss, w_bits=w, a_bits=a,
+                                 **({"sparsity": s if s else ""} if sparsity_cells else {})))
+    return pd.DataFrame(rows)
+
+
+def test_format_keys_with_sparsity_and_their_inverse():
+    from scalinglaws.laws.frantar_eff import parse_format_key
+    assert format_key(16, 16, None, 0.5) == "W16A16S50"
+    assert format_key(4, 16, None, 0.5) == "W4A16S50"
+    assert format_key(16, 16, 64, 0.5) == "W16A16S50"      # a 16-bit format has no scales: no G
+    assert format_key(4, 4, 32, 0.875) == "W4A4G32S87.5"
+    assert format_key(4, 16, None, 0.0) == "W4A16"           # 0 sparsity is dense: no S
+    assert format_key(4, 4, 32, 0.07) == "W4A4G32S7"         # 100 * 0.07 = 7.000000000000001 reads 7
+    for key in ("W4A16", "W4A4G32", "W16A16S50", "W4A4G32S87.5", "W3.5A8G128"):
+        cfg = parse_format_key(key)
+        assert format_key(cfg["w_bits"], cfg["a_bits"], cfg.get("group_size"), cfg.get("sparsity", 0.0)) == key
+    assert parse_format_key("W16A16S50") == {"w_bits": 16.0, "a_bits": 16.0, "sparsity": 0.5}
+    with pytest.raises(InputError, match="not a key of the form"):
+        parse_format_key("int4")
+
+
+def test_sparse_formats_get_their_own_efficiency_and_16_bit_dense_rows_none():
+    df = sl.load_runs(sparse_table(SPARSE_TRUE))
+    assert list(df["sparsity"]) == [0.0, 0.0, 0.5, 0.5] * 9        # empty cells read as 0 (dense)
+    law = FrantarEff.for_runs(df)
+    assert law.formats == ("W4A16", "W4A16S50", "W16A16S50")      # ordered by bits, group, sparsity
+    p = dict(SPARSE_TRUE)
+    got = law.predict(p, df)
+    np.testing.assert_allclose(got, df["loss"], rtol=1e-13)        # the hand-written law, row by row
+
+
+def test_an_efficiency_is_the_fraction_of_a_dense_model_it_is_worth():
+    """The paper's definition: N parameters in format C predict the loss of N eff(C) dense ones."""
+    law = FrantarEff(["W16A16S50", "W4A16S50"])
+    p = {k: v for k, v in SPARSE_TRUE.items() if k != "eff[W4A16]"}
+    for key, (w, a, s) in (("W16A16S50", (16, 16, 0.5)), ("W4A16S50", (4, 16, 0.5))):
+        N, D = 7e8, 1.4e10
+        compressed = law.predict(p, {"N": N, "D": D, "w_bits": w, "a_bits": a, "sparsity": s})
+        dense = law.predict(p, {"N": N * p[f"eff[{key}]"], "D": D})
+        assert compressed[0] == pytest.approx(dense[0], rel=1e-14)
+
+
+def test_a_combined_format_is_fitted_not_taken_as_the_product_of_its_parts():
+    # truth where eff(W4A16S50) = 0.6 is NOT eff(W4A16) * eff(W16A16S50) = 0.765: the fit finds 0.6
+    res = sl.fit(sl.load_runs(sparse_table(SPARSE_TRUE)), law="frantar-eff")
+    assert res.converged
+    for k, v in SPARSE_TRUE.items():
+        assert res.params[k] == pytest.approx(v, rel=1e-6), k
+    product = res.params["eff[W4A16]"] * res.params["eff[W16A16S50]"]
+    assert abs(res.params["eff[W4A16S50]"] - product) > 0.1
+    # a combination that was not fitted is refused even though both its parts were
+    with pytest.raises(InputError, match=r"format W4A4S50 has no fitted efficiency.*not as the product"):
+        res.predict({"N": 1e9, "D": 2e10, "w_bits": 4, "a_bits": 4, "sparsity": 0.5})
+
+
+def test_absent_sparsity_column_means_dense_and_empty_cells_mean_zero():
+    with_col = sl.load_runs(sparse_table(SPARSE_TRUE))
+    dense_only = with_col[with_col["sparsity"] == 0]
+    assert (FrantarEff.for_runs(dense_only.drop(columns="sparsity")).formats
+            == FrantarEff.for_runs(dense_only).formats == ("W4A16",))
+
+
+@pytest.mark.parametrize("cell,message", [
+    ("50", "sparsity must be a fraction in \\[0, 1\\) \\(0.5 for 50% of the weights pruned\\), got 50"),
+    ("1", "got 1$"), ("-0.1", "got -0.1$")])
+def test_sparsity_out_of_range_is_refused_naming_file_row_and_column(cli, write, cell, message):
+    text = "N,D,loss,w_bits,a_bits,sparsity\n1e8,2e9,3.1,4,16,\n1e8,2e9,3.2,16,16," + cell + "\n"
+    p = write("sparse.csv", text)
+    with pytest.raises(InputError, match=message) as err:
+        sl.load_runs(p)
+    assert str(err.value).startswith(f"{p}, data row 2 (line 3), column 'sparsity'")
+    code, out, errtext = cli("fit", p, "--law", "frantar-eff")
+    assert code == 2 and "column 'sparsity'" in errtext and "Traceback" not in errtext
+    alias = "N,D,loss,w_bits,a_bits,weight_sparsity\n1e8,2e9,3.1,4,16,\n1e8,2e9,3.2,16,16,0.5\n"
+    assert sl.load_runs(write("alias.csv", alias))["sparsity"].tolist() == [0.0, 0.5]
+
+
+def test_cli_fit_with_and_without_the_sparsity_column(cli, tmp_path):
+    table = sparse_table(SPARSE_TRUE)
+    with_col, without = tmp_path / "with.csv", tmp_path / "without.csv"
+    table.to_csv(with_col, index=False)
+    table[table["sparsity"] == ""].drop(columns="sparsity").to_csv(without, index=False)
+    code, out, err = cli("fit", with_col, "--law", "frantar-eff", "--json")
+    assert code == 0, err
+    got = json.loads(out)["params"]
+    assert set(got) == set(SPARSE_TRUE)
+    for k, v in SPARSE_TRUE.items():
+        assert got[k] == pytest.approx(v, rel=1e-6), k
+    code, out, err = cli("fit", without, "--law", "frantar-eff", "--json", "--out", tmp_path / "fit.json")
+    assert code == 0, err
+    got = json.loads(out)["params"]
+    assert set(got) == {"E", "A", "B", "alpha", "beta", "eff[W4A16]"}
+    assert got["eff[W4A16]"] == pytest.approx(0.9, rel=1e-6)
+
+
+def test_compute_planner_in_a_sparse_format(cli, tmp_path):
+    law = sl.get_law("frantar-eff")
+    out = law.plan_compute(SPARSE_TRUE, flops=1e21, sparsity=0.5)
+    assert out["eff"] == 0.85 and out["format"] == "W16A16S50"
+    N, D = out["N_opt"], out["D_opt"]
+    hand = SPARSE_TRUE["A"] * (N * 0.85) ** -0.34 + SPARSE_TRUE["B"] * D ** -0.36 + SPARSE_TRUE["E"]
+    assert out["loss"] == pytest.approx(hand, rel=1e-12) and 6 * N * D == pytest.approx(1e21, rel=1e-12)
+    # Chinchilla with A' = A eff^-alpha: the optimum moves to N_opt(dense) * eff^(-alpha/(alpha+beta))
+    dense = law.plan_compute(SPARSE_TRUE, flops=1e21)
+    assert N / dense["N_opt"] == pytest.approx(0.85 ** (-0.34 / (0.34 + 0.36)), rel=1e-9)
+    with pytest.raises(InputError, match="format W2A16S50 has no fitted efficiency"):
+        law.plan_compute(SPARSE_TRUE, flops=1e21, w_bits=2, sparsity=0.5)
+    with pytest.raises(OptionError, match="sparsity must be a fraction < 1"):
+        law.plan_compute(SPARSE_TRUE, flops=1e21, sparsity=1.0)
+    with pytest.raises(OptionError, match="sparsity must be >= 0"):
+        law.plan_compute(SPARSE_TRUE, flops=1e21, sparsity=-0.5)
+    fit = tmp_path / "fit.json"
+    fit.write_text(json.dumps({"law": "frantar-eff", "params": SPARSE_TRUE}))
+    code, text, err = cli("optimal", "compute", fit, "--flops", "1e21", "--w-bits", "4", "--sparsity", "0.5", "--json")
+    assert code == 0, err
+    assert json.loads(text)["eff"] == 0.6
+
+
+def test_plan_space_is_dense_and_the_fitted_formats():
+    law = FrantarEff.for_runs(sl.load_runs(sparse_table(SPARSE_TRUE)))
+    assert law.plan_space(SPARSE_TRUE) == [
+        {"w_bits": 16.0, "a_bits": 16.0}, {"w_bits": 4.0, "a_bits": 16.0},
+        {"w_bits": 4.0, "a_bits": 16.0, "sparsity": 0.5}, {"w_bits": 16.0, "a_bits": 16.0, "sparsity": 0.5}]

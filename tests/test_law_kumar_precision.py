@@ -48,6 +48,19 @@ def test_registered_with_preset():
     assert sl.resolve_fit("kumar2024-ptq").law == "kumar-ptq"
 
 
+def test_floating_point_weight_preset_is_appendix_n():
+    """Appendix N: "gamma_w = 2.8111 and an exponent bias of b = 0.1240", with Table 2's A, B, E, alpha = beta."""
+    law = sl.get_law("kumar-precision")
+    fp = law.presets["kumar2024-fp"]
+    assert dict(fp.values) == {**PRESET, "gamma_w": 2.8111, "n_w": 0.1240}
+    assert "Appendix N" in fp.source and "16-bit activations" in fp.note
+    runs = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 3e10], "w_bits": [4, 6]})
+    want = [by_hand(fp.values, 1e8, 2e9, 4, 16, 16), by_hand(fp.values, 1e9, 3e10, 6, 16, 16)]
+    np.testing.assert_allclose(law.predict(fp.values, runs), want, rtol=1e-12)
+    # at 16-bit activations and KV cache the integer-type factors it keeps are ~1, as in Eq. 3
+    assert factor(PRESET, 16, 16, 16) / factor(PRESET, 16, 100, 100) == pytest.approx(0.99707, abs=1e-5)
+
+
 def test_predict_matches_formula_empty_cells_are_16():
     law = sl.get_law("kumar-precision")
     df = sl.load_runs(pd.DataFrame({"N": [1e8, 1e8, 5e8], "D": [2e9, 2e9, 1e10], "w_bits": ["", "4", "6"],
@@ -120,6 +133,72 @@ def test_optimal_precision_does_not_move_with_compute():
     assert min(r["bits"] for r in outs[0]["table"]) == 4
 
 
+# ------------------------------------------------ Sec. 4.3.3 / Appendix E.2.2: model size fixed
+def _fixed_n_brute_force(p, C, N, top=64):
+    """The law at P (w, a, kv alike) with D = 16 C / (6 N P), for each integer P in the domain."""
+    return {P: by_hand(p, N, 16 * C / (6 * N * P), P, P, P) for P in range(4, top + 1)}
+
+
+@pytest.mark.parametrize("flops, N", [(1e21, 1e9), (1e23, 8e9), (1e25, 7e10), (3.8e25, 4.05e11)])
+def test_fixed_size_precision_is_the_brute_force_optimum(flops, N):
+    out = sl.get_law("kumar-precision").plan_precision(PRESET, flops=flops, N=N)
+    brute = _fixed_n_brute_force(PRESET, flops, N)
+    best = min(brute, key=brute.get)
+    assert out["bits_opt"] == best and out["loss"] == pytest.approx(brute[best], rel=1e-12)
+    assert out["D_opt"] == pytest.approx(16 * flops / (6 * N * best), rel=1e-12)
+    r = minimize_scalar(lambda P: by_hand(PRESET, N, 16 * flops / (6 * N * P), P, P, P), bounds=(3.2, 64),
+                        method="bounded", options={"xatol": 1e-10})
+    assert out["bits_opt_continuous"] == pytest.approx(r.x, abs=1e-5)
+
+
+def test_fixed_size_precision_grows_with_compute_while_the_joint_optimum_does_not():
+    """Finding 3: jointly optimal P is independent of C; with N fixed, P*(C) grows (like log C)."""
+    law = sl.get_law("kumar-precision")
+    budgets = np.logspace(21, 29, 5)
+    fixed = [law.plan_precision(PRESET, flops=C, N=8e9)["bits_opt_continuous"] for C in budgets]
+    joint = [law.plan_precision(PRESET, flops=C)["bits_opt_continuous"] for C in budgets]
+    assert np.all(np.diff(fixed) > 0) and fixed[-1] - fixed[0] > 15
+    assert max(joint) - min(joint) < 1e-3
+    # log-like: each factor 100 of compute adds about the same number of bits once P is large
+    steps = np.diff(fixed)
+    assert steps[-1] == pytest.approx(steps[-2], rel=0.05)
+
+
+def test_fixed_size_growth_matches_the_first_order_condition():
+    """Eq. 20-23 with one precision factor f = 1 - eps, eps = e^(n - P/gamma), left (the others saturated):
+    the first-order condition (alpha/gamma) A N^-alpha eps f^(-alpha-1) = beta B (6N/16)^beta C^-beta P^(beta-1)
+    gives dP*/d ln C = beta / (1/gamma + (alpha + 1) eps / (gamma f) - (1 - beta)/P), which tends to Eq. 23's
+    beta gamma as C grows."""
+    p = {**PRESET, "gamma_a": 0.3, "gamma_kv": 0.3, "n_a": 0.0, "n_kv": 0.0}  # only the weights matter at P > 10
+    law = sl.get_law("kumar-precision")
+    for C in (1e25, 1e30):
+        out = law.plan_precision(p, flops=C, N=1e9)
+        P, g, b, a = out["bits_opt_continuous"], p["gamma_w"], p["beta"], p["alpha"]
+        assert 12 < P < 60
+        eps = math.exp(p["n_w"] - P / g)
+        want = b / (1 / g + (a + 1) * eps / (g * (1 - eps)) - (1 - b) / P)
+        assert out["bits_per_e_fold"] == pytest.approx(want, rel=1e-4)
+        assert out["asymptotic_bits_per_e_fold"] == pytest.approx(b * g, rel=1e-12)
+    # with Table 2's three factors the slowest-decaying one (largest gamma, the weights') sets the asymptote
+    assert law.plan_precision(PRESET, flops=1e23, N=1e9)["asymptotic_bits_per_e_fold"] == pytest.approx(
+        0.4965 * 2.6745, rel=1e-12)
+
+
+def test_fixed_size_precision_reports_the_top_of_its_range():
+    out = sl.get_law("kumar-precision").plan_precision(PRESET, flops=1e45, N=1e9)
+    assert out["bits_opt"] == 64 and "64-bit edge" in out["summary"]
+    assert math.isnan(out["bits_per_e_fold"])
+
+
+def test_domain_is_every_factor_positive_not_just_their_product():
+    """At P = 2 the a and kv factors are both negative, so N_eff > 0 while the law is outside its domain."""
+    law = sl.get_law("kumar-precision")
+    runs = {"N": [1e9] * 4, "D": [1e11] * 4, "w_bits": [2.0, 16, 16, 6], "a_bits": [2.0, 3, 3.2, 6],
+            "kv_bits": [2.0, 16, 16, 6]}
+    assert factor(PRESET, 2, 2, 2) > 0
+    assert list(law.in_domain(PRESET, runs)) == [False, False, True, True]  # a_bits > gamma_a n_a = 3.11
+
+
 def test_compute_planner_at_a_precision():
     law = sl.get_law("kumar-precision")
     out = law.plan_compute(PRESET, flops=1e22, w_bits=4)
@@ -142,6 +221,7 @@ def test_absent_precision_column_means_16_bits_and_missing_column_is_named():
 @pytest.mark.parametrize("method, opts, msg", [
     ("plan_precision", dict(flops=0.0), "flops must be a finite number > 0"),
     ("plan_precision", dict(), "flops is required"),
+    ("plan_precision", dict(flops=1e21, N=0), "N must be a finite number > 0"),
     ("plan_compute", dict(flops=1e21, w_bits=0), "w_bits must be a number of bits >= 1"),
     ("plan_compute", dict(flops=1e21, a_bits=3), "outside the law's domain"),
 ])
@@ -155,3 +235,6 @@ def test_cli_precision_planner(capsys):
     ans = run_planner("precision", "kumar2024", {"flops": "1e23"}, as_json=True)
     assert ans["bits_opt"] == 7 and ans["best"]["bits"] == 7
     assert '"bits_opt": 7' in capsys.readouterr().out
+    ans = run_planner("precision", "kumar2024", {"flops": "1e23", "N": "8B"}, as_json=True)
+    brute = _fixed_n_brute_force(PRESET, 1e23, 8e9)
+    assert ans["bits_opt"] == min(brute, key=brute.get) and ans["inputs"]["N"] == 8e9

@@ -49,7 +49,7 @@ def h_chinchilla(p, r):
 
 def h_kumar_ptq(p, r):
     P = _bits(r, "ptq_bits")
-    ptq = p["C_T"] * r["D"] ** p["gamma_D"] / r["N"] ** p["gamma_N"] * math.exp(-P / p["gamma_post"])
+    ptq = p["C_T"] * r["D"] ** p["gamma_D"] / r["N"] ** p["gamma_N"] * math.exp(-P / p["gamma_post"] + p.get("b", 0))
     return h_chinchilla(p, r) + (ptq if P < 16 else 0.0)
 
 
@@ -60,8 +60,22 @@ def h_kumar_precision(p, r):
     return p["A"] * (r["N"] * f) ** -p["alpha"] + p["B"] * r["D"] ** -p["beta"] + p["E"]
 
 
+def h_kumar_unified(p, r):
+    P, bits = _bits(r, "ptq_bits"), {x: _bits(r, f"{x}_bits") for x in ("w", "a", "kv")}
+    if P >= 16:
+        return h_kumar_precision(p, r)
+    n_eff = r["N"] * math.prod(1 - math.exp(-bits[x] / p[f"gamma_{x}"] + p[f"n_{x}"]) for x in bits)
+    rob = math.prod(1 - math.exp(-p[f"C_{x}"] * (bits[x] - P)) for x in bits)
+    return h_kumar_precision(p, r) + (p["C_T"] * math.exp(-P / p["gamma_post"]) * r["D"] ** p["gamma_D"]
+                                      / n_eff ** p["gamma_N"] * rob)
+
+
 def h_ouyang(p, r):
     return p["k"] * r["D"] ** p["beta"] / (r["N"] ** p["alpha"] * r["ptq_bits"] ** p["gamma"])
+
+
+def h_kaplan(p, r):
+    return ((p["N_c"] / r["N"]) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / r["D"]) ** p["alpha_D"]
 
 
 def h_frantar(p, r):
@@ -107,8 +121,9 @@ def h_dremov_qat(p, r):
 
 
 HAND = {"chinchilla": h_chinchilla, "kumar-ptq": h_kumar_ptq, "kumar-precision": h_kumar_precision,
-        "ouyang-qid": h_ouyang, "frantar-eff": h_frantar, "chen-qat": h_chen, "capybara": h_capybara,
-        "dremov-fraction": h_dremov_fraction, "dremov-qat": h_dremov_qat}
+        "kumar-unified": h_kumar_unified,
+        "ouyang-qid": h_ouyang, "kaplan": h_kaplan, "frantar-eff": h_frantar, "chen-qat": h_chen,
+        "capybara": h_capybara, "dremov-fraction": h_dremov_fraction, "dremov-qat": h_dremov_qat}
 
 
 def rows_of(runs):
@@ -240,6 +255,15 @@ def check_critical_data(law, p, hand, **opts):
     assert ans["D_crit"] == pytest.approx(D, rel=1e-4)
 
 
+def check_ptq_bits(law, p, hand, memory=1e9):
+    """Appendix E.3: for each post-training width P, N = 8 memory / P and the best D; the best P wins."""
+    ans = law.plan_bits(p, memory=memory)
+    best = {P: _argmin_log(lambda d: hand(p, dict(N=8 * memory / P, D=d, ptq_bits=P)), 1e6, 1e24)[1]
+            for P in range(1, 16)}
+    assert ans["bits_opt"] == min(best, key=best.get)
+    assert ans["loss"] == pytest.approx(best[ans["bits_opt"]], rel=1e-9)
+
+
 def check_ouyang_data(law, p, hand):
     ans = law.plan_data(p, N=1e9, ptq_bits=4, threshold=0.1)
     D = math.exp(brentq(lambda x: hand(p, dict(N=1e9, D=math.exp(x), ptq_bits=4)) - 0.1, 0, 80))
@@ -316,6 +340,8 @@ PLANNERS = {
     ("kumar-ptq", "compute"): lambda law, p, h: check_compute(law, p, h, after=dict(ptq_bits=4)),
     ("kumar-precision", "precision"): check_kumar_precision,
     ("kumar-precision", "compute"): lambda law, p, h: check_compute(law, p, h, w_bits=6, a_bits=8, kv_bits=8),
+    ("kumar-ptq", "bits"): check_ptq_bits,
+    ("kumar-unified", "data"): lambda law, p, h: check_critical_data(law, p, h, N=1e9, ptq_bits=4, w_bits=6),
     ("ouyang-qid", "data"): check_ouyang_data,
     ("frantar-eff", "compute"): lambda law, p, h: check_compute(law, p, h, w_bits=4, a_bits=4, group_size=32),
     ("chen-qat", "data"): lambda law, p, h: check_critical_data(

@@ -6,7 +6,7 @@ take one (or anything :func:`as_columns` turns into one: a pandas DataFrame from
 on the command line or in Python never imports pandas.
 
 Precision columns a table does not have read as their default
-(:data:`scalinglaws.data.schema.DEFAULTS`: 16 bits), here and only here.
+(:data:`scalinglaws.data.schema.DEFAULTS`: 16 bits; ``sparsity``: 0, dense), here and only here.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Columns:
 
     # ------------------------------------------------------------------ access
     def __getitem__(self, name: str) -> np.ndarray:
-        """The column ``name``; an absent precision column reads as its default (16 bits)."""
+        """The column ``name``; an absent precision column reads as its default (16 bits; sparsity 0)."""
         if name in self._data:
             return self._data[name]
         if name in DEFAULTS:

@@ -36,6 +36,7 @@ ALIASES = {
     "kv_bits": "kv_bits", "kvbits": "kv_bits", "cache_bits": "kv_bits",
     "ptq_bits": "ptq_bits", "post_bits": "ptq_bits",
     "group_size": "group_size", "groupsize": "group_size",
+    "sparsity": "sparsity", "weight_sparsity": "sparsity",
     "block_size": "group_size", "blocksize": "group_size",
     "exp_bits": "exp_bits", "exponent_bits": "exp_bits", "e_bits": "exp_bits",
     "man_bits": "man_bits", "mantissa_bits": "man_bits", "m_bits": "man_bits",
@@ -130,7 +131,8 @@ def load_runs(source, *, mapping: Mapping[str, str] | Iterable[str] | None = Non
         Extra renames for headers the aliases do not know.
     required : iterable of str
         Canonical columns that must be present (a law's needs).  Empty cells in a
-        required column are an error, except precision columns (empty = 16 bits).
+        required column are an error, except precision columns (empty = 16 bits) and
+        ``sparsity`` (empty = 0, dense).
     where : str, optional
         A filter such as ``"N>=1e8 and D<300B"`` (pandas ``query`` syntax; suffixes allowed).
     exclude_top : int

@@ -70,6 +70,17 @@ def human(x: float, digits: int = 3) -> str:
             return text + unit
 
 
+def human_bytes(x: float, digits: int = 3) -> str:
+    """Short form of a size in bytes, decimal units as :func:`parse_bytes` reads them: 8e9 -> '8GB', 512 -> '512 bytes'."""
+    if x is None or not math.isfinite(x):
+        return str(x)
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), (" bytes", 1.0)):
+        if abs(x) >= scale or scale == 1.0:     # "bytes", not "B", which means billion elsewhere
+            v = x / scale
+            text = f"{v:.{digits}g}"
+            return (f"{round(v):d}" if "e" in text else text) + unit
+
+
 def format_number(x) -> str:
     """A number for a table: up to 5 significant digits, scientific when very large or small."""
     if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) < 1e6:

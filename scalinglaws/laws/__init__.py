@@ -13,8 +13,10 @@ from scalinglaws.laws.chen_qat import ChenQAT
 from scalinglaws.laws.chinchilla import Chinchilla
 from scalinglaws.laws.dremov_qat import DremovFraction, DremovQAT
 from scalinglaws.laws.frantar_eff import FrantarEff
+from scalinglaws.laws.kaplan import Kaplan
 from scalinglaws.laws.kumar_precision import KumarPrecision
 from scalinglaws.laws.kumar_ptq import KumarPTQ
+from scalinglaws.laws.kumar_unified import KumarUnified
 from scalinglaws.laws.ouyang_qid import OuyangQiD
 
 #: name -> Law instance.  One line per family.
@@ -22,7 +24,9 @@ REGISTRY: dict[str, Law] = {law.name: law for law in (
     Chinchilla(),
     KumarPTQ(),
     KumarPrecision(),
+    KumarUnified(),
     OuyangQiD(),
+    Kaplan(),  # the 16-bit loss that goes with ouyang-qid (Loss_q = Loss_16-bit + dL)
     FrantarEff(),  # its eff[...] parameters depend on the data: see FrantarEff.for_runs
     ChenQAT(),
     Capybara(),

@@ -421,6 +421,27 @@ class Law:
         """The law whose parameters are ``names``, as saved in ``fit.json`` (default: ``self``)."""
         return self
 
+    def in_domain(self, params: Mapping[str, float], runs) -> np.ndarray:
+        """Which runs lie inside the law's domain under ``params`` (default: all of them).
+
+        A law whose formula gives a finite but meaningless number somewhere (an effective
+        parameter count <= 0, say) says so here; planners that search (``scalinglaws plan``)
+        leave those points out.
+        """
+        return np.ones(as_columns(runs).n, bool)
+
+    def plan_space(self, params: Mapping[str, float], **search):
+        """The configurations ``scalinglaws plan`` searches, or None for the default.
+
+        The default (:func:`scalinglaws.laws.plan.space`) is read from the law's columns:
+        training and post-training bits, FP formats, group sizes, the QAT fraction.  A law
+        whose parameters belong to particular formats (one efficiency per fitted format, one
+        quantized setting per fit) returns those instead: a list of dicts of run columns
+        (``w_bits``, ...).  ``search`` holds the user's lists (``bits``, ``w_bits``, ``a_bits``,
+        ``group_sizes``, ``qat_fractions``; None when not given), to honour or refuse.
+        """
+        return None
+
     # ------------------------------------------------------------- for the fitter
     def public(self, theta: np.ndarray) -> Vars:
         """Fitted-space vectors (S, P) -> public parameter columns (S, 1) by name."""

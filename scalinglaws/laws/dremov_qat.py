@@ -8,6 +8,47 @@ quantized weights); ``S_total``, ``S_fp`` and ``S_qat`` use D_fp + D_qat, D_fp a
 
 Two laws, two registry entries.
 
+What was checked against the paper, and how
+-------------------------------------------
+The stored copy of the paper (arXiv HTML) could be read only as far as its abstract, so
+the rest was established from two independent summaries that quote the paper's equations
+(papernotes.org, English and Chinese notes of the ICLR 2026 version) and the ICLR 2026
+reviews (OpenReview), checked against each other and against the algebra:
+
+* ``S_total = D_total / (N B / 8)``: quoted as such ("normalizing training tokens by the
+  quantized parameter bytes").  ``S_qat`` and ``S_fp`` are not spelled out in the summaries,
+  but they share that denominator: the fraction law is derived from a straight line between
+  ``log S_total`` and the optimal ``log S_qat``, and ``f = S_qat / S_total = D_qat / D_total``
+  holds only with the same ``N B / 8`` under both (reviewer 4 also describes Fig. 1 as QAT
+  tokens-per-byte against total tokens-per-byte).  So ``S_qat = D_qat / (N B / 8)`` and
+  ``S_fp = D_fp / (N B / 8)``, as implemented.
+* The fraction law is quoted as ``f_hat(D_total, N, B) = exp(log S_total - a / log S_total) /
+  S_total`` with ``a = 6.7297`` (MAE 0.091 on the paper's optima).  The log is the natural
+  log: the formula pairs it with ``exp`` so that ``exp(log S_total) = S_total``, which makes
+  ``f_hat = exp(-a / ln S_total)`` and ``f_hat = S_qat / S_total`` with ``ln S_qat = ln S_total
+  - a / ln S_total``; with log10 the first term would not cancel (``exp(log10 S) != S``) and
+  ``f_hat`` would no longer be ``S_qat / S_total``.  Its argument is ``S_total`` (tokens per
+  parameter byte of the whole run), not D/N.
+* The unified loss's penalty terms are quoted term by term as implemented below (irreducible
+  ``theta 2^(-kappa B)``, pure QAT ``phi 2^(-chi B) / (N^psi S_qat^omega)``, FP/QAT interaction
+  ``lambda 2^(-mu B) / (N^nu S_fp^xi S_qat^rho)``), fitted with a Huber loss.
+* **Not established:** the Chinchilla part is quoted only as "Chinchilla-like"; this law uses
+  ``E + A / N^alpha + B / (D_fp + D_qat)^beta`` (all tokens trained), which we could not check
+  against the paper's equation, and gives full-precision rows (``w_bits >= 16``) no penalty, a
+  choice of this toolkit.  The paper's fitted constants of the loss law (its appendix) were not
+  readable, hence no preset.
+* **FP-loss regularisation, not implemented:** reviewer 1 of the ICLR review writes that "the
+  full-precision loss regularisation used to fit the unified law is crucial to interpreting
+  Fig. 5 and the FP-vs-QAT comparisons, but it's only described in Appendix E".  So the paper's
+  fit does depend on such a term, but its form (which FP losses, what penalty, what weight)
+  is in Appendix E, which we could not read; nothing is invented here.  What the toolkit offers
+  today: full-precision rows in the fitted table already tie the Chinchilla part to the FP
+  runs' losses with the same (unit) weight as every QAT run, and a law can add pseudo-rows
+  with targets of its own in :meth:`Law.prepare` / :meth:`Law.observed` / :meth:`Law.design`
+  (an extra indicator column, as ``q`` here).  A *weighted* penalty (a regularisation strength)
+  would need a law-declared per-row weight that :class:`scalinglaws.fitting.problem.Problem`
+  passes to the fitter (today weights reach the fitter only as bootstrap counts).
+
 ``dremov-fraction`` -- the optimal QAT fraction
 -----------------------------------------------
 ::
@@ -25,7 +66,8 @@ contributes one point, the fraction of its lowest-loss run, at its S_total (that
 ``n_runs`` of the fit counts groups).  Groups with a single fraction carry no
 information about the optimum and are skipped; rows with ``w_bits >= 16`` (no
 quantization) are ignored.  The fit is in log space: ``log f = -a / ln S_total``.
-Preset ``dremov2025``: a = 6.7297 (f* = 0.23 at S_total = 100, 0.56 at S_total = 1e5).
+Preset ``dremov2025``: a = 6.7297 (so f* = 0.23 at S_total = 100 and 0.56 at S_total = 1e5, worked
+out from the formula; the paper prints the formula and a).
 
 ``dremov-qat`` -- the unified loss
 ----------------------------------

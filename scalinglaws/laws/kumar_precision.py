@@ -14,9 +14,15 @@ empty or a column absent).  ``fix={"n_w": 0, "n_a": 0, "n_kv": 0}``
 as published to every row, 16-bit ones included (at 16 bits each factor is close to,
 but not exactly, 1).
 
-Domain: each factor must be positive, ``P_x > gamma_x n_x``; below that N_eff <= 0
-and the law says nothing (with the ``kumar2024`` constants: a_bits > 3.11, kv_bits > 2.32,
-w_bits > 0.81).
+Where the offsets go: Appendix K says "a fit of the form e^{x/gamma_x} in the main text is
+really computed with offset e^{x/gamma_x + n}", x = -P here.  The sign is the one that gives
+the paper's compute-optimal 7-8 bits (Sec. 4.3.2) with Table 2's constants: with
+exp(-P/gamma_x + n_x) the optimum is 7.0 bits, without the offsets it is 3.5 bits, and with
+-n_x it falls to the lowest precision searched.
+
+Domain (:meth:`in_domain`): each factor must be positive, ``P_x > gamma_x n_x``; below that
+the law says nothing, even where two negative factors give N_eff > 0 (with the ``kumar2024`` constants: a_bits > 3.11, kv_bits > 2.32,
+w_bits > 0.81; the paper, Appendix L, finds runs with P_a <= 3 or P_kv <= 3 unstable).
 
 The scale parameters A, B, E are fitted as their logarithms.
 
@@ -28,7 +34,16 @@ B, beta : scale and exponent of the finite-data term.
 gamma_w, gamma_a, gamma_kv : bit scale of each precision's effect (larger: more sensitive).
 n_w, n_a, n_kv : offsets of each precision's effect (0 in the main text's plain form).
 
-Preset ``kumar2024``: Kumar et al. 2024, Appendix K, Table 2.
+Presets
+-------
+``kumar2024``: Appendix K, Table 2 (integer-type training; Table 2's gamma_i, n_i are the
+activations' gamma_a, n_a).
+``kumar2024-fp``: Appendix N (Fig. 16), floating-point *weight* training: "gamma_w = 2.8111
+and an exponent bias of b = 0.1240", fitted "with the constants A, B, E, alpha = beta listed
+in the table" (Table 2).  The bias is this law's n_w (the same offset convention as
+Appendix K).  Appendix N fits weights only (its form is Eq. 3); gamma_a, gamma_kv, n_a, n_kv
+are not fitted there, so the preset keeps Table 2's integer-type values for them: use it
+for rows with 16-bit activations and KV cache, where those factors are 0.9971 and 1.0000.
 
 Planners
 --------
@@ -40,12 +55,19 @@ with D = 16 C / (6 N P) the law is Chinchilla with A' = A f(P)^-alpha
 alpha = beta the best loss is E + 2 sqrt(A B) (P / (f(P) C'))^(alpha/2), minimised by
 the P that minimises P / f(P) whatever the budget: the paper's finding that the
 compute-optimal precision does not depend on compute (7-8 bits with ``kumar2024``).
+With ``--N`` the model size is fixed (Sec. 4.3.3, Appendix E.2.2): only P and
+D = 16 C / (6 N P) are chosen, over 1-64 bits.  Then P* grows with compute; Eq. 23 gives
+P* ~ beta gamma ln C at large C.  With three factors the slowest-decaying one (the largest
+gamma_x) sets that gamma, so ``asymptotic_bits_per_e_fold`` = beta max(gamma_x); the
+planner also reports the local growth dP*/d ln C at the budget asked.
 ``compute`` (``--flops``, optional ``--w-bits``, ``--a-bits``, ``--kv-bits``, 16 by
 default): compute-optimal N and D at that training precision for C = 6ND (FLOPs
 counted as in 16-bit; for a precision-aware cost see ``precision``).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -56,6 +78,11 @@ from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 _KINDS = ("w", "a", "kv")
+
+#: Appendix K, Table 2 (integer-type fits)
+TABLE2 = {"E": 2.7648, "A": 4.299e3, "B": 1.806e4, "alpha": 0.4965, "beta": 0.4965,
+          "gamma_w": 2.6745, "gamma_a": 2.2102, "gamma_kv": 0.9578,
+          "n_w": 0.3037, "n_a": 1.4072, "n_kv": 2.4185}
 
 
 def precision_factor(p, w_bits, a_bits, kv_bits, m=np):
@@ -69,6 +96,19 @@ def precision_factor(p, w_bits, a_bits, kv_bits, m=np):
 def min_bits(params) -> float:
     """The smallest precision P (all of w, a, kv alike) with N_eff > 0: max_x gamma_x n_x (or 0)."""
     return max(0.0, *(params[f"gamma_{x}"] * params[f"n_{x}"] for x in _KINDS))
+
+
+def best_bits(loss, lo: float, hi: float, n: int = 1501) -> float:
+    """The continuous minimiser of ``loss`` (a function of an array of bits) on [lo, hi]: a grid of
+    ``n`` points, then a bounded refinement around its best point."""
+    from scipy.optimize import minimize_scalar
+    grid = np.linspace(lo, hi, n)
+    vals = np.asarray(loss(grid), dtype=float)
+    k = int(np.nanargmin(vals))
+    left, right = grid[max(k - 1, 0)], grid[min(k + 1, n - 1)]
+    opt = minimize_scalar(lambda P: float(loss(np.array([P]))[0]), bounds=(left, right), method="bounded",
+                          options={"xatol": 1e-9})
+    return float(opt.x) if opt.fun <= vals[k] else float(grid[k])
 
 
 class KumarPrecision(Law):
@@ -92,15 +132,18 @@ class KumarPrecision(Law):
     )
     columns = ("N", "D", "w_bits", "a_bits", "kv_bits")
     presets = {
-        "kumar2024": Preset(
-            {"E": 2.7648, "A": 4.299e3, "B": 1.806e4, "alpha": 0.4965, "beta": 0.4965,
-             "gamma_w": 2.6745, "gamma_a": 2.2102, "gamma_kv": 0.9578,
-             "n_w": 0.3037, "n_a": 1.4072, "n_kv": 2.4185},
-            "Kumar et al. 2024, Scaling Laws for Precision, Appendix K, Table 2 (with offsets n_x)"),
+        "kumar2024": Preset(dict(TABLE2),
+                            "Kumar et al. 2024, Scaling Laws for Precision, Appendix K, Table 2 (with offsets n_x)"),
+        "kumar2024-fp": Preset(
+            {**TABLE2, "gamma_w": 2.8111, "n_w": 0.1240},
+            "Kumar et al. 2024, Scaling Laws for Precision, Appendix N (Fig. 16): floating-point weight training, "
+            "gamma_w = 2.8111 and exponent bias b = 0.1240 (n_w), with Table 2's A, B, E, alpha = beta",
+            "weights only: gamma_a, n_a, gamma_kv, n_kv are Table 2's integer-type values (not fitted in "
+            "Appendix N); use with 16-bit activations and KV cache"),
     }
     planners = (
-        Planner("precision", "compute-optimal training precision for C = (6/16) N D P", "plan_precision",
-                required=("flops",)),
+        Planner("precision", "compute-optimal training precision for C = (6/16) N D P (with --N: at that model "
+                             "size)", "plan_precision", required=("flops",), optional=("N",)),
         Planner("compute", "compute-optimal N and D for C = 6ND at a training precision", "plan_compute",
                 required=("flops",), optional=("w_bits", "a_bits", "kv_bits")),
     )
@@ -111,6 +154,11 @@ class KumarPrecision(Law):
     def formula(self, p, x, m=np):
         n_eff = x.N * precision_factor(p, x.w_bits, x.a_bits, x.kv_bits, m)
         return p.A / n_eff ** p.alpha + p.B / x.D ** p.beta + p.E
+
+    def in_domain(self, params, runs):
+        """Runs with every factor positive, P_x > gamma_x n_x (N_eff > 0 with no factor negative)."""
+        X = Law.design(self, runs)
+        return np.all([X[f"{x}_bits"] > params[f"gamma_{x}"] * params[f"n_{x}"] for x in _KINDS], axis=0)
 
     def example(self):
         combos = ([(16, 16, 16)] + [(w, 16, 16) for w in (3, 4, 6)] + [(16, a, 16) for a in (4, 5, 8)]
@@ -127,11 +175,13 @@ class KumarPrecision(Law):
         return {"bits": P, "N_opt": res["N_opt"], "D_opt": res["D_opt"], "N_eff": res["N_opt"] * f,
                 "N_eff_over_N": f, "tokens_per_param": res["tokens_per_param"], "loss": res["loss"]}
 
-    def plan_precision(self, params, flops):
-        """Compute-optimal training precision P (w, a, kv alike) for C = (6/16) N D P."""
-        from scipy.optimize import minimize_scalar
+    def plan_precision(self, params, flops, N=None):
+        """Compute-optimal training precision P (w, a, kv alike) for C = (6/16) N D P; at model size ``N``
+        if given (only P and D chosen)."""
         p = params
         lo = min_bits(p)  # N_eff <= 0 at or below this precision
+        if N is not None:
+            return self._precision_at_size(p, flops, N, lo)
         rows = [self._at_precision(p, flops, float(P)) for P in range(1, 17) if P > lo]
         if not rows:
             raise InputError(f"these parameters leave no precision of 1-16 bits inside the law's domain "
@@ -139,21 +189,7 @@ class KumarPrecision(Law):
         for r in rows:
             r["bits"] = int(r["bits"])
         best = min(rows, key=lambda r: r["loss"])
-
-        def loss(P):
-            return self._at_precision(p, flops, P)["loss"]
-
-        # continuous optimum: a fine grid, then a bounded refinement around its best point
-        a = max(lo + 1e-6, 1.0)
-        grid = np.linspace(a, 16.0, 1501)
-        vals = np.array([loss(P) for P in grid])
-        k = int(np.nanargmin(vals))
-        left, right = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-        if right > left:
-            opt = minimize_scalar(loss, bounds=(left, right), method="bounded", options={"xatol": 1e-6})
-            p_cont = float(opt.x) if opt.fun <= vals[k] else float(grid[k])
-        else:
-            p_cont = float(grid[k])
+        p_cont = best_bits(lambda Ps: [self._at_precision(p, flops, P)["loss"] for P in Ps], max(lo + 1e-6, 1.0), 16.0)
         cont = self._at_precision(p, flops, p_cont)
         out = {"flops": float(flops), "bits_opt": best["bits"], "N_opt": best["N_opt"], "D_opt": best["D_opt"],
                "loss": best["loss"], "bits_opt_continuous": p_cont, "loss_continuous": cont["loss"],
@@ -165,6 +201,40 @@ class KumarPrecision(Law):
                           f"(C = (6/16) N D P); continuous optimum {p_cont:.2f} bits")
         if lo >= 1:
             out["summary"] += f"; precisions <= {lo:.3g} bits are outside the law's domain (N_eff <= 0)"
+        return out
+
+    def _precision_at_size(self, p, flops, N, lo, top=64):
+        """Appendix E.2.2: N fixed, P and D = 16 C / (6 N P) chosen for C = (6/16) N D P."""
+        if lo >= top:
+            raise InputError(f"these parameters leave no precision of 1-{top} bits inside the law's domain "
+                             f"(N_eff > 0 needs P > {lo:.3g} bits)")
+
+        def loss(Ps, C=flops):
+            Ps = np.asarray(Ps, dtype=float)
+            return self.at(p, N=np.full(Ps.shape, float(N)), D=16.0 * C / (6.0 * N * Ps), w_bits=Ps, a_bits=Ps,
+                           kv_bits=Ps)
+
+        ints = np.array([P for P in range(1, top + 1) if P > lo], dtype=float)
+        losses = loss(ints)
+        rows = [{"bits": int(P), "D": 16.0 * flops / (6.0 * N * P), "tokens_per_param": 16.0 * flops / (6.0 * N * N * P),
+                 "N_eff_over_N": float(precision_factor(p, P, P, P)), "loss": float(L)} for P, L in zip(ints, losses)]
+        best = rows[int(np.nanargmin(losses))]
+        a = max(lo + 1e-6, 1.0)
+        p_cont = best_bits(loss, a, float(top))
+        h = 0.1  # dP*/d ln C by a central difference of the continuous optimum
+        up, down = (best_bits(lambda Ps, C=flops * math.exp(s): loss(Ps, C), a, float(top)) for s in (h, -h))
+        slope = (up - down) / (2 * h) if a < min(up, down) and max(up, down) < top else float("nan")
+        asym = p["beta"] * max(p[f"gamma_{x}"] for x in _KINDS)
+        out = {"flops": float(flops), "N": float(N), "bits_opt": best["bits"], "D_opt": best["D"],
+               "tokens_per_param": best["tokens_per_param"], "loss": best["loss"],
+               "bits_opt_continuous": p_cont, "loss_continuous": float(loss([p_cont])[0]),
+               "D_opt_continuous": 16.0 * flops / (6.0 * N * p_cont), "bits_per_e_fold": slope,
+               "asymptotic_bits_per_e_fold": asym, "min_bits_domain": lo, "table": rows, "best": best}
+        edge = f" (at the {top}-bit edge of the range searched)" if best["bits"] == top else ""
+        out["summary"] = (f"at N = {human(N)} parameters train in {best['bits']} bits{edge}: D = {human(best['D'])} "
+                          f"tokens, loss {best['loss']:.4f} for C = {flops:.3g} FLOPs (C = (6/16) N D P); continuous "
+                          f"optimum {p_cont:.2f} bits, growing {slope:.3g} bits per e-fold of compute here "
+                          f"(beta max(gamma_x) = {asym:.3g} as C grows, Eq. 23)")
         return out
 
     def plan_compute(self, params, flops, w_bits=UNQUANTIZED_BITS, a_bits=UNQUANTIZED_BITS, kv_bits=UNQUANTIZED_BITS):

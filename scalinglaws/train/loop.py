@@ -25,7 +25,7 @@ import torch
 
 from scalinglaws.data.atomic import atomic_path
 from scalinglaws.data.errors import InputError
-from scalinglaws.data.schema import CANONICAL
+from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
 from scalinglaws.data.units import parse_number
 
 from scalinglaws.train.data import Corpus
@@ -507,7 +507,7 @@ def _cell(v) -> str:
 
 
 #: Every column the trainer writes, in the order of a new file's header.
-COLUMNS = tuple(CANONICAL) + tuple(EXTRA)
+COLUMNS = tuple(c for c in CANONICAL if c not in NOT_TRAINED) + tuple(EXTRA)
 
 #: Columns a CSV must have to be taken for the trainer's run table (with every other
 #: column of its header one of :data:`COLUMNS`).  The trainer has written them since its

@@ -23,6 +23,11 @@
    parameters; the irreducible loss ``E`` above the smallest observed loss (a law that
    cannot go below E then overshoots the data it claims to fit); a column the law uses
    with one value only.
+5. **Profile intervals** (:mod:`scalinglaws.trust.profile`): how far each parameter can move
+   before the objective rises by the calibrated threshold; an end that reaches the
+   parameter's bound means the data cannot pin it down, and the warning names the
+   parameters that trade off against it.  Unlike a correlation, this does not depend on
+   how the other parameters are written.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError  # noqa: F401
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import Problem, load_table
+from scalinglaws.trust.profile import profile as profile_intervals, profile_warnings
 
 NEAR = defaults.NEAR
 #: condition number above which the problem is called ill-conditioned
@@ -62,6 +68,7 @@ class Diagnosis:
     jacobian: dict
     warnings: list = field(default_factory=list)
     n_distinct: int | None = None  # all distinct optima among the converged starts (``optima`` shows the best)
+    profile: dict | None = None    # profile intervals (:func:`scalinglaws.trust.profile.profile`)
 
     @property
     def n_optima(self) -> int:
@@ -70,7 +77,7 @@ class Diagnosis:
     def to_dict(self) -> dict:
         return {"law": self.law, "n_runs": self.n_runs, "n_starts": self.n_starts, "n_converged": self.n_converged,
                 "n_optima": self.n_optima, "optima": self.optima, "spread": self.spread, "on_bound": self.on_bound,
-                "hessian": self.hessian, "jacobian": self.jacobian, "warnings": self.warnings}
+                "hessian": self.hessian, "jacobian": self.jacobian, "profile": self.profile, "warnings": self.warnings}
 
 
 def distinct_optima(xs: np.ndarray, funs: np.ndarray, converged: np.ndarray | None = None,
@@ -138,7 +145,7 @@ def _data_warnings(law, table: pd.DataFrame, fit: FitResult, warnings: list) -> 
 
 
 def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max_optima: int = 10,
-             refit_kw: dict | None = None) -> Diagnosis:
+             refit_kw: dict | None = None, profile: bool = True, level: float = defaults.LEVEL) -> Diagnosis:
     """Diagnose ``fit`` on the ``runs`` it was made on (a canonical table or a path).
 
     When ``fit`` has no ``multistart`` record (a ``fit.json`` loaded from disk) the fit is
@@ -239,6 +246,12 @@ def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max
 
     # 4. data ---------------------------------------------------------------------------------
     _data_warnings(law, prob.table, fit, warnings)
+
+    # 5. profile intervals: open ends name the parameters that cannot be pinned down ----------------
+    prof = None
+    if profile:
+        prof = profile_intervals(fit, table, level=level)
+        warnings.extend(profile_warnings(law, prof))
     return Diagnosis(law=law.name, n_runs=len(prob.table), optima=shown, n_starts=int(ms.n_starts),
                      n_converged=n_conv, spread=spread, on_bound=on_bound, hessian=hessian, jacobian=jac,
-                     warnings=warnings, n_distinct=len(optima))
+                     warnings=warnings, n_distinct=len(optima), profile=prof)
