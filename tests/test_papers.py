@@ -3,17 +3,13 @@ tolerance, or is a known difference with its reason; docs/papers.md is the scrip
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("reproduce_papers", ROOT / "examples" / "reproduce_papers.py")
-script = importlib.util.module_from_spec(spec)
-sys.modules["reproduce_papers"] = script
-spec.loader.exec_module(script)
+script = load_script("examples/reproduce_papers.py")
 
 ROWS = script.rows()
 CACHE: dict = {}

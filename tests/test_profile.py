@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,10 +12,9 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.problem import Problem
 from scalinglaws.trust.profile import profile, profile_warnings, threshold
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("profile_coverage", ROOT / "benchmarks" / "profile_coverage.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from conftest import load_script
+
+bench = load_script("benchmarks/profile_coverage.py")
 TRUTH = bench.TRUTH
 
 

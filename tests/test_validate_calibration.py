@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +9,10 @@ import numpy as np
 import scalinglaws as sl
 from scalinglaws.fitting.synthetic import grid, simulate
 from scalinglaws.trust.validate import holdout, leave_one_out
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("validate_calibration", ROOT / "benchmarks" / "validate_calibration.py")
-calibration = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(calibration)
+calibration = load_script("benchmarks/validate_calibration.py")
 TRUTH = calibration.TRUTH
 
 
