@@ -1,6 +1,7 @@
 """Fit the quantization laws to the trainer's runs and compare the trends with the papers.
 
     python examples/fit_trainer_runs.py [data/trainer_runs.csv]
+    python examples/fit_trainer_runs.py data/ladder_runs.csv
 
 The table (made by ``scalinglaws sweep data/trainer_sweep.toml``, see data/README.md)
 holds full-precision (FP) runs, post-training-quantization (PTQ) rows of them, and
@@ -11,8 +12,10 @@ channel / per token or with one scale per 32 inputs (G32).  This script
    the FP loss at the same N and D; PTQ degradation = loss - loss_fp;
 2. fits the laws that apply: ``chinchilla`` (FP rows), ``kumar-ptq`` (FP + PTQ rows),
    ``ouyang-qid`` (PTQ rows), ``chen-qat`` (FP rows + one QAT bit-width at a time, both
-   granularities; per-channel rows get G = d_model) and ``kumar-precision`` (FP +
-   per-channel QAT rows);
+   granularities; per-channel rows get G = d_model), ``kumar-precision`` (FP +
+   per-channel QAT rows), ``frantar-eff`` (FP + every integer QAT format) and, when the
+   table has floating-point-format runs (data/ladder_runs.csv), ``capybara`` (FP rows as
+   E8M23 + the ExMy runs);
 3. prints, for each finding of the papers, what the data and the fits say.
 
 Every number printed is computed here from the table; nothing is asserted.
@@ -82,11 +85,12 @@ def main() -> None:
     runs = runs[runs["diverged"] == 0]
     is_ptq = runs["ptq_bits"] < 16
     is_qat = (runs["w_bits"] < 16) | (runs["a_bits"] < 16)
-    fp, ptq, qat = runs[~is_ptq & ~is_qat], runs[is_ptq], runs[is_qat].copy()
+    is_fmt = is_qat & (runs["format"] == "fp") if "format" in runs else is_qat & False   # FP formats ExMy
+    fp, ptq, qat, fmt = runs[~is_ptq & ~is_qat], runs[is_ptq], runs[is_qat & ~is_fmt].copy(), runs[is_fmt].copy()
     qat["G"] = qat["group_size"].fillna(qat["d_model"])
     qat["gran"] = np.where(qat["group_size"].notna(), "G32", "per-ch")
     sizes, budgets = sorted(fp["N"].unique()), sorted(fp["D"].unique())
-    print(f"{PATH}: {len(runs)} rows: {len(fp)} FP, {len(ptq)} PTQ, {len(qat)} QAT; "
+    print(f"{PATH}: {len(runs)} rows: {len(fp)} FP, {len(ptq)} PTQ, {len(qat)} integer QAT, {len(fmt)} FP-format QAT; "
           f"N = {', '.join(human(n, 3) for n in sizes)}; D = {', '.join(human(d, 3) for d in budgets)}")
 
     # ---- 1. the data -------------------------------------------------------------
@@ -98,6 +102,11 @@ def main() -> None:
     print("\nQAT penalty (nats), mean over N and D, by bits and granularity:")
     print(qat.pivot_table(index="w_bits", columns="gran", values="penalty").round(4).sort_index(ascending=False)
           .to_string())
+    if len(fmt):
+        fmt["penalty"] = fmt["loss"].to_numpy() - base.loc[list(zip(fmt["N"], fmt["D"]))].to_numpy()
+        fmt["name"] = [f"E{e:g}M{m:g}" for e, m in zip(fmt["exp_bits"], fmt["man_bits"])]
+        print("\nFP-format QAT penalty (nats), rows N, columns format (mean over D):")
+        print(fmt.pivot_table(index="N", columns="name", values="penalty").round(4).to_string())
     print("\nPTQ degradation loss - loss_fp (nats), mean over N and D, by bits:")
     print(ptq.groupby("ptq_bits")["penalty"].mean().round(4).sort_index(ascending=False).to_string())
 
@@ -124,10 +133,14 @@ def main() -> None:
         if rows["gran"].nunique() == 2 and rows["penalty"].mean() > 0.01:   # needs two group sizes
             data[f"chen-qat W{b:g}A{b:g}"] = pd.concat([fp, rows.assign(group_size=rows["G"])])
     data["kumar-precision"] = pd.concat([fp, qat[qat["gran"] == "per-ch"]])
+    data["frantar-eff"] = pd.concat([fp, qat])            # one efficiency per integer format
+    if len(fmt):   # the FP runs as E8M23 (float32) with the formats' block size: a negligible penalty
+        blocks = fmt["group_size"].iloc[0]
+        data["capybara"] = pd.concat([fp.assign(exp_bits=8, man_bits=23, group_size=blocks), fmt])
     for name, df in data.items():
         law = name.split()[0]
         fix = {"gamma_kv": 0.9578, "n_kv": 2.4185} if law == "kumar-precision" else None  # KV is never quantized here
-        fits[name] = sl.fit(df.drop(columns=["G", "gran", "penalty"], errors="ignore"), law=law,
+        fits[name] = sl.fit(df.drop(columns=["G", "gran", "penalty", "name"], errors="ignore"), law=law,
                             starts=None if law == "ouyang-qid" else 200, seed=0, fix=fix)
     print("\nfits (r = RMS of the log residuals; ouyang-qid: of the degradation):")
     for name, f in fits.items():
@@ -182,6 +195,24 @@ def main() -> None:
          + f"; ouyang-qid gamma={oq['gamma']:.2f}, kumar-ptq gamma_post={ko['gamma_post']:.2f}",
          order_verdict(ptq_bits.to_numpy())),
     ]
+    if len(fmt):
+        by_width = fmt.assign(width=1 + fmt["exp_bits"] + fmt["man_bits"]).groupby("width")["penalty"].mean()
+        f_n, _ = trends(fmt.assign(w_bits=fmt["name"]), ["w_bits"])
+        cp = fits["capybara"].params
+        lines += [
+            ("FP-format QAT penalty rises as the format narrows (Sun et al.)",
+             ", ".join(f"{w:g} bits {v:+.4f}" for w, v in by_width.sort_index(ascending=False).items()),
+             order_verdict(by_width.sort_index(ascending=False).to_numpy())),
+            ("FP-format QAT penalty falls as N grows (Sun: penalty ~ D^beta / N^alpha)",
+             f"{f_n.mean():+.4f} nats per doubling of N (falls in {np.mean(f_n < 0):.0%} of {len(f_n)} series); "
+             f"capybara alpha={cp['alpha']:.3f}", trend_verdict(f_n, -1)),
+        ]
+    effs = {k: v for k, v in fits["frantar-eff"].params.items() if k.startswith("eff[")}
+    per_ch = [effs[f"eff[W{b:g}A{b:g}]"] for b in sorted(qat["w_bits"].unique(), reverse=True)
+              if f"eff[W{b:g}A{b:g}]" in effs]
+    lines.append(("Each format counts as a fraction of its parameters, lower for fewer bits (Frantar et al.)",
+                  ", ".join(f"{k[4:-1]} {v:.3g}" for k, v in sorted(effs.items(), key=lambda kv: -kv[1])),
+                  order_verdict([1 - e for e in per_ch])))
     for claim, evidence, said in lines:
         print(f"- {claim}: {said}\n    {evidence}")
     print(f"\n({RULE})")
