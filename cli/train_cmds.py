@@ -98,11 +98,12 @@ def precision_label(r: dict) -> str:
 
 
 def _show(rows: list[dict]) -> None:
-    """Seven short columns; one line per row instead when the terminal is too narrow for them."""
-    names = ("run", "N", "D", "loss", "steps", "tok/s", "wall s")
+    """Nine short columns; one line per row instead when the terminal is too narrow for them."""
+    names = ("run", "N", "D", "loss", "steps", "tok/s", "FLOP/s", "MFU", "wall s")
     cells = [[precision_label(r), human(r["N"], 3), human(r["D"], 3),
               "-" if r["loss"] is None else f"{r['loss']:.4f}", str(r["steps"]),
-              f"{r['tokens_per_s']:,.0f}", f"{r['wall_s']:.1f}"] for r in rows]
+              f"{r['tokens_per_s']:,.0f}", human(r["model_flops_per_s"], 3),
+              "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%", f"{r['wall_s']:.1f}"] for r in rows]
     from rich.measure import Measurement
     from rich.table import Table
     t = Table(header_style="bold", box=None, pad_edge=False)
@@ -159,19 +160,23 @@ def register(app: typer.Typer) -> None:
         val_tokens: str = typer.Option("131072", "--val-tokens", help="Held-out tokens for the validation loss."),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
+        compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                help="torch.compile the model (default: on with CUDA; never on the CPU)."),
         threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
+        peak_flops: S = typer.Option(None, "--peak-flops",
+                                     help="Device peak FLOP/s for the MFU, e.g. 989e12 or 989T (default: by GPU name)."),
         out: S = typer.Option(None, "--out", "-o",
                               help="CSV to append the row(s) to: absent, empty, or a run table the trainer wrote."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
     ):
         """Train one model and append its canonical row (plus PTQ rows) to --out."""
         _need_torch()
-        from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, train
+        from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, describe_device, plan, train
 
         opts = dict(locals())
         opts = {k: v for k, v in opts.items()
-                if k not in ("out", "quiet", "TrainConfig", "append_rows", "check_run_table", "plan", "train")}
+                if k not in ("out", "quiet", "TrainConfig", "append_rows", "check_run_table", "describe_device",
+                             "plan", "train")}
         opts["format"], opts["compile"] = opts.pop("fmt"), opts.pop("compile_")
         opts["is_symmetric"] = not opts.pop("asymmetric")
         cfg = TrainConfig.from_options(opts, where="option")
@@ -181,7 +186,7 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             _say(f"N={p.shape.n_params:,} (total {p.shape.n_total:,}), layers {p.shape.n_layer}, "
                  f"d_model {p.shape.d_model}, heads {p.shape.n_head}/{p.shape.n_kv_head}, "
-                 f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}")
+                 f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}; {describe_device(cfg)}")
         if quiet:
             rows = train(cfg)
         elif err_console.is_terminal:
@@ -205,7 +210,9 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option(..., "--out", "-o", help="CSV to append rows to; runs already in it are skipped."),
         device: S = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the spec)."),
         threads: I = typer.Option(None, "--threads", help="CPU threads (overrides the spec)."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (CUDA only)."),
+        compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                help="torch.compile each model (default: on with CUDA; never on the CPU)."),
+        peak_flops: S = typer.Option(None, "--peak-flops", help="Device peak FLOP/s for the MFU (default: by GPU name)."),
         executor: S = typer.Option(None, "--executor",
                                    help="inline (default: one run after another in this process), local (one "
                                         "process per run) or slurm (one job per run), through submitit."),
@@ -223,7 +230,7 @@ def register(app: typer.Typer) -> None:
         """Train a grid of models from a TOML spec; resumable, safe to interrupt, on this machine or a cluster."""
         _need_torch()
         from scalinglaws.train.executor import resolve_settings
-        from scalinglaws.train.loop import check_run_table
+        from scalinglaws.train.loop import check_peak_flops, check_run_table
         from scalinglaws.train.sweep import load_sweep, pending, run_sweep
 
         if len(spec) == 2 and spec[0] == "status":
@@ -236,7 +243,7 @@ def register(app: typer.Typer) -> None:
         settings = resolve_settings(sweep.executor, executor=executor, partition=partition,
                                     max_parallel=max_parallel, retries=retries, gpus_per_run=gpus_per_run, poll=poll)
         check_run_table(out)
-        overrides = dict(device=device, threads=threads, compile=compile_ or None)
+        overrides = dict(device=device, threads=threads, compile=compile_, peak_flops=check_peak_flops(peak_flops))
         todo = pending(configs, out, **overrides)
         if settings.name != "inline":
             return _sweep_jobs(sweep, out, settings, todo, overrides, dry_run, quiet)

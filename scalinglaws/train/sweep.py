@@ -227,7 +227,7 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
               **overrides) -> SweepResult:
     """Train every config whose hash is not yet in ``out``; append each run's rows at once.
 
-    ``overrides`` (device, compile, threads) apply to every run and do not change
+    ``overrides`` (device, compile, threads, peak_flops) apply to every run and do not change
     the hashes.  ``on_run(i, n, cfg, status, rows)`` is called with status ``"skip"``,
     ``"start"`` and ``"done"`` (then ``rows`` are the rows just appended, else []); a
     run that another process appended to ``out`` while this one trained it is reported
