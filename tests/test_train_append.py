@@ -15,7 +15,11 @@ import pytest
 pytest.importorskip("torch")
 
 from scalinglaws.data.errors import InputError  # noqa: E402
-from scalinglaws.train.loop import COLUMNS, LATE, append_rows, check_run_table, lock_path, read_rows  # noqa: E402
+from scalinglaws.train.loop import (COLUMNS, LATE, ON_DEMAND, append_rows, check_run_table, lock_path,  # noqa: E402
+                                    read_rows)
+
+#: The header of a new run table that holds byte-level runs only (no shard run's tokenizer columns).
+BYTE_COLUMNS = [c for c in COLUMNS if c not in ON_DEMAND]
 
 # Appends n rows to the table through the real append function, one or two rows per call,
 # once every worker is ready (so that they all write at the same time).
@@ -151,7 +155,17 @@ def test_what_counts_as_a_run_table(tmp_path):
         check_run_table(str(p))
     assert append_rows(str(ok), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "abc"}], unique=True) == 0
     assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "def"}]) == 1
-    assert read_rows(str(empty))[0] == list(COLUMNS)
+    assert read_rows(str(empty))[0] == BYTE_COLUMNS
+    assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "tokenizer": "bpe",
+                                     "vocab_size": 512}]) == 1
+    header, rows = read_rows(str(empty))        # a table with a header never gets the shard columns
+    assert header == BYTE_COLUMNS and [r["config_hash"] for r in rows] == ["def", "ghi"]
+    shards = tmp_path / "shards.csv"             # a new table whose first row is a shard run has them
+    assert append_rows(str(shards), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "jkl", "tokenizer": "bpe",
+                                      "vocab_size": 512}]) == 1
+    assert append_rows(str(shards), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "mno"}]) == 1
+    header, rows = read_rows(str(shards))
+    assert header == list(COLUMNS) and [r["vocab_size"] for r in rows] == ["512", ""]
     bad = {"twice.csv": ("N,D,loss,config_hash,loss\n", "loss appears twice"),
            "cells.csv": ("N,D,loss,config_hash\n1,2,3,abc,extra\n", "line 2 has 5 cells where the header has 4"),
            "blank.csv": ("\nN,D,loss,config_hash\n", "first line is empty"),

@@ -3,6 +3,7 @@ default, the compiled path (through aot_eager), the new row columns and old tabl
 benchmarks/train_gpu.py (--smoke, and the message without CUDA)."""
 
 import csv
+import dataclasses
 import functools
 import json
 import math
@@ -16,7 +17,8 @@ torch = pytest.importorskip("torch")
 from conftest import load_script  # noqa: E402
 from scalinglaws.train import loop, model as model_mod  # noqa: E402
 from scalinglaws.train.data import Corpus  # noqa: E402
-from scalinglaws.train.loop import COLUMNS, LATE, TrainConfig, append_rows, read_rows, train, use_compile  # noqa: E402
+from scalinglaws.train.loop import (COLUMNS, LATE, ON_DEMAND, TrainConfig, append_rows, read_rows, train,  # noqa: E402
+                                    use_compile)
 from scalinglaws.train.model import shape_for  # noqa: E402
 from scalinglaws.train.speed import flops_per_token, mfu, peak_flops  # noqa: E402
 
@@ -41,6 +43,9 @@ def test_flops_per_token_and_mfu_by_hand():
     assert flops_per_token(s, 128) == 6 * 123_200 + 196_608 == 935_808
     assert mfu(s, 128, 1000.0, 1e12) == pytest.approx(935_808 * 1000 / 1e12, rel=1e-12)
     assert mfu(s, 128, 1000.0, None) is None
+    # on token shards the lm head has the shards' vocabulary: 64 x 4096 instead of 64 x 256
+    s4k = dataclasses.replace(s, vocab=4096)
+    assert flops_per_token(s4k, 128) == 6 * (2 * per_layer + 64 + 64 * 4096) + 196_608 == 2_410_368
     # the ~125M benchmark shape: GPT-2 small's body, 85M non-embedding (docs/trainer.md's ladder table)
     big = shape_for(125e6)
     assert (big.n_layer, big.d_model, big.n_head, big.n_params) == (12, 768, 12, 84_953_856)
@@ -156,7 +161,7 @@ def test_row_speed_columns(corpus):
         assert r["model_flops_per_s"] == pytest.approx(per_token * r["tokens_per_s"], rel=1e-3)
     assert plain["mfu"] is None                                           # the CPU has no peak
     assert given["mfu"] == pytest.approx(per_token * given["tokens_per_s"] / 1e12, abs=1e-4)
-    assert list(LATE) == ["model_flops_per_s", "mfu"] and set(LATE) <= set(COLUMNS)
+    assert list(LATE) == ["model_flops_per_s", "mfu", "tokenizer", "vocab_size"] and set(LATE) <= set(COLUMNS)
 
 
 def test_appending_to_the_shipped_table_keeps_its_header(tmp_path, corpus):
@@ -175,12 +180,13 @@ def test_appending_to_the_shipped_table_keeps_its_header(tmp_path, corpus):
     new = dict(zip(old_header, table[-2]))
     assert new["config_hash"] == rows[0]["config_hash"]
     assert float(new["tokens_per_s"]) == pytest.approx(rows[0]["tokens_per_s"], rel=1e-5)
-    # a new table gets the new columns, and a table with them keeps getting them
+    # a new table gets the new columns (the tokenizer ones only from a run on shards), and a
+    # table with them keeps getting them
     fresh = tmp_path / "new.csv"
     append_rows(str(fresh), rows[:1])
     append_rows(str(fresh), rows[1:])
     header, got = read_rows(str(fresh))
-    assert header == list(COLUMNS)
+    assert header == [c for c in COLUMNS if c not in ON_DEMAND] and {"model_flops_per_s", "mfu"} <= set(header)
     assert [float(r["mfu"]) for r in got] == [rows[0]["mfu"]] * 2
 
 

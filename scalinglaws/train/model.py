@@ -1,7 +1,8 @@
 """A small decoder-only transformer with fake-quantized linear layers.
 
 Pre-norm RMSNorm, rotary positions, SwiGLU MLP (FC1 = gate and up, FC2 = down),
-optional grouped-query attention, byte-level vocabulary of 256.  Every linear layer
+optional grouped-query attention; the vocabulary is the 256 byte values, or the token
+shards' ``vocab_size`` (``Shape.vocab``).  Every linear layer
 inside the blocks is a :class:`QuantLinear` that can fake-quantize its weight and its
 input; keys and values inside attention have their own quantizer.  The embedding and
 the lm head stay in full precision unless ``quant_head`` is set.
@@ -53,6 +54,7 @@ class RunOptionError(OptionError):
         head = f"{self.file}: " if self.file else ""
         return head + self.text.format(*[self.FLAGS.get(o) or flag(o) for o in self.options])
 
+#: The byte-level vocabulary (text read as bytes); token shards bring their own size.
 VOCAB = 256
 
 #: The size ladder: (layers, d_model, heads).  ``--params X`` picks the entry whose
@@ -77,6 +79,7 @@ class Shape:
     d_ff: int
     batch_tokens: int
     lr: float
+    vocab: int = VOCAB                   # embedding rows and lm-head outputs (not counted in N)
 
     @property
     def head_dim(self) -> int:
@@ -91,7 +94,7 @@ class Shape:
 
     @property
     def n_total(self) -> int:
-        return self.n_params + 2 * VOCAB * self.d_model
+        return self.n_params + 2 * self.vocab * self.d_model
 
 
 def mlp_width(d_model: int) -> int:
@@ -222,15 +225,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Byte-level language model; ``forward(idx, targets)`` returns the mean loss in nats."""
+    """Language model over ``s.vocab`` tokens; ``forward(idx, targets)`` returns the mean loss in nats."""
 
     def __init__(self, s: Shape, seq_len: int):
         super().__init__()
         self.shape = s
-        self.embed = nn.Embedding(VOCAB, s.d_model)
+        self.embed = nn.Embedding(s.vocab, s.d_model)
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layer))
         self.norm = RMSNorm(s.d_model)
-        self.head = QuantLinear(s.d_model, VOCAB)
+        self.head = QuantLinear(s.d_model, s.vocab)
         cos, sin = rotary_tables(seq_len, s.head_dim)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
@@ -246,7 +249,7 @@ class GPT(nn.Module):
         logits = self.head(self.norm(x)).float()
         if targets is None:
             return logits
-        return F.cross_entropy(logits.view(-1, VOCAB), targets.reshape(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
     def configure_quant(self, w: QuantSpec | None, a: QuantSpec | None, kv: QuantSpec | None = None,
                         fc2_a: QuantSpec | None = None, head: bool = False) -> None:

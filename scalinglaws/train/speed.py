@@ -5,7 +5,7 @@ One definition, shared by the trainer (each run's row) and the benchmarks::
     MFU = (6 N_matmul + 12 n_layer d_model seq_len) * tokens/s / peak
 
 ``N_matmul`` is the weights that multiply every token: the blocks and the lm head, not
-the embedding lookup (``Shape.n_params + 256 d_model``; the norms' few weights are
+the embedding lookup (``Shape.n_params + vocab d_model``, vocab 256 on bytes or the shards' size; the norms' few weights are
 counted too, as nanoGPT and PaLM do).  6 = 2 FLOPs per multiply-add x (forward + two
 backward matmuls).  The second term is the attention scores and the weighted values
 (PaLM, appendix B: ``6 n_layer d_model seq_len`` each for QK^T and AV, forward and
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 
-from scalinglaws.train.model import VOCAB, Shape
+from scalinglaws.train.model import Shape
 
 #: Dense bf16 tensor-core peak in FLOP/s by device name, for FP32 accumulation (what
 #: torch's bf16 matmuls use).  Vendor data sheets give bf16 "with sparsity", twice the
@@ -81,7 +81,7 @@ def peak_flops(device_name: str) -> float | None:
 
 def flops_per_token(shape: Shape, seq_len: int) -> int:
     """Training FLOPs per token: ``6 N_matmul + 12 n_layer d_model seq_len`` (see the module doc)."""
-    n_matmul = shape.n_params + VOCAB * shape.d_model
+    n_matmul = shape.n_params + shape.vocab * shape.d_model
     return 6 * n_matmul + 12 * shape.n_layer * shape.d_model * seq_len
 
 
