@@ -397,8 +397,11 @@ def describe(cfg: TrainConfig) -> str:
     """``N 13.4K, D 12.3K, W4A4 G16`` (N and D as trained)."""
     p = plan(cfg)
     parts = [f"{k}{s.bits}" for k, s in (("W", p.w), ("A", p.a), ("KV", p.kv)) if s is not None]
-    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format == "fp"), None)
-    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp else "".join(parts) or "FP16"
+    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format != "int"), None)
+    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp and fp.format == "fp" else fp.format.upper() if fp else \
+        "".join(parts) or "FP16"
+    if fp and fp.stochastic:
+        prec += " SR"
     if p.fc2_a is not None:
         prec += f" FC2:{p.fc2_a.bits}"
     if cfg.group_size and (p.quantized or p.ptq):
