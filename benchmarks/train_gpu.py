@@ -1,4 +1,4 @@
-"""GPU training speed of the bundled trainer: full precision, int W4A4 G32 and FP8, one ~125M model.
+"""GPU training speed of the bundled trainer: full precision, int W4A4 G32, FP8, E4M3FN, MXFP4, NVFP4; ~125M.
 
 On a machine with a CUDA device, trains the ladder shape nearest 125M parameters (12
 layers, d_model 768, 12 heads: 85M non-embedding with the byte vocabulary, GPT-2
@@ -11,7 +11,7 @@ full precision's, next to the targets: full precision >= 40% MFU, every quantize
 format <= 1.3x full precision's step time.  The quantized formats are fake-quantized
 (quantize-dequantize in bf16/fp32, matmuls in bf16): their ratio is the quantizers' cost.
 
-    python benchmarks/train_gpu.py                     # CUDA; under 8 minutes on an H100/H200
+    python benchmarks/train_gpu.py                     # CUDA; about 10 minutes on an H100/H200 (estimated)
     python benchmarks/train_gpu.py --out speed.json    # also the results as JSON
     python benchmarks/train_gpu.py --peak-flops 989T   # a GPU not in the peak table
     python benchmarks/train_gpu.py --smoke             # seconds on the CPU: tiny model, 3 steps, same path
@@ -49,6 +49,9 @@ RUNS = [
     ("full precision", {}, None),
     ("int W4A4 G32", dict(w_bits=4, a_bits=4, group_size=32), 1.3),
     ("FP8 E4M3 G32", dict(format="fp", exp_bits=4, man_bits=3, group_size=32), 1.3),
+    ("E4M3FN", dict(format="e4m3fn"), 1.3),
+    ("MXFP4", dict(format="mxfp4"), 1.3),
+    ("NVFP4", dict(format="nvfp4"), 1.3),
 ]
 
 #: The full-precision run's target: model FLOPs utilisation of at least this fraction.

@@ -1,8 +1,8 @@
 """Training throughput of the bundled trainer, and the cost of fake quantization.
 
 CPU: tokens/s of a ~1M-parameter model in full precision, integer W4A4 with one scale
-per 32 inputs, and FP8 E4M3 with 32-element blocks, all in this one process, with the
-overhead ratio (time per token of the quantized run over full precision; target <= 1.5).
+per 32 inputs, FP8 E4M3 with 32-element blocks, and the standard MXFP4 and NVFP4, all in
+this one process, with the overhead ratio (time per token of the quantized run over full precision; target <= 1.5).
 The three are timed in turns, ``--repeats`` times, and the median is kept, so that a
 busy machine slows them alike.
 
@@ -42,6 +42,8 @@ CPU_RUNS = {
     "FP32": {},
     "int W4A4 G32": dict(w_bits=4, a_bits=4, group_size=32),
     "FP8 E4M3 G32": dict(format="fp", exp_bits=4, man_bits=3, group_size=32),
+    "MXFP4": dict(format="mxfp4"),
+    "NVFP4": dict(format="nvfp4"),
 }
 
 

@@ -81,9 +81,12 @@ class StepLines:
 
 
 def precision_label(r: dict) -> str:
-    """A row's precision in a few characters: FP16, W4A4 G32, E4M3 G32, PTQ W3, ..."""
+    """A row's precision in a few characters: FP16, W4A4 G32, E4M3 G32, MXFP4, E4M3FN, PTQ W3, ..."""
+    named = r.get("format") not in (None, "", "int", "fp")
     if r.get("ptq_bits") is not None:
         text = f"PTQ W{r['ptq_bits']}"
+    elif named:
+        text = str(r["format"]).upper() + (" SR" if r.get("stochastic_rounding") not in (None, "", 0, "0") else "")
     elif r.get("exp_bits") is not None:
         text = f"E{r['exp_bits']}M{r['man_bits']}"
     else:
@@ -92,7 +95,7 @@ def precision_label(r: dict) -> str:
         text = "".join(parts) or "FP16"
     if r.get("fc2_bits") is not None:
         text += f" FC2:{r['fc2_bits']}"
-    if r.get("group_size") is not None:
+    if r.get("group_size") not in (None, "") and not (named and str(r["format"]).startswith(("mx", "nv"))):
         text += f" G{r['group_size']}"
     return text + (" diverged" if r.get("diverged") else "")
 
@@ -141,7 +144,10 @@ def register(app: typer.Typer) -> None:
         a_bits: I = typer.Option(None, "--a-bits", help="Activation bits (inputs of every linear layer)."),
         kv_bits: I = typer.Option(None, "--kv-bits", help="Key/value bits inside attention."),
         fc2_bits: I = typer.Option(None, "--fc2-bits", help="Bits of the FC2 input (e.g. 8), overriding --a-bits there."),
-        fmt: str = typer.Option("int", "--format", help="int or fp (eXmY, with --exp-bits/--man-bits)."),
+        fmt: str = typer.Option("int", "--format",
+                                help="int; fp (all-finite eXmY, with --exp-bits/--man-bits); or a standard format: "
+                                     "e4m3fn, e5m2 (OCP FP8), mxfp8, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4 "
+                                     "(OCP MX, blocks of 32), nvfp4 (blocks of 16)."),
         exp_bits: I = typer.Option(None, "--exp-bits", help="FP exponent bits."),
         man_bits: I = typer.Option(None, "--man-bits", help="FP mantissa bits."),
         group_size: I = typer.Option(None, "--group-size", help="Elements per scale along the input dimension."),
@@ -150,6 +156,10 @@ def register(app: typer.Typer) -> None:
         a_granularity: str = typer.Option("auto", "--a-granularity",
                                           help="per_tensor, per_token or per_group (auto: per_group with --group-size, else per_token)."),
         asymmetric: bool = typer.Option(False, "--asymmetric", help="Integer min/max quantization with a zero point."),
+        stochastic_rounding: bool = typer.Option(
+            False, "--stochastic-rounding",
+            help="FP formats: round weights and activations stochastically while training (seeded by --seed; "
+                 "evaluation rounds to nearest)."),
         quant_head: bool = typer.Option(False, "--quant-head", help="Quantize the lm head too."),
         qat_fraction: F = typer.Option(None, "--qat-fraction", help="Fraction of tokens trained with QAT (1: from scratch)."),
         d_fp: S = typer.Option(None, "--d-fp", help="Tokens in full precision before QAT."),
@@ -187,7 +197,7 @@ def register(app: typer.Typer) -> None:
         cfg = loop.TrainConfig.from_options(opts, where="option")
         p = loop.plan(cfg)
         if out:
-            loop.check_run_table(out)              # before training, not after
+            loop.check_run_table(out, fills=loop.late_columns(p))      # before training, not after
         elif cfg.checkpoint_every:
             raise InputError("--checkpoint-every needs --out: the checkpoint is kept beside the run table "
                              "(OUT.ckpt/CONFIG_HASH.pt)")

@@ -156,10 +156,20 @@ def test_what_counts_as_a_run_table(tmp_path):
     assert append_rows(str(ok), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "abc"}], unique=True) == 0
     assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "def"}]) == 1
     assert read_rows(str(empty))[0] == BYTE_COLUMNS
-    assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "tokenizer": "bpe",
-                                     "vocab_size": 512}]) == 1
-    header, rows = read_rows(str(empty))        # a table with a header never gets the shard columns
-    assert header == BYTE_COLUMNS and [r["config_hash"] for r in rows] == ["def", "ghi"]
+    before = ok.read_bytes(), empty.read_bytes()   # a table with a header never gets the late columns, and
+    for path, late in ((ok, {"tokenizer": "bpe", "vocab_size": 512}), (empty, {"tokenizer": "bpe"}),
+                       (ok, {"stochastic_rounding": 1})):             # a row that needs one is refused
+        with pytest.raises(InputError, match=f"has no columns? {next(iter(late))}.*write these runs to a new table"):
+            append_rows(str(path), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", **late}])
+        with pytest.raises(InputError, match="write these runs to a new table"):
+            check_run_table(str(path), fills=tuple(late))
+    assert (ok.read_bytes(), empty.read_bytes()) == before
+    assert "stochastic_rounding" in read_rows(str(empty))[0]         # a new table has it: it takes such runs
+    assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "stochastic_rounding": 1}])
+    old_speed = tmp_path / "speed.csv"           # the speed columns are left out of such a table's rows
+    old_speed.write_text(",".join(c for c in BYTE_COLUMNS if c not in LATE) + "\n")
+    assert append_rows(str(old_speed), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "mfu": 0.5}]) == 1
+    assert "mfu" not in read_rows(str(old_speed))[0]
     shards = tmp_path / "shards.csv"             # a new table whose first row is a shard run has them
     assert append_rows(str(shards), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "jkl", "tokenizer": "bpe",
                                       "vocab_size": 512}]) == 1

@@ -48,7 +48,9 @@ def test_checkpoint_every_changes_no_hash():
     assert {replace(c, checkpoint_every=50).hash() for c in sweep.configs} <= have
 
 
-@pytest.mark.parametrize("kw", [{}, dict(w_bits=4, a_bits=4, qat_fraction=0.5)], ids=["fp", "fp-then-qat"])
+@pytest.mark.parametrize("kw", [{}, dict(w_bits=4, a_bits=4, qat_fraction=0.5),
+                                dict(format="mxfp4", stochastic_rounding=True, qat_fraction=0.5)],
+                         ids=["fp", "fp-then-qat", "mxfp4-stochastic-rounding"])
 def test_resumed_run_ends_with_the_uninterrupted_loss(corpus, tmp_path, kw):
     base = TrainConfig(tokens=40 * 1024, **TINY, **kw)                  # 40 steps; QAT from step 20
     ref = train(base, corpus=corpus)

@@ -37,8 +37,8 @@ from typing import Any, Callable
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes, plan,
-                                    read_rows, remove_checkpoint, train)
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
+                                    late_columns, plan, read_rows, remove_checkpoint, train)
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -400,8 +400,11 @@ def describe(cfg: TrainConfig) -> str:
     """``N 13.4K, D 12.3K, W4A4 G16`` (N and D as trained)."""
     p = plan(cfg)
     parts = [f"{k}{s.bits}" for k, s in (("W", p.w), ("A", p.a), ("KV", p.kv)) if s is not None]
-    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format == "fp"), None)
-    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp else "".join(parts) or "FP16"
+    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format != "int"), None)
+    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp and fp.format == "fp" else fp.format.upper() if fp else \
+        "".join(parts) or "FP16"
+    if fp and fp.stochastic:
+        prec += " SR"
     if p.fc2_a is not None:
         prec += f" FC2:{p.fc2_a.bits}"
     if cfg.group_size and (p.quantized or p.ptq):
@@ -685,9 +688,10 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
             raise InputError(f"run_on_executor: cannot override {k!r}")
     resources = resources or Resources()
     configs = [replace(c, **{k: v for k, v in overrides.items() if v is not None}) for c in configs]
+    fills = set()
     for cfg in configs:                  # every run checked before any is submitted
-        plan(cfg)
-    check_run_table(out)
+        fills.update(late_columns(plan(cfg)))
+    check_run_table(out, fills=fills)
     out = os.path.abspath(out)
     jobs = jobs_folder(out)
     backend = _Backend(settings.name, jobs, out, settings, resources)

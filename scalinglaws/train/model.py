@@ -146,12 +146,14 @@ class QuantLinear(nn.Linear):
         super().__init__(d_in, d_out, bias=False)
         self.w_spec: QuantSpec | None = None
         self.a_spec: QuantSpec | None = None
+        self.rng: torch.Generator | None = None     # stochastic rounding's random numbers (training only)
         self.enabled = False
 
     def forward(self, x):
         if not self.enabled:
             return F.linear(x, self.weight)
-        return F.linear(fake_quant(x, self.a_spec), fake_quant(self.weight, self.w_spec))
+        rng = self.rng if self.training else None
+        return F.linear(fake_quant(x, self.a_spec, rng), fake_quant(self.weight, self.w_spec, rng))
 
 
 class RMSNorm(nn.Module):
@@ -185,6 +187,7 @@ class Attention(nn.Module):
         self.qkv = QuantLinear(s.d_model, (s.n_head + 2 * s.n_kv_head) * s.head_dim)
         self.out = QuantLinear(s.d_model, s.d_model)
         self.kv_spec: QuantSpec | None = None
+        self.rng: torch.Generator | None = None
         self.kv_enabled = False
 
     def forward(self, x, cos, sin):
@@ -194,7 +197,8 @@ class Attention(nn.Module):
         k = apply_rotary(k.view(B, T, self.kv, self.hd).transpose(1, 2), cos, sin)
         v = v.view(B, T, self.kv, self.hd).transpose(1, 2)
         if self.kv_enabled:
-            k, v = fake_quant(k, self.kv_spec), fake_quant(v, self.kv_spec)
+            rng = self.rng if self.training else None
+            k, v = fake_quant(k, self.kv_spec, rng), fake_quant(v, self.kv_spec, rng)
         if self.kv != self.h:
             k = k.repeat_interleave(self.h // self.kv, dim=1)
             v = v.repeat_interleave(self.h // self.kv, dim=1)
@@ -252,15 +256,21 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
     def configure_quant(self, w: QuantSpec | None, a: QuantSpec | None, kv: QuantSpec | None = None,
-                        fc2_a: QuantSpec | None = None, head: bool = False) -> None:
-        """Set the quantizers (None = full precision); ``fc2_a`` overrides FC2's input."""
+                        fc2_a: QuantSpec | None = None, head: bool = False,
+                        rng: torch.Generator | None = None) -> None:
+        """Set the quantizers (None = full precision); ``fc2_a`` overrides FC2's input.
+
+        ``rng``: the generator stochastic specs draw from while training (in eval mode,
+        and without it, they round to nearest).
+        """
         for block in self.blocks:
             for lin in (block.attn.qkv, block.attn.out, block.mlp.fc1, block.mlp.fc2):
-                lin.w_spec, lin.a_spec = w, a
+                lin.w_spec, lin.a_spec, lin.rng = w, a, rng
             if fc2_a is not None:
                 block.mlp.fc2.a_spec = fc2_a
-            block.attn.kv_spec = kv
+            block.attn.kv_spec, block.attn.rng = kv, rng
         self.head.w_spec, self.head.a_spec = (w, a) if head else (None, None)
+        self.head.rng = rng
 
     def enable_quant(self, on: bool) -> None:
         """Switch every quantizer on (QAT phase) or off (full-precision phase)."""

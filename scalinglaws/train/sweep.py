@@ -55,8 +55,8 @@ from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.executor import Resources, parse_executor, parse_resources, toml_text
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes, plan,
-                                    remove_checkpoint, train)
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
+                                    late_columns, plan, remove_checkpoint, train)
 from scalinglaws.train.model import RunOptionError
 
 try:
@@ -244,9 +244,10 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
     for k in overrides:
         if k not in TrainConfig.NOT_HASHED:
             raise InputError(f"run_sweep: cannot override {k!r}")
+    fills = set()
     for cfg in configs:       # check every run before training any
-        plan(cfg)
-    check_run_table(out)
+        fills.update(late_columns(plan(cfg)))
+    check_run_table(out, fills=fills)
     res = SweepResult(total=len(configs))
     corpora: dict = {}
     seen, cache = set(), {}
