@@ -1,8 +1,8 @@
 """Training throughput of the bundled trainer, and the cost of fake quantization.
 
 CPU: tokens/s of a ~1M-parameter model in full precision, integer W4A4 with one scale
-per 32 inputs, and FP8 E4M3 with 32-element blocks, all in this one process, with the
-overhead ratio (time per token of the quantized run over full precision; target <= 1.5).
+per 32 inputs, FP8 E4M3 with 32-element blocks, and the standard MXFP4 and NVFP4, all in
+this one process, with the overhead ratio (time per token of the quantized run over full precision; target <= 1.5).
 The three are timed in turns, ``--repeats`` times, and the median is kept, so that a
 busy machine slows them alike.
 
@@ -14,7 +14,8 @@ model in bf16 autocast (optionally torch.compile'd; target MFU >= 30%)::
 with N_matmul the weights that multiply every token (the blocks and the lm head, not
 the embedding lookup), the second term the attention scores and values (PaLM's
 appendix B), and ``peak`` the dense bf16 tensor throughput of the device from
-:data:`PEAK_BF16` or ``--peak-flops``.
+:data:`scalinglaws.train.speed.PEAK_BF16` or ``--peak-flops`` (the one definition the
+trainer's rows and ``benchmarks/train_gpu.py`` use too).
 
     python benchmarks/train_speed.py                    # CPU, one thread
     python benchmarks/train_speed.py --threads 2 --repeats 5
@@ -34,28 +35,16 @@ from rich.table import Table
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.loop import TrainConfig, build, make_optimizer, plan, train_step
-from scalinglaws.train.model import VOCAB
+from scalinglaws.train.speed import device_peak, flops_per_token, mfu as model_flops_utilisation
 from scalinglaws.data.units import human, parse_number
-
-#: Dense bf16 tensor-core peak (FLOP/s, no sparsity), by a piece of the CUDA device name;
-#: the longest matching key wins ("H100 PCIe" before "H100").
-PEAK_BF16 = {
-    "H200": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "GH200": 989e12,
-    "B200": 2250e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12, "L40": 181e12, "L4": 121e12,
-    "A10G": 70e12, "A10": 125e12, "A6000": 155e12, "RTX 4090": 165e12, "RTX 3090": 71e12,
-    "T4": 65e12, "V100": 125e12,
-}
 
 CPU_RUNS = {
     "FP32": {},
     "int W4A4 G32": dict(w_bits=4, a_bits=4, group_size=32),
     "FP8 E4M3 G32": dict(format="fp", exp_bits=4, man_bits=3, group_size=32),
+    "MXFP4": dict(format="mxfp4"),
+    "NVFP4": dict(format="nvfp4"),
 }
-
-
-def peak_flops(name: str) -> float | None:
-    keys = [k for k in PEAK_BF16 if k.lower() in name.lower()]
-    return PEAK_BF16[max(keys, key=len)] if keys else None
 
 
 class Runner:
@@ -113,21 +102,20 @@ def gpu_bench(args, corpus, console) -> None:
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     name = torch.cuda.get_device_name(device)
-    peak = args.peak_flops or peak_flops(name)
+    peak = device_peak(device, args.peak_flops)
     cfg = TrainConfig(params=args.gpu_params, tokens=1e12, seq_len=args.gpu_seq_len, batch_size=args.gpu_batch_size)
     r = Runner(cfg, corpus, device, compile_=args.compile)
     r.tokens_per_s(args.warmup + (10 if args.compile else 0))
     tps = statistics.median(r.tokens_per_s(args.gpu_steps) for _ in range(args.repeats))
     s = r.p.shape
-    n_matmul = s.n_params + VOCAB * s.d_model
-    flops_per_token = 6 * n_matmul + 12 * s.n_layer * s.d_model * cfg.seq_len
+    per_token = flops_per_token(s, cfg.seq_len)
     t = Table(title=f"{name}: N {human(s.n_params, 3)} non-embedding ({s.n_layer} layers, d_model {s.d_model}), "
                     f"batch {r.p.batch_size}x{cfg.seq_len}, bf16 autocast{', torch.compile' if args.compile else ''}",
               title_justify="left")
     for c in ("tokens/s", "model FLOPs/token", "peak FLOP/s", "MFU", "target"):
         t.add_column(c, justify="right")
-    mfu = flops_per_token * tps / peak if peak else None
-    t.add_row(f"{tps:,.0f}", f"{flops_per_token:.3g}", f"{peak:.3g}" if peak else "unknown (--peak-flops)",
+    mfu = model_flops_utilisation(s, cfg.seq_len, tps, peak)
+    t.add_row(f"{tps:,.0f}", f"{per_token:.3g}", f"{peak:.3g}" if peak else "unknown (--peak-flops)",
               f"{100 * mfu:.1f}%" if mfu else "-", "" if mfu is None else "ok (>= 30%)" if mfu >= 0.3 else "below 30%")
     console.print(t)
 

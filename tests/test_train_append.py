@@ -15,7 +15,11 @@ import pytest
 pytest.importorskip("torch")
 
 from scalinglaws.data.errors import InputError  # noqa: E402
-from scalinglaws.train.loop import COLUMNS, append_rows, check_run_table, lock_path, read_rows  # noqa: E402
+from scalinglaws.train.loop import (COLUMNS, LATE, ON_DEMAND, append_rows, check_run_table, lock_path,  # noqa: E402
+                                    read_rows)
+
+#: The header of a new run table that holds byte-level runs only (no shard run's tokenizer columns).
+BYTE_COLUMNS = [c for c in COLUMNS if c not in ON_DEMAND]
 
 # Appends n rows to the table through the real append function, one or two rows per call,
 # once every worker is ready (so that they all write at the same time).
@@ -75,7 +79,8 @@ def test_four_processes_appending_at_once_keep_every_row_once(tmp_path):
                 p.kill()
     assert [p.returncode for p in procs] == [0] * 4, [p.stderr.read().decode()[-2000:] for p in procs]
     header, rows = _whole_rows(path)
-    assert header[:4] == ["N", "D", "loss", "config_hash"] and sorted(header) == sorted(COLUMNS)  # widened
+    assert header[:4] == ["N", "D", "loss", "config_hash"]                  # widened, but not by the LATE ones
+    assert sorted(header) == sorted(c for c in COLUMNS if c not in LATE)
     assert len(rows) == 401 and len({r["config_hash"] for r in rows}) == 401
     assert rows[0]["config_hash"] == "000000000old"
     for k in range(4):                        # each worker's rows, whole and in its order
@@ -150,7 +155,27 @@ def test_what_counts_as_a_run_table(tmp_path):
         check_run_table(str(p))
     assert append_rows(str(ok), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "abc"}], unique=True) == 0
     assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "def"}]) == 1
-    assert read_rows(str(empty))[0] == list(COLUMNS)
+    assert read_rows(str(empty))[0] == BYTE_COLUMNS
+    before = ok.read_bytes(), empty.read_bytes()   # a table with a header never gets the late columns, and
+    for path, late in ((ok, {"tokenizer": "bpe", "vocab_size": 512}), (empty, {"tokenizer": "bpe"}),
+                       (ok, {"stochastic_rounding": 1})):             # a row that needs one is refused
+        with pytest.raises(InputError, match=f"has no columns? {next(iter(late))}.*write these runs to a new table"):
+            append_rows(str(path), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", **late}])
+        with pytest.raises(InputError, match="write these runs to a new table"):
+            check_run_table(str(path), fills=tuple(late))
+    assert (ok.read_bytes(), empty.read_bytes()) == before
+    assert "stochastic_rounding" in read_rows(str(empty))[0]         # a new table has it: it takes such runs
+    assert append_rows(str(empty), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "stochastic_rounding": 1}])
+    old_speed = tmp_path / "speed.csv"           # the speed columns are left out of such a table's rows
+    old_speed.write_text(",".join(c for c in BYTE_COLUMNS if c not in LATE) + "\n")
+    assert append_rows(str(old_speed), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "ghi", "mfu": 0.5}]) == 1
+    assert "mfu" not in read_rows(str(old_speed))[0]
+    shards = tmp_path / "shards.csv"             # a new table whose first row is a shard run has them
+    assert append_rows(str(shards), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "jkl", "tokenizer": "bpe",
+                                      "vocab_size": 512}]) == 1
+    assert append_rows(str(shards), [{"N": 4, "D": 5, "loss": 2.0, "config_hash": "mno"}]) == 1
+    header, rows = read_rows(str(shards))
+    assert header == list(COLUMNS) and [r["vocab_size"] for r in rows] == ["512", ""]
     bad = {"twice.csv": ("N,D,loss,config_hash,loss\n", "loss appears twice"),
            "cells.csv": ("N,D,loss,config_hash\n1,2,3,abc,extra\n", "line 2 has 5 cells where the header has 4"),
            "blank.csv": ("\nN,D,loss,config_hash\n", "first line is empty"),

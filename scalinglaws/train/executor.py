@@ -37,8 +37,8 @@ from typing import Any, Callable
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, config_hashes, plan, read_rows,
-                                    train)
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
+                                    late_columns, plan, read_rows, remove_checkpoint, train)
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -349,7 +349,8 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
 
     Records ``start`` and ``end`` in ``jobs.jsonl``; an exception is recorded (its last
     line) and raised again, so submitit keeps it too.  A diverged run is a success: its
-    row, with ``diverged = 1``, is appended like any other.
+    row, with ``diverged = 1``, is appended like any other.  With ``checkpoint_every`` a
+    retried job resumes from the checkpoint the failed one left (``<out>.ckpt/<hash>.pt``).
     """
     h, job = cfg.hash(), _job_id()
     record(jobs, event="start", hash=h, job=job, pid=os.getpid(), host=socket.gethostname())
@@ -357,8 +358,10 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
         if h in config_hashes(out):
             result = {"status": "skip"}
         else:
-            rows = train(cfg, on_step=_StepPrinter())
+            ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
+            rows = train(cfg, on_step=_StepPrinter(), checkpoint=ckpt)
             added = append_rows(out, rows, unique=True)
+            remove_checkpoint(ckpt)
             result = {"status": "done" if added else "skip", "diverged": int(rows[0]["diverged"]),
                       "loss": rows[0]["loss"], "wall_s": rows[0]["wall_s"]}
     except BaseException as exc:
@@ -397,8 +400,11 @@ def describe(cfg: TrainConfig) -> str:
     """``N 13.4K, D 12.3K, W4A4 G16`` (N and D as trained)."""
     p = plan(cfg)
     parts = [f"{k}{s.bits}" for k, s in (("W", p.w), ("A", p.a), ("KV", p.kv)) if s is not None]
-    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format == "fp"), None)
-    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp else "".join(parts) or "FP16"
+    fp = next((s for s in (p.w, p.a, p.kv) if s is not None and s.format != "int"), None)
+    prec = f"E{fp.exp_bits}M{fp.man_bits}" if fp and fp.format == "fp" else fp.format.upper() if fp else \
+        "".join(parts) or "FP16"
+    if fp and fp.stochastic:
+        prec += " SR"
     if p.fc2_a is not None:
         prec += f" FC2:{p.fc2_a.bits}"
     if cfg.group_size and (p.quantized or p.ptq):
@@ -672,7 +678,8 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
     ``settings.retries`` times.  ``on_event(kind, cfg, info)`` is called with kind
     ``"adopt"`` (a job of an earlier sweep), ``"begin"`` (cfg None, info: the runs to
     do), then ``"submit"``, ``"done"``, ``"skip"``, ``"retry"``, ``"failed"``.
-    ``overrides`` (device, compile, threads) apply to every run and change no hash.
+    ``overrides`` (device, compile, threads, peak_flops, checkpoint_every) apply to every
+    run and change no hash.
     """
     if settings.name not in ("local", "slurm"):
         raise OptionError("executor", f"{settings.name!r}: run_on_executor runs local or slurm jobs")
@@ -681,9 +688,10 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
             raise InputError(f"run_on_executor: cannot override {k!r}")
     resources = resources or Resources()
     configs = [replace(c, **{k: v for k, v in overrides.items() if v is not None}) for c in configs]
+    fills = set()
     for cfg in configs:                  # every run checked before any is submitted
-        plan(cfg)
-    check_run_table(out)
+        fills.update(late_columns(plan(cfg)))
+    check_run_table(out, fills=fills)
     out = os.path.abspath(out)
     jobs = jobs_folder(out)
     backend = _Backend(settings.name, jobs, out, settings, resources)

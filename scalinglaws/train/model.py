@@ -1,7 +1,8 @@
 """A small decoder-only transformer with fake-quantized linear layers.
 
 Pre-norm RMSNorm, rotary positions, SwiGLU MLP (FC1 = gate and up, FC2 = down),
-optional grouped-query attention, byte-level vocabulary of 256.  Every linear layer
+optional grouped-query attention; the vocabulary is the 256 byte values, or the token
+shards' ``vocab_size`` (``Shape.vocab``).  Every linear layer
 inside the blocks is a :class:`QuantLinear` that can fake-quantize its weight and its
 input; keys and values inside attention have their own quantizer.  The embedding and
 the lm head stay in full precision unless ``quant_head`` is set.
@@ -53,6 +54,7 @@ class RunOptionError(OptionError):
         head = f"{self.file}: " if self.file else ""
         return head + self.text.format(*[self.FLAGS.get(o) or flag(o) for o in self.options])
 
+#: The byte-level vocabulary (text read as bytes); token shards bring their own size.
 VOCAB = 256
 
 #: The size ladder: (layers, d_model, heads).  ``--params X`` picks the entry whose
@@ -77,6 +79,7 @@ class Shape:
     d_ff: int
     batch_tokens: int
     lr: float
+    vocab: int = VOCAB                   # embedding rows and lm-head outputs (not counted in N)
 
     @property
     def head_dim(self) -> int:
@@ -91,7 +94,7 @@ class Shape:
 
     @property
     def n_total(self) -> int:
-        return self.n_params + 2 * VOCAB * self.d_model
+        return self.n_params + 2 * self.vocab * self.d_model
 
 
 def mlp_width(d_model: int) -> int:
@@ -143,12 +146,14 @@ class QuantLinear(nn.Linear):
         super().__init__(d_in, d_out, bias=False)
         self.w_spec: QuantSpec | None = None
         self.a_spec: QuantSpec | None = None
+        self.rng: torch.Generator | None = None     # stochastic rounding's random numbers (training only)
         self.enabled = False
 
     def forward(self, x):
         if not self.enabled:
             return F.linear(x, self.weight)
-        return F.linear(fake_quant(x, self.a_spec), fake_quant(self.weight, self.w_spec))
+        rng = self.rng if self.training else None
+        return F.linear(fake_quant(x, self.a_spec, rng), fake_quant(self.weight, self.w_spec, rng))
 
 
 class RMSNorm(nn.Module):
@@ -182,6 +187,7 @@ class Attention(nn.Module):
         self.qkv = QuantLinear(s.d_model, (s.n_head + 2 * s.n_kv_head) * s.head_dim)
         self.out = QuantLinear(s.d_model, s.d_model)
         self.kv_spec: QuantSpec | None = None
+        self.rng: torch.Generator | None = None
         self.kv_enabled = False
 
     def forward(self, x, cos, sin):
@@ -191,7 +197,8 @@ class Attention(nn.Module):
         k = apply_rotary(k.view(B, T, self.kv, self.hd).transpose(1, 2), cos, sin)
         v = v.view(B, T, self.kv, self.hd).transpose(1, 2)
         if self.kv_enabled:
-            k, v = fake_quant(k, self.kv_spec), fake_quant(v, self.kv_spec)
+            rng = self.rng if self.training else None
+            k, v = fake_quant(k, self.kv_spec, rng), fake_quant(v, self.kv_spec, rng)
         if self.kv != self.h:
             k = k.repeat_interleave(self.h // self.kv, dim=1)
             v = v.repeat_interleave(self.h // self.kv, dim=1)
@@ -222,15 +229,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Byte-level language model; ``forward(idx, targets)`` returns the mean loss in nats."""
+    """Language model over ``s.vocab`` tokens; ``forward(idx, targets)`` returns the mean loss in nats."""
 
     def __init__(self, s: Shape, seq_len: int):
         super().__init__()
         self.shape = s
-        self.embed = nn.Embedding(VOCAB, s.d_model)
+        self.embed = nn.Embedding(s.vocab, s.d_model)
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layer))
         self.norm = RMSNorm(s.d_model)
-        self.head = QuantLinear(s.d_model, VOCAB)
+        self.head = QuantLinear(s.d_model, s.vocab)
         cos, sin = rotary_tables(seq_len, s.head_dim)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
@@ -246,18 +253,24 @@ class GPT(nn.Module):
         logits = self.head(self.norm(x)).float()
         if targets is None:
             return logits
-        return F.cross_entropy(logits.view(-1, VOCAB), targets.reshape(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
     def configure_quant(self, w: QuantSpec | None, a: QuantSpec | None, kv: QuantSpec | None = None,
-                        fc2_a: QuantSpec | None = None, head: bool = False) -> None:
-        """Set the quantizers (None = full precision); ``fc2_a`` overrides FC2's input."""
+                        fc2_a: QuantSpec | None = None, head: bool = False,
+                        rng: torch.Generator | None = None) -> None:
+        """Set the quantizers (None = full precision); ``fc2_a`` overrides FC2's input.
+
+        ``rng``: the generator stochastic specs draw from while training (in eval mode,
+        and without it, they round to nearest).
+        """
         for block in self.blocks:
             for lin in (block.attn.qkv, block.attn.out, block.mlp.fc1, block.mlp.fc2):
-                lin.w_spec, lin.a_spec = w, a
+                lin.w_spec, lin.a_spec, lin.rng = w, a, rng
             if fc2_a is not None:
                 block.mlp.fc2.a_spec = fc2_a
-            block.attn.kv_spec = kv
+            block.attn.kv_spec, block.attn.rng = kv, rng
         self.head.w_spec, self.head.a_spec = (w, a) if head else (None, None)
+        self.head.rng = rng
 
     def enable_quant(self, on: bool) -> None:
         """Switch every quantizer on (QAT phase) or off (full-precision phase)."""

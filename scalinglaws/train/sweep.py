@@ -55,7 +55,8 @@ from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.executor import Resources, parse_executor, parse_resources, toml_text
-from scalinglaws.train.loop import TrainConfig, append_rows, check_run_table, config_hashes, plan, train
+from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
+                                    late_columns, plan, remove_checkpoint, train)
 from scalinglaws.train.model import RunOptionError
 
 try:
@@ -227,9 +228,12 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
               **overrides) -> SweepResult:
     """Train every config whose hash is not yet in ``out``; append each run's rows at once.
 
-    ``overrides`` (device, compile, threads) apply to every run and do not change
-    the hashes.  ``on_run(i, n, cfg, status, rows)`` is called with status ``"skip"``,
-    ``"start"`` and ``"done"`` (then ``rows`` are the rows just appended, else []); a
+    ``overrides`` (device, compile, threads, peak_flops, checkpoint_every) apply to every
+    run and do not change the hashes.  A run with ``checkpoint_every`` keeps its checkpoint at
+    :func:`~scalinglaws.train.loop.checkpoint_path` (``<out>.ckpt/<hash>.pt``), resumes
+    from it and removes it once its rows are in ``out``.  ``on_run(i, n, cfg, status,
+    rows)`` is called with status ``"skip"``, ``"start"`` and ``"done"`` (then ``rows``
+    are the rows just appended, else []); a
     run that another process appended to ``out`` while this one trained it is reported
     ``"skip"`` after its ``"start"`` and its rows are not appended twice.
 
@@ -240,9 +244,10 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
     for k in overrides:
         if k not in TrainConfig.NOT_HASHED:
             raise InputError(f"run_sweep: cannot override {k!r}")
+    fills = set()
     for cfg in configs:       # check every run before training any
-        plan(cfg)
-    check_run_table(out)
+        fills.update(late_columns(plan(cfg)))
+    check_run_table(out, fills=fills)
     res = SweepResult(total=len(configs))
     corpora: dict = {}
     seen, cache = set(), {}
@@ -259,8 +264,11 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
             on_run(i, len(configs), cfg, "start", [])
         if cfg.data not in corpora:
             corpora[cfg.data] = Corpus.load(cfg.data)
-        new = train(cfg, on_step=on_step, corpus=corpora[cfg.data])
-        if not append_rows(out, new, unique=True):
+        ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
+        new = train(cfg, on_step=on_step, corpus=corpora[cfg.data], checkpoint=ckpt)
+        added = append_rows(out, new, unique=True)
+        remove_checkpoint(ckpt)
+        if not added:
             res.skipped += 1
             if on_run:
                 on_run(i, len(configs), cfg, "skip", [])
