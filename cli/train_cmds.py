@@ -287,7 +287,7 @@ def register(app: typer.Typer) -> None:
         """Train a grid of models from a TOML spec; resumable, safe to interrupt, on this machine or a cluster."""
         _need_torch()
         from scalinglaws.train.executor import resolve_settings
-        from scalinglaws.train.loop import check_peak_flops, check_run_table
+        from scalinglaws.train.loop import check_peak_flops, check_run_table, late_columns, plan
         from scalinglaws.train.sweep import load_sweep, pending, run_sweep
 
         if len(spec) == 2 and spec[0] == "status":
@@ -299,7 +299,10 @@ def register(app: typer.Typer) -> None:
         configs = sweep.configs
         settings = resolve_settings(sweep.executor, executor=executor, partition=partition,
                                     max_parallel=max_parallel, retries=retries, gpus_per_run=gpus_per_run, poll=poll)
-        check_run_table(out)
+        fills = set()
+        for cfg in configs:           # as run_sweep and run_on_executor check, so that --dry-run counts what they train
+            fills.update(late_columns(plan(cfg)))
+        check_run_table(out, fills=fills)
         if checkpoint_every is not None and checkpoint_every < 0:
             raise InputError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
         overrides = dict(device=device, threads=threads, compile=compile_, peak_flops=check_peak_flops(peak_flops),

@@ -114,6 +114,30 @@ def test_bad_checkpoints_are_refused_with_one_line(corpus, tmp_path):
         train(cfg, corpus=corpus)
 
 
+def test_checkpoint_of_another_device_type_is_refused_with_one_line(corpus, tmp_path, cli):
+    """The device is not in the hash; a checkpoint written on CUDA, resumed on the CPU, is refused, not misread."""
+    out = tmp_path / "runs.csv"
+    cfg = TrainConfig(tokens=8192.0, checkpoint_every=3, **TINY)      # as the command line below reads it
+    ck = checkpoint_path(str(out), cfg)
+    with pytest.raises(Killed):
+        train(cfg, corpus=corpus, checkpoint=ck, on_step=kill_after(4))
+    state = torch.load(ck, weights_only=True)
+    assert state["device"] == "cpu"
+    torch.save({**state, "device": "cuda"}, ck)
+    with pytest.raises(InputError, match="written on cuda, resumed on cpu.*delete it"):
+        train(cfg, corpus=corpus, checkpoint=ck)
+    args = ["train", "--n-layer", "1", "--d-model", "32", "--n-head", "2", "--seq-len", "64", "--batch-size", "16",
+            "--tokens", "8192", "--val-tokens", "8192", "--lr", "0.003", "--threads", "1", "--quiet",
+            "--checkpoint-every", "3", "--out", str(out)]
+    code, _, err = cli(*args)
+    assert code == 2 and "written on cuda, resumed on cpu" in err and err.count("\n") == 1, err
+    assert "Traceback" not in err and not out.exists()
+    # a generator state that cannot be restored (as a CUDA one on the CPU): the same one-line advice
+    torch.save({**state, "torch_rng": torch.zeros(3, dtype=torch.uint8)}, ck)
+    with pytest.raises(InputError, match="cannot restore the run from this checkpoint .*RuntimeError.*delete it"):
+        train(cfg, corpus=corpus, checkpoint=ck)
+
+
 def test_cli_checkpoint_flag_errors(cli, tmp_path):
     args = ["train", "--n-layer", "1", "--d-model", "32", "--tokens", "4K", "-q"]
     code, out, err = cli(*args, "--checkpoint-every", "5")

@@ -150,6 +150,24 @@ def test_e8m0_scale_is_a_power_of_two():
     assert e8m0_scale(edges, 2).flatten().tolist() == [2.0 ** -127, 2.0 ** -127, 2.0 ** 125]   # clamped to E8M0
 
 
+def element_table(name):
+    """The non-negative element values of an MX format: the lists above, or torch's float8 dtypes (FP8)."""
+    if name in ELEMENTS:
+        return ELEMENTS[name]
+    return float8_table("float8_e4m3fn" if BITS[name][1] == 4 else "float8_e5m2")
+
+
+def nearest_in(table, v):
+    """``v`` rounded to the nearest of ``table`` (sorted, non-negative, index = code) and its negatives:
+    ties to the even code, saturating at the largest value."""
+    t = torch.tensor(table, dtype=torch.float64)
+    a = v.double().abs().clamp(max=t[-1].item())
+    i = torch.searchsorted(t, a).clamp(1, len(t) - 1)
+    lo, hi = t[i - 1], t[i]
+    up = (hi - a < a - lo) | ((hi - a == a - lo) & (i % 2 == 0))
+    return (torch.sign(v.double()) * torch.where(up, hi, lo)).float()
+
+
 @pytest.mark.parametrize("name", list(EMAX))
 def test_mx_blocks_of_32_share_one_scale(name):
     """X = 2**(floor(log2 amax) - emax) per block of 32; elements x / X rounded to the element grid."""
@@ -157,12 +175,15 @@ def test_mx_blocks_of_32_share_one_scale(name):
     top = MAXIMA[name]
     g = torch.Generator().manual_seed(3)
     x = torch.randn(4, 128, generator=g) * torch.logspace(-3, 3, 16).repeat_interleave(32).view(4, 128)
+    table = element_table(name)
+    finite = {"mxfp8": 127, "mxfp8_e5m2": 124}.get(name, 2 ** (e + m))   # FP8: less the NaN (and inf) codes
+    assert table[-1] == top and len(table) == finite
     q = quantize(x, spec(name))
     for row, qrow in zip(x.view(-1, 32), q.view(-1, 32)):
         X = 2.0 ** (math.floor(math.log2(row.abs().max().item())) - EMAX[name])
-        assert torch.equal(qrow, round_to_fp(row / X, e, m, top) * X)
+        assert torch.equal(qrow, nearest_in(table, row / X) * X)
         codes = qrow / X                                              # on the element grid
-        assert torch.equal(round_to_fp(codes, e, m, top), codes) and codes.abs().max() <= top
+        assert set(codes.abs().tolist()) <= set(table)
     assert torch.equal(q[:, 32:64], quantize(x[:, 32:64].contiguous(), spec(name)))
 
 
@@ -250,8 +271,11 @@ def test_stochastic_rounding_of_fp4_formats(name):
     rng = torch.Generator().manual_seed(9)
     mean = sum(quantize(x, sr, rng) for _ in range(2000)) / 2000
     assert (mean - x).abs().max() < 0.15 < (quantize(x, QuantSpec.named(name)) - x).abs().max()
-    y = fake_quant(x.clone().requires_grad_(), sr, rng)
-    y.sum().backward()
+    xg = x.clone().requires_grad_()
+    y = fake_quant(xg, sr, rng)
+    w = torch.arange(64.0)
+    (y * w).sum().backward()
+    assert torch.equal(xg.grad, w.expand(4, 64))       # straight through: d(sum w y)/dx = w, saturated or not
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchao") is None,

@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import load_script  # noqa: E402
+from scalinglaws.data.errors import InputError  # noqa: E402
 from scalinglaws.train import loop, model as model_mod  # noqa: E402
 from scalinglaws.train.data import Corpus  # noqa: E402
 from scalinglaws.train.loop import (COLUMNS, LATE, ON_DEMAND, TrainConfig, append_rows, read_rows, train,  # noqa: E402
@@ -163,6 +164,17 @@ def test_row_speed_columns(corpus):
     assert given["mfu"] == pytest.approx(per_token * given["tokens_per_s"] / 1e12, abs=1e-4)
     assert list(LATE) == ["model_flops_per_s", "mfu", "tokenizer", "vocab_size", "stochastic_rounding"]
     assert set(LATE) <= set(COLUMNS)
+
+
+def test_peak_flops_given_as_text_from_python(corpus):
+    """TrainConfig(peak_flops="1T") from Python: parsed once, so the row's MFU is the same as with 1e12."""
+    cfg = TrainConfig(tokens=4096, peak_flops="1T", **TINY)
+    assert cfg.peak_flops == 1e12 and cfg.hash() == TrainConfig(tokens=4096, **TINY).hash()
+    (row,) = train(cfg, corpus=corpus)
+    per_token = 6 * (13_408 + 32 * 256) + 12 * 1 * 32 * 64                # 154,176 by hand, as above
+    assert row["mfu"] == pytest.approx(per_token * row["tokens_per_s"] / 1e12, abs=1e-4)
+    with pytest.raises(InputError, match="peak_flops"):
+        TrainConfig(tokens=4096, peak_flops="fast", **TINY)
 
 
 def test_appending_to_the_shipped_table_keeps_its_header(tmp_path, corpus):

@@ -162,3 +162,37 @@ def test_an_inline_sweep_ignores_the_job_tables(write, tmp_path, cli):
     assert code == 0 and err == "" and "2 run(s) trained" in out
     code, out, _ = cli("sweep", "status", spec, "--out", tmp_path / "runs.csv")
     assert code == 0 and re.search(r"done +2\n", out) and re.search(r"to do +0", out)
+
+
+def test_dry_run_refuses_a_table_without_the_columns_the_runs_fill(write, tmp_path, cli):
+    """A table from before stochastic_rounding: the real sweep refuses it, so --dry-run does too (no "to do")."""
+    from scalinglaws.train.loop import COLUMNS, LATE
+    out = tmp_path / "runs.csv"
+    out.write_text(",".join(c for c in COLUMNS if c not in LATE) + "\n")
+    spec = write("spec.toml", "[base]\nn_layer = 1\nd_model = 32\nn_head = 2\nseq_len = 64\nbatch_size = 4\n"
+                              "val_tokens = \"2K\"\ntokens = \"4K\"\nformat = \"mxfp4\"\nstochastic_rounding = true\n")
+    for extra in ([], ["--executor", "local"]):
+        code, text, err = cli("sweep", spec, "--out", out, "--dry-run", *extra)
+        assert code == 2 and "has no column stochastic_rounding" in err and err.count("\n") == 1, err
+        assert "to do" not in text
+    code, _, err = cli("sweep", spec, "--out", out, "--quiet")                 # the run it stands for
+    assert code == 2 and "has no column stochastic_rounding" in err
+
+
+def test_a_run_already_in_the_table_has_its_leftover_checkpoint_removed(tmp_path):
+    """A run killed after its append but before removing its checkpoint: the next sweep, or job, removes it."""
+    import os
+
+    from scalinglaws.train.executor import run_job
+    from scalinglaws.train.loop import TrainConfig, append_rows, checkpoint_path
+    from scalinglaws.train.sweep import run_sweep
+    out = str(tmp_path / "runs.csv")
+    cfg = TrainConfig(n_layer=1, d_model=32, n_head=2, seq_len=64, batch_size=4, val_tokens=2048, tokens=4096)
+    append_rows(out, [{"N": 1, "D": 4096, "loss": 2.0, "config_hash": cfg.hash()}])
+    for go in (lambda: run_sweep([cfg], out), lambda: run_job(cfg, out, str(tmp_path / "jobs"))):
+        ck = checkpoint_path(out, cfg)
+        os.makedirs(os.path.dirname(ck), exist_ok=True)
+        open(ck, "wb").close()
+        res = go()
+        assert getattr(res, "skipped", None) == 1 or res == {"status": "skip"}
+        assert not os.path.exists(ck) and not os.path.exists(out + ".ckpt")

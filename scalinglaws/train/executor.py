@@ -356,6 +356,7 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
     record(jobs, event="start", hash=h, job=job, pid=os.getpid(), host=socket.gethostname())
     try:
         if h in config_hashes(out):
+            remove_checkpoint(checkpoint_path(out, cfg))        # one left by a run killed after its append
             result = {"status": "skip"}
         else:
             ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None

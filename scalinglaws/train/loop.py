@@ -87,6 +87,10 @@ class TrainConfig:
     #: existed: left out of the hash while at that default, so every earlier run keeps its hash.
     HASHED_IF_SET = {"stochastic_rounding": False}
 
+    def __post_init__(self):
+        if isinstance(self.peak_flops, str):    # "989T" given from Python: parsed once, here (mfu reads a number)
+            object.__setattr__(self, "peak_flops", _number(self.peak_flops, "peak_flops"))
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "option") -> "TrainConfig":
         """Build a config from loose values: ``"20M"`` tokens, ``"8,4"`` PTQ widths, dashes in keys."""
@@ -618,6 +622,7 @@ def save_checkpoint(path: str, cfg: TrainConfig, p: Plan, step: int, model: GPT,
         "cuda_rng": torch.cuda.get_rng_state_all() if next(model.parameters()).is_cuda else [],
         "loss": loss, "high": high, "train_s": train_s, "untimed": untimed, "untimed_s": untimed_s,
         "sr_rng": model.head.rng.get_state() if model.head.rng is not None else None,
+        "device": next(model.parameters()).device.type,
     }
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -646,14 +651,24 @@ def load_checkpoint(path: str, cfg: TrainConfig, p: Plan, model: GPT, opt, batch
     if state.get("config_hash") != cfg.hash() or state.get("steps") != p.steps:
         raise InputError(f"a checkpoint of another run (config {state.get('config_hash')}, not {cfg.hash()}){hint}",
                          file=path)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    batches.set_state(state["data"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and next(model.parameters()).is_cuda:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    if model.head.rng is not None:     # stochastic rounding's own generator (its runs' hashes say they have one)
-        model.head.rng.set_state(state["sr_rng"])
+    here = next(model.parameters()).device.type
+    saved = state.get("device")          # absent in checkpoints written before it was saved
+    if saved is not None and saved != here:
+        raise InputError(f"a checkpoint written on {saved}, resumed on {here} (the device is not part of the "
+                         f"run's hash, but its random states are){hint}", file=path)
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        batches.set_state(state["data"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and here == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if model.head.rng is not None:     # stochastic rounding's own generator (its runs' hashes say they have one)
+            model.head.rng.set_state(state["sr_rng"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        raise InputError(f"cannot restore the run from this checkpoint ({type(exc).__name__}: "
+                         f"{lines[0] if lines else ''}){hint}", file=path) from None
     if batches.drawn != state["step"]:
         raise InputError(f"its data position ({batches.drawn} batches) does not match its step "
                          f"{state['step']}{hint}", file=path)

@@ -255,6 +255,8 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
         h = cfg.hash()
         if h in seen or h in _hashes(out, cache):
+            if h not in seen:
+                remove_checkpoint(checkpoint_path(out, cfg))    # one left by a run killed after its append
             res.skipped += 1
             if on_run:
                 on_run(i, len(configs), cfg, "skip", [])
