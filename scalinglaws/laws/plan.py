@@ -190,6 +190,7 @@ def search(law, params: Mapping[str, float], *, flops: float | None = None, memo
     """The best configuration of ``law`` with ``params`` under the budgets; see the module docstring.
 
     Returns a dict: ``best`` (the winning configuration with N, D, loss, memory and FLOPs),
+    ``best_config`` (its run columns alone, as searched),
     its numbers at the top level (``N_opt``, ``D_opt``, ``loss``, ``memory_bytes``, ``flops_used``),
     ``table`` (the ``top`` best configurations, each at its own best N), ``searched`` /
     ``feasible`` / ``outside_domain`` counts and a one-sentence ``summary``.
@@ -285,7 +286,7 @@ def search(law, params: Mapping[str, float], *, flops: float | None = None, memo
     table = [row(k) for k in order[:top]]
     best = table[0]
     gap = table[1]["loss"] - best["loss"] if len(table) > 1 else float("nan")
-    res = {"best": best, "config": best["config"], "N_opt": best["N"], "D_opt": best["D"], "loss": best["loss"],
+    res = {"best": best, "best_config": dict(cfgs[order[0]]), "config": best["config"], "N_opt": best["N"], "D_opt": best["D"], "loss": best["loss"],
            "memory_bytes": best["memory_bytes"], "flops_used": best["flops_used"],
            **{a: best[a] for a in AXES if a in best},
            "runner_up_gap": gap, "searched": len(cfgs), "feasible": int(feasible.sum()),
@@ -310,10 +311,7 @@ def search(law, params: Mapping[str, float], *, flops: float | None = None, memo
 
 def plan_configs(res: Mapping) -> dict:
     """The winning configuration of a :func:`search` result, to pass back as ``configs=[...]``."""
-    best = res["best"]
-    return {k: v for k, v in best.items()
-            if k not in ("config", "N", "D", "tokens_per_param", "loss", "memory_bytes", "flops_used",
-                         "memory_bound", "range_bound")}
+    return dict(res["best_config"])
 
 
 __all__ = ["search", "space", "plan_configs", "label", "bytes_per_param", "cost_factor", "BITS", "GROUP_SIZES",
