@@ -37,7 +37,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from scalinglaws.data.atomic import atomic_path
+from scalinglaws.data.atomic import write_atomic
 from scalinglaws.data.units import human, parse_number
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.loop import TrainConfig, build, make_optimizer, plan, train_step, use_compile
@@ -133,11 +133,8 @@ def show(console: Console, info: dict, runs: list[dict]) -> None:
 
 def write_json(path: str, info: dict, runs: list[dict]) -> None:
     doc = dict(info, runs=[{k: v for k, v in r.items() if not k.startswith("_")} for r in runs])
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2)
-        fh.write("\n")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 def main(argv=None) -> int:

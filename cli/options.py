@@ -2,7 +2,7 @@
 
 :func:`fit_options` decorates a command whose function takes ``options`` (a
 :class:`scalinglaws.fitting.options.FitOptions`): it puts ``--loss --delta --space
---starts --seed --where --exclude-top --fix`` (those asked for) in the command's
+--starts --seed --where --exclude-top --fix --confirm`` (those asked for) in the command's
 signature, with the library's own defaults, and hands the function one options object.
 """
 
@@ -30,11 +30,14 @@ SHARED = {
     "exclude_top": (int, typer.Option(0, "--exclude-top", metavar="K", help="Drop the K highest-loss runs.")),
     "fix": (Optional[List[str]], typer.Option(None, "--fix", metavar="NAME=VALUE",
                                               help="Hold a parameter: NAME=VALUE (repeatable).")),
+    "confirm": (int, typer.Option(defaults.CONFIRM, "--confirm", metavar="K",
+                                  help="Converge more of the starts successive halving stopped while fewer than K "
+                                       "reached the best optimum (0: never).")),
     "mapping": (Optional[List[str]], typer.Option(None, "--map", metavar="COLUMN=CANONICAL",
                                                   help="Rename a column: COLUMN=canonical (repeatable).")),
 }
 
-ALL = ("loss", "delta", "space", "starts", "seed", "where", "exclude_top", "fix")
+ALL = ("loss", "delta", "space", "starts", "seed", "where", "exclude_top", "fix", "confirm")
 
 
 def fit_options(*names: str, mapping: bool = True):

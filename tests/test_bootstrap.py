@@ -1,6 +1,7 @@
 """Bootstrap intervals: coverage on synthetic data, clustering, storage, intervals of derived quantities."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,19 @@ def test_a_bootstrap_without_samples_gives_no_intervals(cli, tmp_path):
     code, out, err = cli("predict", tmp_path / "fit.json", "--N", "1B", "--D", "20B", "--json")
     assert code == 0, err
     assert "loss_low" not in json.loads(out)["predictions"][0]
+
+
+def test_refits_that_do_not_converge_are_said_in_a_warning():
+    """Refits left out of the intervals narrow them: the fit says how many, as a warning."""
+    from scalinglaws.fitting.synthetic import example_table
+    _, table = example_table("dremov-qat", rows=300, seed=2)
+    fit = sl.fit(table, law="dremov-qat")
+    boot = sl.bootstrap(fit, table, n=60, seed=0)
+    failed = boot.extra["bootstrap"]["n_failed"]
+    warned = [w for w in boot.warnings if w["code"] == "bootstrap_failed"]
+    assert failed > 0 and len(warned) == 1
+    assert warned[0]["message"].startswith(f"{failed} of 60 bootstrap refits did not converge")
+    runs = str(Path(__file__).resolve().parents[1] / "data" / "synthetic_chinchilla.csv")
+    clean = sl.bootstrap(sl.fit(runs), runs, n=60, seed=0)
+    assert clean.extra["bootstrap"]["n_failed"] == 0
+    assert not [w for w in clean.warnings if w["code"] == "bootstrap_failed"]

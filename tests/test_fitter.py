@@ -11,7 +11,7 @@ from scipy.special import huber
 import scalinglaws as sl
 from scalinglaws.fitting.problem import LawModel
 from scalinglaws.fitting.fitter import RobustLoss, minimize_multistart
-from scalinglaws.fitting.synthetic import grid, simulate
+from scalinglaws.fitting.synthetic import example_table, grid, simulate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -202,3 +202,61 @@ def test_large_tables_explore_on_a_subset_and_reach_the_same_optimum():
         assert fast.params[k] == pytest.approx(v, rel=1e-7), k
     stopped = ~fast.multistart.converged
     assert np.isnan(fast.multistart.funs[stopped]).all()  # not evaluated on every run: said so, not guessed
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed):
+    """kumar-precision's objective after a few steps ranks its starts badly: plain successive halving
+    (``confirm=0``) ends on an optimum worse than the true parameters themselves (so certainly not the
+    best).  With the default confirmation the fit reaches the every-start optimum, which is at most
+    the objective of the truth."""
+    from scalinglaws.fitting.problem import Problem
+    truth, table = example_table("kumar-precision", rows=300, seed=seed)
+    prob = Problem.build(table, "kumar-precision")
+    at_truth = prob.objective(prob.law.to_internal(truth))
+    plain = sl.fit(table, law="kumar-precision", confirm=0)
+    assert plain.objective > 1.2 * at_truth          # the failure the confirmation exists for
+    fit = sl.fit(table, law="kumar-precision")
+    every = sl.fit(table, law="kumar-precision", converge=0)
+    assert fit.objective <= at_truth
+    assert fit.objective == pytest.approx(every.objective, rel=1e-9)
+    assert fit.status["n_best"] >= 8 or fit.status["n_stopped"] < plain.status["n_stopped"]
+
+
+def test_confirmation_costs_nothing_when_the_survivors_agree():
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=7)
+    a, b = sl.fit(runs, law="chinchilla"), sl.fit(runs, law="chinchilla", confirm=0)
+    assert a.status["n_best"] >= 8
+    assert a.objective == b.objective and a.status["n_stopped"] == b.status["n_stopped"]
+    with pytest.raises(sl.OptionError, match="confirm"):
+        sl.fit(runs, law="chinchilla", confirm=-1)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_scaling_every_run_weight_scales_the_objective_and_nothing_else(scale):
+    """Weights c * 1 multiply the objective by c and leave the optimum, and the search that finds it,
+    where they were: every round compares weighted objectives with weighted objectives."""
+    _, table = example_table("kumar-precision", rows=300, seed=2)
+    plain = sl.fit(table, law="kumar-precision")
+    weighted = sl.fit(table, law="kumar-precision", weights=np.full(300, scale))
+    assert weighted.objective == pytest.approx(scale * plain.objective, rel=1e-9)
+    for k, v in plain.params.items():
+        assert weighted.params[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
+
+
+def test_large_table_survivors_that_stop_short_keep_their_objective_on_every_run():
+    """A survivor that runs out of steps was evaluated on every run: its objective is reported (the
+    value on every run at its point), while starts the halving stopped on the subset get none."""
+    from scalinglaws.fitting.problem import Problem
+    rng = np.random.default_rng(5)
+    n = 3000
+    N = np.exp(rng.uniform(np.log(3e7), np.log(1e10), n))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))
+    runs = sl.load_runs(simulate("chinchilla", TRUTH, {"N": N, "D": D}, noise=0.01, seed=3))
+    res = sl.fit(runs, law="chinchilla", explore_rows=400, max_iter=10, confirm=0)
+    ms = res.multistart
+    short = ~ms.converged & np.isfinite(ms.funs)
+    assert short.any() and np.isnan(ms.funs).sum() == res.status["n_stopped"]
+    prob = Problem.build(runs, "chinchilla")
+    for i in np.flatnonzero(short)[:3]:
+        assert ms.funs[i] == pytest.approx(prob.objective(ms.xs[i]), rel=1e-9)

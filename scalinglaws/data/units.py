@@ -57,12 +57,16 @@ def expand_suffixes(expression: str) -> str:
     return SUFFIXED_TOKEN.sub(lambda m: repr(float(m.group(1)) * SUFFIXES[m.group(2).lower()]), expression)
 
 
-def human(x: float, digits: int = 3) -> str:
-    """Short human form of a count: 6.7e10 -> '67B', 1.4e12 -> '1.4T'."""
+_HUMAN_COUNTS = (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3), ("", 1.0))
+_HUMAN_BYTES = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), (" bytes", 1.0))  # "bytes": "B" is billion
+
+
+def human(x: float, digits: int = 3, units=_HUMAN_COUNTS) -> str:
+    """Short human form of a count: 6.7e10 -> '67B', 1.4e12 -> '1.4T' (``units``: (suffix, scale), largest first)."""
     if x is None or not math.isfinite(x):
         return str(x)
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3), ("", 1.0)):
-        if abs(x) >= scale or unit == "":
+    for unit, scale in units:
+        if abs(x) >= scale or scale == 1.0:
             v = x / scale
             text = f"{v:.{digits}g}"
             if "e" in text:  # 200 with 2 digits: show '200', not '2e+02'
@@ -72,13 +76,7 @@ def human(x: float, digits: int = 3) -> str:
 
 def human_bytes(x: float, digits: int = 3) -> str:
     """Short form of a size in bytes, decimal units as :func:`parse_bytes` reads them: 8e9 -> '8GB', 512 -> '512 bytes'."""
-    if x is None or not math.isfinite(x):
-        return str(x)
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), (" bytes", 1.0)):
-        if abs(x) >= scale or scale == 1.0:     # "bytes", not "B", which means billion elsewhere
-            v = x / scale
-            text = f"{v:.{digits}g}"
-            return (f"{round(v):d}" if "e" in text else text) + unit
+    return human(x, digits, _HUMAN_BYTES)
 
 
 def format_number(x) -> str:

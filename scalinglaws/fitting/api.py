@@ -38,7 +38,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
         A registered law name (``scalinglaws laws`` lists them); default the first registered.
     options : FitOptions, optional
         How to fit (loss, delta, space, starts, seed, fix, where, exclude_top, converge,
-        max_iter); ``option_values`` replace single fields, e.g. ``fit(runs, delta=1e-2)``.
+        confirm, max_iter, explore_rows); ``option_values`` replace single fields, e.g. ``fit(runs, delta=1e-2)``.
     mapping : dict or list of ``"COLUMN=canonical"``, optional
         Column renames for the table.
     weights : array, optional
@@ -65,7 +65,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
                                   max_iter=opts.max_iter, min_keep=opts.converge or len(S0), seed=opts.seed,
-                                  explore_rows=opts.explore_rows,
+                                  explore_rows=opts.explore_rows, confirm=opts.confirm,
                                   progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")

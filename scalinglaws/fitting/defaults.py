@@ -10,6 +10,8 @@ SPACE = "log"
 SEED = 0
 #: starts that successive halving runs to full convergence
 CONVERGE = 32
+#: successive halving converges more of the starts it stopped while fewer than this many reached the best optimum
+CONFIRM = 8
 #: steps per start at most
 MAX_ITER = 400
 #: tables with more runs than this rank the start grid on a seeded subset of this many runs

@@ -23,6 +23,11 @@ import numpy as np
 
 from scalinglaws.fitting.defaults import HUBER_DELTA
 
+_EPS = np.finfo(float).eps
+#: a last round of more starts than this first converges in single precision (to ``_SINGLE_FTOL``)
+_PREPOLISH = 64
+_SINGLE_FTOL = 1e-7
+
 
 class Model(Protocol):  # pragma: no cover - a typing aid
     def value(self, theta: np.ndarray) -> np.ndarray: ...
@@ -219,7 +224,9 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         it[idx] += 1
         gnorm = np.abs(g).max(1)
         small = accept & (rel < switch) & ~exact[idx]
-        stuck = ~accept & (lam[idx] > 1e12)
+        # a step that cannot beat the objective's rounding is not helped by more damping (which only
+        # shrinks it): rejected with a predicted decrease at rounding level, the row is done
+        stuck = ~accept & ((lam[idx] > 1e12) | (exact[idx] & (pred > 0) & (pred <= 8 * _EPS * np.abs(Fi))))
         # an IRLS row that stalls or is stuck goes on with exact steps; an exact row that is
         # stuck, or improves by less than ftol, or has no gradient left, is done
         to_exact = idx[small | (stuck & ~exact[idx])]
@@ -249,17 +256,20 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
 
 def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: np.ndarray,
                         upper: np.ndarray, loss: RobustLoss = RobustLoss(), *, free: np.ndarray | None = None,
-                        weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 5,
+                        weights: np.ndarray | None = None, max_iter: int = 400, round_iter: int = 3,
                         keep: float = 0.25, min_keep: int = 32, ftol: float = 1e-13, gtol: float = 1e-14,
                         switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
                         explore_dtype=np.float32, explore_rows: int | None = 2048, seed: int = 0,
-                        newton: bool = False, progress=None) -> MultiStartResult:
+                        newton: bool = False, confirm: int = 0, progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
 
     Successive halving: every distinct start takes ``round_iter`` steps; then only the
     best ``keep`` fraction of the starts still moving (at least ``min_keep``) goes on
     for another round, and so on until at most ``min_keep`` are left, which run to
-    convergence (``max_iter`` steps in all), in double precision.  Starts that converge in
+    convergence in double precision (at most ``max_iter`` steps less those of the rounds).
+    Before that round, survivors of a large table converge on its run subset, and more than
+    64 survivors converge in single precision first (each at most ``max_iter`` steps): cheap
+    steps that leave the double-precision round few.  Starts that converge in
     that round drop out at once (in the single-precision rounds they only pause), and
     keep their end point; starts that arrive at the same point (within ``merge_tol`` in
     the fitted space) are merged and follow one path from then on.  A start stopped by
@@ -287,9 +297,14 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         (single precision is twice as fast; the last round, which converges, is float64).
     explore_rows : with more runs than this, the halving rounds see a seeded random subset of
         this many runs (when the model has ``take(rows)``): ranking thousands of starts needs no
-        more, so a large table costs about as much as this many rows until the last round, which
-        converges the survivors on every run.  None: always every run.
+        more, so a large table costs about as much as this many rows until the last round, whose
+        survivors converge on the subset (double precision) and then on every run.  None: always
+        every run.
     seed : seed of that subset.
+    confirm : while fewer than this many starts reached the best optimum (within ``rtol_best``),
+        the next-ranked starts the halving stopped converge too, as many again as have converged,
+        until a batch no longer improves the best or none is left (0: never).  On a rugged landscape
+        the objective after a few steps ranks the starts badly; this finds the optimum anyway.
     progress : optional callable(done_fraction) for a progress bar.
     """
     y = np.asarray(y, dtype=float)
@@ -304,11 +319,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
 
     def objective(theta, rows):
         counter[0] += 1
-        v = np.empty(len(theta))
-        for b in _blocks(np.arange(len(theta)), max(8, 30000 // max(1, y.size))):
-            with np.errstate(all="ignore"):
-                v[b] = loss.total(model.value(theta[b]) - y, _rows(w, rows if rows is None else rows[b]))
-        return np.where(np.isfinite(v), v, np.inf)
+        return _objective(model, y, loss, theta, w, rows)
 
     if w is not None and w.ndim == 2:  # independent problems (bootstrap resamples)
         X = X0.copy()
@@ -322,19 +333,28 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     owner = owner.reshape(-1)
     U = len(X)
     explore_model, y_explore = model, y
+    settle_model = None
     if explore_rows and y.size > explore_rows and hasattr(model, "take") and w is None:
         subset = np.sort(np.random.default_rng(seed).choice(y.size, int(explore_rows), replace=False))
         explore_model, y_explore = model.take(subset), y[subset]
+        settle_model = explore_model  # in double precision (the rounds use a single-precision copy)
+
+    def settle(rows):
+        """Converge ``rows`` on the run subset in double precision first: a step on every run of a
+        large table costs as much as hundreds on the subset, and from the subset's optimum the full
+        problem needs few."""
+        Xr = X[rows]
+        Fr = _objective(settle_model, y_explore, loss, Xr)
+        _, ir, er = _lm(settle_model, y_explore, loss, Xr, Fr, w=None, max_iter=max_iter, exact=exact[rows],
+                        **common)
+        X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
+
     if hasattr(explore_model, "astype") and explore_dtype:
         explore_model = explore_model.astype(explore_dtype)
     if y_explore is y:
         F = objective(X, None)
     else:  # the halving ranks starts on the subset; the survivors' objectives are recomputed on every run
-        F = np.empty(U)
-        for b in _blocks(np.arange(U), max(8, 30000 // max(1, y_explore.size))):
-            with np.errstate(all="ignore"):
-                F[b] = loss.total(explore_model.value(X[b]) - y_explore.astype(explore_model.dtype))
-        F = np.where(np.isfinite(F), F, np.inf)
+        F = _objective(explore_model, y_explore.astype(explore_model.dtype), loss, X)
     rep = np.arange(U)                 # each distinct start's representative (after merging)
     stopped_ok = np.ones(U, bool)      # False: stopped by the halving
     moving = np.isfinite(F)            # still iterating
@@ -346,6 +366,15 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         rows = np.flatnonzero(moving)
         last = rows.size <= min_keep or keep >= 1 or used + round_iter >= max_iter
         n = max_iter - used if last else min(round_iter, max_iter - used)
+        if last and settle_model is not None:
+            settle(rows)
+        elif last and explore_model is not model and rows.size > _PREPOLISH:
+            # many survivors (diagnose, converge=0): most of their way in single precision, which
+            # costs about half a double-precision step, then the rest in double precision
+            Xr, Fr = X[rows], F[rows]
+            _, ir, er = _lm(explore_model, y_explore.astype(explore_model.dtype), loss, Xr, Fr, w=w, max_iter=n,
+                            exact=exact[rows], **dict(common, ftol=_SINGLE_FTOL))
+            X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
         Xr, Fr = X[rows], F[rows]
         if last and explore_model is not model:  # converge in double precision
             Fr = objective(Xr, rows)
@@ -360,11 +389,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
             progress(min(1.0, used / (used + 4 * round_iter)) if not last else 1.0)
         if last:
             break
-        # merge points that arrived together: the first of each group goes on for all
-        live = np.flatnonzero(rep == np.arange(U))
-        key = np.round(X[live] / merge_tol)
-        _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        rep[live] = live[first[inv.reshape(-1)]]
+        _merge(X, rep, merge_tol)
         moving &= rep == np.arange(U)
         # successive halving: the best of the starts still moving go on
         rows = np.flatnonzero(moving)
@@ -373,23 +398,71 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
             order = np.argsort(F[rows], kind="stable")
             moving[rows[order[n_keep:]]] = False
             stopped_ok[rows[order[n_keep:]]] = False
-    while True:  # follow merge chains to their final representative
-        nxt = rep[rep]
-        if np.array_equal(nxt, rep):
+    rep = _final(rep)
+    # confirmation: while fewer than ``confirm`` starts reached the best optimum, the next-ranked
+    # starts the halving stopped converge too (as many again as have converged), until a batch
+    # no longer improves on the best
+    improved = True
+    while confirm and improved:
+        done = conv & np.isfinite(F) & (rep == np.arange(U))
+        stopped = np.flatnonzero(~stopped_ok & (rep == np.arange(U)) & np.isfinite(F))
+        if not done.any() or stopped.size == 0:
             break
-        rep = nxt
+        mult = np.bincount(rep[owner], minlength=U)   # starts each representative stands for
+        f_best = F[done].min()
+        tol = rtol_best * max(abs(f_best), 1e-300)
+        if mult[done & (F <= f_best + tol)].sum() >= confirm:
+            break
+        batch = stopped[np.argsort(F[stopped], kind="stable")[:max(min_keep, int(mult[done].sum()))]]
+        if settle_model is not None:
+            settle(batch)
+        Xr, Fr = X[batch], objective(X[batch], batch)
+        cr, ir, er = _lm(model, y, loss, Xr, Fr, w=w, max_iter=max_iter, exact=exact[batch], **common)
+        X[batch], F[batch], it[batch], exact[batch], conv[batch] = Xr, Fr, it[batch] + ir, er, cr
+        stopped_ok[batch] = True
+        improved = bool((cr & (Fr < f_best - tol)).any())
+        _merge(X, rep, merge_tol)
+        rep = _final(rep)
     if progress:
         progress(1.0)
     if explore_model is not model:  # objectives of starts last seen in single precision or on the subset
         redo = np.flatnonzero(~conv & np.isfinite(F))
         if y_explore is y:
             F[redo] = objective(X[redo], redo)
-        else:  # on every run that would cost more than the whole fit: they are reported without one
-            F[redo] = np.nan
+        else:  # on every run that would cost more than the whole fit: the starts the halving stopped
+            # are reported without one (survivors and confirmed starts have theirs from every run)
+            F[redo[~stopped_ok[redo]]] = np.nan
     owner = rep[owner]
     res = _result(X[owner], F[owner], conv[owner], it[owner], S, counter[0], max_iter, rtol_best)
     res.n_stopped = int((~stopped_ok[owner]).sum())
     return res
+
+
+def _objective(model, y, loss, theta, w=None, rows=None):
+    """The objective of every row of ``theta`` under ``model`` and targets ``y``, in cache-sized
+    blocks; non-finite values become inf (a start outside the law's domain)."""
+    v = np.empty(len(theta))
+    for b in _blocks(np.arange(len(theta)), max(8, 30000 // max(1, y.size))):
+        with np.errstate(all="ignore"):
+            v[b] = loss.total(model.value(theta[b]) - y, _rows(w, rows if rows is None else rows[b]))
+    return np.where(np.isfinite(v), v, np.inf)
+
+
+def _merge(X, rep, tol):
+    """Merge points that arrived together (the same within ``tol``): among the live representatives
+    (``rep[i] == i``) the first of each group goes on for all; ``rep`` is updated in place."""
+    live = np.flatnonzero(rep == np.arange(rep.size))
+    _, first, inv = np.unique(np.round(X[live] / tol), axis=0, return_index=True, return_inverse=True)
+    rep[live] = live[first[inv.reshape(-1)]]
+
+
+def _final(rep):
+    """Merge chains followed to their final representative."""
+    while True:
+        nxt = rep[rep]
+        if np.array_equal(nxt, rep):
+            return rep
+        rep = nxt
 
 
 def _result(xs, funs, converged, iters, S, n_evals, max_iter, rtol_best) -> MultiStartResult:

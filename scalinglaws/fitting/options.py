@@ -49,8 +49,15 @@ class FitOptions:
         Drop the ``exclude_top`` highest-loss runs (after ``where``).
     converge : int
         Starts that successive halving runs to full convergence (0: every start).
+    confirm : int
+        While fewer than this many starts reached the best optimum, successive halving converges
+        the next-ranked starts it stopped (as many again as have converged each time), until a
+        new batch no longer improves the best (0: never).  A rugged landscape, where the early
+        objective does not rank the starts well, then still gets its best optimum.
     max_iter : int
-        Steps per start at most.
+        Steps per start at most in the double-precision round on every run, the one that decides
+        convergence (the cheaper rounds before it, in single precision or on a run subset, may take
+        as many again).
     explore_rows : int or None
         A table with more runs than this ranks the start grid (the successive-halving rounds)
         on a seeded subset of this many runs; the surviving starts converge on every run.
@@ -66,6 +73,7 @@ class FitOptions:
     where: str | None = None
     exclude_top: int = 0
     converge: int = defaults.CONVERGE
+    confirm: int = defaults.CONFIRM
     max_iter: int = defaults.MAX_ITER
     explore_rows: int | None = defaults.EXPLORE_ROWS
 
@@ -85,6 +93,8 @@ class FitOptions:
             raise OptionError("exclude_top", f"must be a whole number >= 0, got {self.exclude_top}")
         if not _whole(self.converge, 0):
             raise OptionError("converge", f"must be a whole number >= 0, got {self.converge}")
+        if not _whole(self.confirm, 0):
+            raise OptionError("confirm", f"must be a whole number >= 0, got {self.confirm}")
         if not _whole(self.max_iter, 1):
             raise OptionError("max_iter", f"must be a whole number >= 1, got {self.max_iter}")
         if self.explore_rows is not None and not _whole(self.explore_rows, 16):

@@ -34,3 +34,17 @@ def grid(N, D, **columns) -> pd.DataFrame:
     axes = {"N": np.atleast_1d(N), "D": np.atleast_1d(D), **{k: np.atleast_1d(v) for k, v in columns.items()}}
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     return pd.DataFrame({k: m.ravel().astype(float) for k, m in zip(axes, mesh)})
+
+
+def example_table(law, rows: int = 300, noise: float = 0.005, seed: int = 0) -> pd.DataFrame:
+    """The law's own example design (:meth:`~scalinglaws.laws.base.Law.example`) repeated to ``rows``
+    runs, with its target drawn at the example's known parameters: ``(params, table)``.
+
+    The registry-wide checks and ``benchmarks/fit_speed.py`` fit every law on such a table: one
+    design per law on which the law is identifiable, at a common size.
+    """
+    law = get_law(law)
+    params, cols = law.example()
+    design = pd.DataFrame(cols)
+    design = pd.concat([design] * -(-rows // len(design)), ignore_index=True).iloc[:rows]
+    return params, simulate(law, params, design, noise=noise, seed=seed)

