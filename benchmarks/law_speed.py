@@ -6,7 +6,9 @@ Every law's fitter derivatives come from its one formula (sympy-generated numpy,
 This benchmark fits the same table with both, in this process, one BLAS thread, and
 prints the times, their ratio and both objectives (``tests/test_laws_contract.py``
 checks the two paths agree to rounding).  Then each registered law's fit time on its
-own example table (generic derivatives), for reference.
+own example table (generic derivatives), and the same fit with the formula's powers
+differentiated as written (``Law.merge_powers = False``: ``N ** -psi`` as a ``pow`` call
+instead of one merged exponential per term), with the ratio.
 
 Usage: ``python benchmarks/law_speed.py [--runs PATH] [--repeat 3]``.
 """
@@ -42,6 +44,36 @@ def generic(law: Law) -> Law:
     return plain()
 
 
+def unmerged(law: Law) -> Law:
+    """The same law with its generated derivatives differentiating the formula's powers as written."""
+    cls = type(law)
+    return type(f"Unmerged{cls.__name__}", (cls,), {"merge_powers": False, "__module__": cls.__module__})()
+
+
+def per_value(law: Law, table, starts: int = 256, repeat: int = 15):
+    """Nanoseconds per (start, run) of the fitter's values plus Jacobian: merged powers, as written."""
+    from scalinglaws.fitting.options import FitOptions
+    from scalinglaws.fitting.problem import Problem
+    grid = law.start_grid()
+    T = grid[np.linspace(0, len(grid) - 1, starts).round().astype(int)]
+    out = []
+    for variant in (law, unmerged(law)):
+        X = Problem.build(table, variant, FitOptions()).X
+        variant.log_predict_jac(T[:2], X)  # generated outside the timing
+        out.append((variant, X))
+    best = [np.inf, np.inf]
+    with np.errstate(all="ignore"):
+        for r in range(repeat):
+            for k in ((0, 1) if r % 2 == 0 else (1, 0)):  # ABBA: neither goes first every time
+                variant, X = out[k]
+                t0 = time.perf_counter()
+                variant.fit_log_predict(T, X)
+                variant.log_predict_jac(T, X)
+                best[k] = min(best[k], time.perf_counter() - t0)
+    n = len(table) * len(T)
+    return best[0] / n * 1e9, best[1] / n * 1e9
+
+
 def best_of(repeat, fn):
     times, out = [], None
     for _ in range(repeat):
@@ -74,15 +106,21 @@ def main(argv=None) -> int:
     print(f"  hand-tuned fast path:               {t_fast:7.3f} s  objective {fast.objective:.13g}")
     print(f"  the fast path is {t_gen / t_fast:.2f}x the generic one")
     print("\nevery law on its example table (noise-free, default start grid; generic derivatives unless the "
-          "law has its own fast path):")
+          "law has its own fast path); then the generated code's cost per start and run (values and Jacobian "
+          "at 256 start points, alternating, best of 15) with merged powers (as shipped) and with the formula's "
+          "powers as written:")
     for name, other in REGISTRY.items():
         truth, cols = other.example()
         table = sl.load_runs(simulate(other, truth, pd.DataFrame(cols), noise=0.0), required=())
         sl.fit(table, law=name, starts=2)  # derivatives generated outside the timing
         t, res = best_of(args.repeat, lambda: sl.fit(table, law=name))
         own = type(other).grad_hess is not Law.grad_hess
-        print(f"  {name:<16} {len(table):4d} runs {res.status['n_starts']:5d} starts  {t:7.3f} s  "
-              f"{'converged' if res.converged else res.status['message']}" + ("  (fast path)" if own else ""))
+        line = (f"  {name:<16} {len(table):4d} runs {res.status['n_starts']:5d} starts  {t:7.3f} s  "
+                f"{'converged' if res.converged else res.status['message']}" + ("  (fast path)" if own else ""))
+        if other.has_formula and not own:
+            merged, plain = per_value(other, table)
+            line += f"; {merged:.1f} ns merged, {plain:.1f} ns as written ({plain / merged:.2f}x)"
+        print(line)
     return 0
 
 

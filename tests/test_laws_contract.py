@@ -164,6 +164,8 @@ def test_exact_derivatives_match_finite_differences(name):
     T = _near_truth(law, truth)
     f, J = law.log_predict_jac(T, X)
     np.testing.assert_allclose(f, law.log_predict(T, X), rtol=1e-12, atol=1e-12)
+    # the fitter's values (generated code, powers merged into exponentials) are the formula's
+    np.testing.assert_allclose(law.fit_log_predict(T, X), law.log_predict(T, X), rtol=1e-12, atol=1e-12)
     P = T.shape[1]
     w = np.random.default_rng(1).random((T.shape[0], f.shape[1]))
     H = law.curvature(T, X, w)

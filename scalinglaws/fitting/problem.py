@@ -50,7 +50,7 @@ class LawModel:
         return self if np.dtype(dtype) == self.dtype else LawModel(self.law, self.X, self.space, dtype, self.newton)
 
     def value(self, theta):
-        g = self.law.log_predict(np.asarray(theta, dtype=self.dtype), self.X)
+        g = self.law.fit_log_predict(np.asarray(theta, dtype=self.dtype), self.X)
         return g if self.space == "log" else np.exp(g)
 
     def evaluate(self, theta):

@@ -477,6 +477,11 @@ class Law:
         """Whether :meth:`curvature` is exact (every law with a formula has it, from the formula)."""
         return self.has_formula
 
+    #: whether the generated derivatives merge each product of powers into one exponential
+    #: (:func:`scalinglaws.laws.derive.generate`); False differentiates the formula as written
+    #: (``benchmarks/law_speed.py`` compares the two)
+    merge_powers: ClassVar[bool] = True
+
     #: whether the fitter's exact steps add the model's curvature (full Newton) to the loss's
     #: (Gauss-Newton); Gauss-Newton unless a law has shown that Newton steps pay (Chinchilla)
     newton_steps: ClassVar[bool] = False
@@ -487,11 +492,21 @@ class Law:
         with np.errstate(all="ignore"):
             return functions(self, X)["curvature"](t, X, np.asarray(w, dtype=t.dtype))
 
+    def fit_log_predict(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
+        """:meth:`log_predict` for the fitter's inner loop: the code generated from :meth:`formula`
+        (:mod:`scalinglaws.laws.derive`, powers merged into single exponentials), equal to it to
+        rounding.  A law that writes its own ``log_predict`` (a hand-tuned path) is used as written."""
+        t = np.asarray(theta)
+        if type(self).log_predict is not Law.log_predict or not self.has_formula:
+            return self.log_predict(t, X)
+        with np.errstate(all="ignore"):
+            return functions(self, X)["value"](t, X)
+
     def evaluate(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
         """``(log L, cache)`` for the fitter: values now, and whatever :meth:`grad_hess`
         can reuse at the same ``theta`` (None, an array or a tuple of arrays with one row
-        per parameter vector).  Default: no cache."""
-        return self.log_predict(theta, X), None
+        per parameter vector).  Default: :meth:`fit_log_predict` and no cache."""
+        return self.fit_log_predict(theta, X), None
 
     def grad_hess(self, theta: np.ndarray, X: Mapping[str, np.ndarray], cache, psi: np.ndarray,
                   hw: np.ndarray, cw: np.ndarray | None):

@@ -8,9 +8,13 @@ whole model sizes are drawn with replacement.
 
 How it is fast: a resample is a weighting of the same runs (how often each was drawn),
 so all refits are one batch for the fitter, each row with its own weights, started at
-the full fit's optimum with exact Newton steps.  Batches run in parallel threads
-(numpy releases the GIL in its array loops).  The batches have a fixed size whatever the
-number of threads, so the numbers do not depend on the machine's core count.
+the full fit's optimum with exact Newton steps.  Batches of 64 refits run in worker
+processes (forked, so nothing is pickled but the rows and the results): threads do not pay
+here, the refits being many small numpy calls that hold the GIL between them (measured on
+2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
+not available (Windows, macOS' default) the batches run in threads.  The batches have a fixed
+size whatever the number of workers, so the numbers do not depend on the machine's core
+count.
 
 Derived quantities get intervals the same way: :func:`predict_interval` pushes every
 parameter sample through the law (confidence interval of the mean prediction) and, with
@@ -21,8 +25,10 @@ run).  :func:`plan_interval` does it for a planner.
 from __future__ import annotations
 
 import copy
+import itertools
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Mapping
 
 import numpy as np
@@ -37,8 +43,28 @@ from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.fitting.fitter import minimize_multistart
 
-#: refits per task: fixed, so that results do not depend on the number of threads
+#: refits per task: fixed, so that results do not depend on the number of workers
 BATCH = 64
+
+#: the refit problems of running bootstraps, by token; forked workers inherit them
+_JOBS: dict[int, tuple] = {}
+_tokens = itertools.count()
+
+
+def _refit(token: int, rows: np.ndarray):
+    """Refit the resamples ``rows`` of bootstrap ``token``: (rows, end points, converged)."""
+    prob, W, x0 = _JOBS[token]
+    with one_blas_thread():
+        res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
+                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
+    return rows, res.xs, res.converged & np.isfinite(res.funs)
+
+
+def _pool(workers: int):
+    """Forked worker processes where the platform has fork, else threads."""
+    if "fork" in multiprocessing.get_all_start_methods():
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=workers)  # pragma: no cover - platforms without fork
 
 
 def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, seed: int = 0) -> np.ndarray:
@@ -84,7 +110,7 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     level : float
         Interval coverage, e.g. 0.95 for the 2.5th-97.5th percentiles.
     n_jobs : int, optional
-        Threads (default: the machine's cores).
+        Worker processes (default: the cores this process may use; 1: no workers, all in this process).
 
     Returns a copy of ``result`` whose ``extra["bootstrap"]`` holds ``n``, ``cluster``,
     ``seed``, ``level``, ``samples`` (one row of public parameter values per converged
@@ -102,20 +128,29 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     X = np.empty((n, len(x0)))
     ok = np.zeros(n, bool)
     batches = [np.arange(i, min(n, i + BATCH)) for i in range(0, n, BATCH)]
-
-    def refit(rows):
-        res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
-                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
-        X[rows] = res.xs
-        ok[rows] = res.converged & np.isfinite(res.funs)
-
-    workers = max(1, min(n_jobs or os.cpu_count() or 1, len(batches)))
-    done = 0
-    with one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(refit, batches):
-            done += 1
-            if progress:
-                progress(done / len(batches))
+    if n_jobs is not None and not (isinstance(n_jobs, (int, np.integer)) and n_jobs >= 1):
+        raise OptionError("n_jobs", f"must be a whole number >= 1, got {n_jobs}")
+    workers = max(1, min(n_jobs or _cores(), len(batches)))
+    token = next(_tokens)
+    _JOBS[token] = (prob, W, x0)
+    try:
+        with one_blas_thread():
+            if workers == 1:
+                results = (_refit(token, rows) for rows in batches)
+                pool = None
+            else:
+                pool = _pool(workers)
+                results = pool.map(_refit, itertools.repeat(token), batches)
+            try:
+                for done, (rows, xs, conv) in enumerate(results, 1):
+                    X[rows], ok[rows] = xs, conv
+                    if progress:
+                        progress(done / len(batches))
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+    finally:
+        del _JOBS[token]
     samples = np.array([list(prob.law.to_public(x).values()) for x in X[ok]]).reshape(-1, len(x0))
     out = copy.deepcopy(result)
     out.extra = dict(out.extra or {})
@@ -231,3 +266,11 @@ def _numbers(out: dict):
                 for kk, vv in row.items():
                     if isinstance(vv, (int, float, np.integer, np.floating)) and not isinstance(vv, bool):
                         yield f"table[{i}].{kk}", float(vv)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return os.cpu_count() or 1
