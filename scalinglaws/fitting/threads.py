@@ -5,7 +5,7 @@ many tiny systems; a multi-threaded BLAS spends more time waking its threads tha
 on them, and on a loaded machine it can be many times slower.  :func:`one_blas_thread`
 limits BLAS to one thread for the duration of a fit or a bootstrap (``threadpoolctl``),
 whatever the user's environment says; where the fitter parallelises (bootstrap batches) it
-does so with its own threads, in fixed batches, so the numbers do not depend on the core count.
+does so with worker processes, in fixed batches, so the numbers do not depend on the core count.
 """
 
 from __future__ import annotations
