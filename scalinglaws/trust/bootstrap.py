@@ -12,7 +12,7 @@ the full fit's optimum with exact Newton steps.  Batches of 64 refits run in wor
 processes (forked, so nothing is pickled but the rows and the results): threads do not pay
 here, the refits being many small numpy calls that hold the GIL between them (measured on
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
-not available (Windows, macOS' default) the batches run in threads.  The batches have a fixed
+not available or not safe (Windows, macOS) the batches run in threads.  The batches have a fixed
 size whatever the number of workers, so the numbers do not depend on the machine's core
 count.
 
@@ -28,6 +28,7 @@ import copy
 import itertools
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Mapping
 
@@ -61,8 +62,9 @@ def _refit(token: int, rows: np.ndarray):
 
 
 def _pool(workers: int):
-    """Forked worker processes where the platform has fork, else threads."""
-    if "fork" in multiprocessing.get_all_start_methods():
+    """Forked worker processes where fork is safe (not on macOS, whose system libraries may crash in
+    a forked child), else threads."""
+    if sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods():
         return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     return ThreadPoolExecutor(max_workers=workers)  # pragma: no cover - platforms without fork
 
