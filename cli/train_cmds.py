@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import List, Optional
 
 import typer
@@ -210,19 +211,17 @@ def register(app: typer.Typer) -> None:
                  f"{loop.describe_device(cfg)}")
             if ckpt and os.path.exists(ckpt):
                 _say(f"resuming from the checkpoint {ckpt}")
-        if quiet:
-            rows = loop.train(cfg, checkpoint=ckpt)
-        elif err_console.is_terminal:
-            with _progress() as bar:
+        bar = _progress() if not quiet and err_console.is_terminal else None
+        with bar or nullcontext():
+            if bar is not None:
                 task = bar.add_task("train", total=p.steps, info="")
-                rows = loop.train(cfg, on_step=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}"),
-                                  checkpoint=ckpt)
-        else:
-            rows = loop.train(cfg, on_step=StepLines(p.tokens_per_step), checkpoint=ckpt)
+                on_step = lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.3f}")  # noqa: E731
+            else:
+                on_step = None if quiet else StepLines(p.tokens_per_step)
+            # the same config trained again is a new run: its rows are appended even if its hash is there
+            rows = loop.train_into(cfg, out, on_step=on_step, unique=False)[0] if out else loop.train(cfg, on_step)
         _show(rows)
         if out:
-            loop.append_rows(out, rows)
-            loop.remove_checkpoint(ckpt)          # the rows are in the table: the checkpoint has done its job
             _say(f"appended {len(rows)} row(s) to {out}")
 
     @app.command("tokenize")
@@ -287,7 +286,7 @@ def register(app: typer.Typer) -> None:
         """Train a grid of models from a TOML spec; resumable, safe to interrupt, on this machine or a cluster."""
         _need_torch()
         from scalinglaws.train.executor import resolve_settings
-        from scalinglaws.train.loop import check_peak_flops, check_run_table, late_columns, plan
+        from scalinglaws.train.loop import check_peak_flops, check_runs
         from scalinglaws.train.sweep import load_sweep, pending, run_sweep
 
         if len(spec) == 2 and spec[0] == "status":
@@ -299,10 +298,7 @@ def register(app: typer.Typer) -> None:
         configs = sweep.configs
         settings = resolve_settings(sweep.executor, executor=executor, partition=partition,
                                     max_parallel=max_parallel, retries=retries, gpus_per_run=gpus_per_run, poll=poll)
-        fills = set()
-        for cfg in configs:           # as run_sweep and run_on_executor check, so that --dry-run counts what they train
-            fills.update(late_columns(plan(cfg)))
-        check_run_table(out, fills=fills)
+        check_runs(configs, out)      # as run_sweep and run_on_executor check, so that --dry-run counts what they train
         if checkpoint_every is not None and checkpoint_every < 0:
             raise InputError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
         overrides = dict(device=device, threads=threads, compile=compile_, peak_flops=check_peak_flops(peak_flops),

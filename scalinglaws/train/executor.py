@@ -37,8 +37,8 @@ from typing import Any, Callable
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human, parse_number
 
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
-                                    late_columns, plan, read_rows, remove_checkpoint, train)
+from scalinglaws.train.loop import (TrainConfig, check_run_table, check_runs, checkpoint_path, config_hashes, plan,
+                                    read_rows, remove_checkpoint, train_into)
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -359,10 +359,7 @@ def run_job(cfg: TrainConfig, out: str, jobs: str) -> dict:
             remove_checkpoint(checkpoint_path(out, cfg))        # one left by a run killed after its append
             result = {"status": "skip"}
         else:
-            ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
-            rows = train(cfg, on_step=_StepPrinter(), checkpoint=ckpt)
-            added = append_rows(out, rows, unique=True)
-            remove_checkpoint(ckpt)
+            rows, added = train_into(cfg, out, on_step=_StepPrinter())
             result = {"status": "done" if added else "skip", "diverged": int(rows[0]["diverged"]),
                       "loss": rows[0]["loss"], "wall_s": rows[0]["wall_s"]}
     except BaseException as exc:
@@ -689,10 +686,7 @@ def run_on_executor(configs: list[TrainConfig], out: str, settings: Settings, re
             raise InputError(f"run_on_executor: cannot override {k!r}")
     resources = resources or Resources()
     configs = [replace(c, **{k: v for k, v in overrides.items() if v is not None}) for c in configs]
-    fills = set()
-    for cfg in configs:                  # every run checked before any is submitted
-        fills.update(late_columns(plan(cfg)))
-    check_run_table(out, fills=fills)
+    check_runs(configs, out)             # every run checked before any is submitted
     out = os.path.abspath(out)
     jobs = jobs_folder(out)
     backend = _Backend(settings.name, jobs, out, settings, resources)

@@ -716,6 +716,30 @@ ON_DEMAND = ("tokenizer", "vocab_size")
 IDENTITY_LATE = ("tokenizer", "vocab_size", "stochastic_rounding")
 
 
+def check_runs(configs, out: str) -> None:
+    """Before anything trains: plan every config (a bad one raises InputError naming it) and check
+    the run table ``out`` (:func:`check_run_table`) against the late columns the runs will fill."""
+    fills = set()
+    for cfg in configs:
+        fills.update(late_columns(plan(cfg)))
+    check_run_table(out, fills=fills)
+
+
+def train_into(cfg: TrainConfig, out: str, *, on_step: Callable[[int, int, float], None] | None = None,
+               corpus: Corpus | None = None, unique: bool = True) -> tuple[list[dict], int]:
+    """Train ``cfg``, append its rows to ``out`` and remove its checkpoint; ``(rows, rows added)``.
+
+    With ``checkpoint_every`` the run resumes from (and keeps) its checkpoint beside ``out``
+    (:func:`checkpoint_path`) until its rows are in the table.  ``unique``: leave the rows out
+    when another process appended the same config hash meanwhile (:func:`append_rows`).
+    """
+    ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
+    rows = train(cfg, on_step=on_step, corpus=corpus, checkpoint=ckpt)
+    added = append_rows(out, rows, unique=unique)
+    remove_checkpoint(ckpt)              # the rows are in the table: the checkpoint has done its job
+    return rows, added
+
+
 def late_columns(p: Plan) -> tuple[str, ...]:
     """The columns of :data:`IDENTITY_LATE` that the rows of the run ``p`` fill (as :func:`_row` does)."""
     shards = ("tokenizer", "vocab_size") if p.tokenizer is not None else ()

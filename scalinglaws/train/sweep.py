@@ -55,8 +55,8 @@ from scalinglaws.data.errors import InputError
 
 from scalinglaws.train.data import Corpus
 from scalinglaws.train.executor import Resources, parse_executor, parse_resources, toml_text
-from scalinglaws.train.loop import (TrainConfig, append_rows, check_run_table, checkpoint_path, config_hashes,
-                                    late_columns, plan, remove_checkpoint, train)
+from scalinglaws.train.loop import (TrainConfig, check_runs, checkpoint_path, config_hashes, plan,
+                                    remove_checkpoint, train_into)
 from scalinglaws.train.model import RunOptionError
 
 try:
@@ -244,10 +244,7 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
     for k in overrides:
         if k not in TrainConfig.NOT_HASHED:
             raise InputError(f"run_sweep: cannot override {k!r}")
-    fills = set()
-    for cfg in configs:       # check every run before training any
-        fills.update(late_columns(plan(cfg)))
-    check_run_table(out, fills=fills)
+    check_runs(configs, out)  # every run checked before any trains
     res = SweepResult(total=len(configs))
     corpora: dict = {}
     seen, cache = set(), {}
@@ -266,10 +263,7 @@ def run_sweep(configs: list[TrainConfig], out: str, *,
             on_run(i, len(configs), cfg, "start", [])
         if cfg.data not in corpora:
             corpora[cfg.data] = Corpus.load(cfg.data)
-        ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
-        new = train(cfg, on_step=on_step, corpus=corpora[cfg.data], checkpoint=ckpt)
-        added = append_rows(out, new, unique=True)
-        remove_checkpoint(ckpt)
+        new, added = train_into(cfg, out, on_step=on_step, corpus=corpora[cfg.data])
         if not added:
             res.skipped += 1
             if on_run:
