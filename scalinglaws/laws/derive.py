@@ -12,9 +12,10 @@ the design arrays ``X`` (each shape (n,)):
 How: the formula is evaluated on sympy symbols (each log-scale parameter as ``exp`` of
 its fitted symbol), ``log`` of it is differentiated once and twice, common
 sub-expressions are shared (``sympy.cse``), and each expression is printed as numpy
-code.  Before differentiating, every power whose exponent holds a parameter and whose base
-does not (``N ** -alpha``, ``2 ** (-kappa b)``) becomes ``exp(exponent * log base)`` with the
-design's logs computed once per call, and the exponentials of each product are merged into
+code.  Before differentiating, every power whose exponent holds a parameter (``N ** -alpha``,
+``2 ** (-kappa b)``, ``N_eff ** -alpha``) becomes ``exp(exponent * log base)``, with the
+design's logs computed once per call (and a parameter-dependent base's log shared with the
+derivatives, which need it anyway), and the exponentials of each product are merged into
 one (:func:`_exp_form`): a term ``phi 2^(-chi b) / (N^psi S^omega)`` costs one ``exp`` per
 run and start instead of three ``pow`` calls and an ``exp``, which is most of the fitter's
 time for such laws.  The generated source is kept in memory and in a cache folder keyed by the law
@@ -37,7 +38,7 @@ from scalinglaws.data.atomic import write_atomic
 from scalinglaws.data.errors import InputError
 
 #: bump when the generated code changes shape, so that old cache entries are not used
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 _memory: dict[str, dict] = {}
 _lock = threading.Lock()
@@ -194,14 +195,15 @@ def generate(law, design_names) -> str:
 
 
 def _exp_form(expr, params: set, logs: dict):
-    """``expr`` with each power ``base ** e`` whose exponent holds a parameter and whose base holds
-    none written ``exp(e * log base)`` (``logs`` names the design arrays' logs), and the
-    exponentials of every product merged into one.  Equal in exact arithmetic; in floating point
-    to rounding (``exp`` of a sum against a product of ``pow``)."""
+    """``expr`` with each power ``base ** e`` whose exponent holds a parameter written
+    ``exp(e * log base)`` (``logs`` names the design arrays' logs), and the exponentials of every
+    product merged into one.  Equal in exact arithmetic, and where the base is <= 0 too (NaN for
+    a negative base, 0 or inf for a zero one, as ``pow`` gives for a non-integer exponent); in
+    floating point to rounding (``exp`` of a sum against a product of ``pow``)."""
     import sympy as sp
 
     def is_target(a):
-        return a.is_Pow and bool(a.exp.free_symbols & params) and not (a.base.free_symbols & params)
+        return a.is_Pow and bool(a.exp.free_symbols & params) and a.base is not sp.E
 
     def rewrite(a):
         return sp.exp(a.exp * (logs[a.base] if a.base in logs else sp.log(a.base)))
