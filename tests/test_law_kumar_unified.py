@@ -180,3 +180,11 @@ def test_cli_planner_with_a_fit_file(tmp_path, capsys):
     assert ans["law"] == "kumar-unified" and ans["D_crit"] == pytest.approx(
         LAW.plan_data(P0, N=1e9, ptq_bits=4, w_bits=6)["D_crit"], rel=1e-12)
     assert '"robustification"' in capsys.readouterr().out
+
+
+def test_planner_refuses_parameters_without_a_critical_data_size():
+    # 1 - exp(-C_w (5 - 4)) = 1 - e = -1.72 (a and kv trained in 16 bits: factors 1)
+    with pytest.raises(InputError, match="robustification factor is -1.72 .it needs C_w, C_a, C_kv > 0."):
+        LAW.plan_data({**P0, "C_w": -1.0, "C_a": 1e3, "C_kv": 1e3}, N=1e9, ptq_bits=4, w_bits=5)
+    with pytest.raises(InputError, match="needs C_T, gamma_D, B and beta > 0 .got C_T=-0.1"):
+        LAW.plan_data({**P0, "C_T": -0.1}, N=1e9, ptq_bits=4, w_bits=6)

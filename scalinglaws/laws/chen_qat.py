@@ -103,7 +103,7 @@ import numpy as np
 from scalinglaws.data.columns import as_columns, group_sizes
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.units import human
-from scalinglaws.laws.plan import AXIS_WORDS, GROUP_SIZES
+from scalinglaws.laws.plan import GROUP_SIZES, not_modelled
 from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 from scalinglaws.laws.chinchilla import Chinchilla
 
@@ -289,9 +289,8 @@ class ChenQAT(Law):
         """
         for name, given in (("bits", bits), ("qat_fractions", qat_fractions)):
             if given is not None:
-                raise OptionError(name, f"does not apply: law '{self.name}' does not model {AXIS_WORDS[name]}"
-                                  + (" (its penalty has no term in the bit width; give the fitted setting with "
-                                     "w_bits and a_bits)" if name == "bits" else ""))
+                raise not_modelled(self.name, name, " (its penalty has no term in the bit width; give the fitted "
+                                                    "setting with w_bits and a_bits)" if name == "bits" else "")
         if not (w_bits and a_bits and len(w_bits) == 1 and len(a_bits) == 1):
             raise OptionError("w_bits", f"and a_bits, one value each, are needed: law '{self.name}' has no term "
                                         "in the bit width, so its penalty describes only the setting it was fitted "

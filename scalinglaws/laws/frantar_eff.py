@@ -83,7 +83,7 @@ from scalinglaws.data.columns import as_columns
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import DENSE_SPARSITY, UNQUANTIZED_BITS
 from scalinglaws.data.units import human
-from scalinglaws.laws.plan import AXIS_WORDS
+from scalinglaws.laws.plan import not_modelled
 from scalinglaws.laws.base import Law, Option, Param, Planner, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
@@ -233,8 +233,7 @@ class FrantarEff(Law):
         stored): it does not model sparse storage.
         """
         if qat_fractions is not None:
-            raise OptionError("qat_fractions", f"does not apply: law '{self.name}' does not model "
-                                               f"{AXIS_WORDS['qat_fractions']}")
+            raise not_modelled(self.name, "qat_fractions")
         keys = [m.group(1) for m in map(_EFF_NAME.match, map(str, params)) if m]
         fmts = [parse_format_key(k) for k in keys]
 

@@ -54,6 +54,7 @@ from scalinglaws.data.schema import UNQUANTIZED_BITS
 from scalinglaws.data.units import human
 from scalinglaws.laws.base import Law, Param, Planner, View, exps, row_error
 from scalinglaws.laws.kumar_precision import TABLE2, KumarPrecision, precision_factor
+from scalinglaws.laws.kumar_ptq import log_critical_data
 
 _KINDS = ("w", "a", "kv")
 
@@ -160,12 +161,13 @@ class KumarUnified(Law):
             if not P > p[f"gamma_{x}"] * p[f"n_{x}"]:
                 raise OptionError(f"{x}_bits", f"{P:g} is outside the law's domain: N_eff > 0 needs "
                                   f"{x}_bits > gamma_{x} n_{x} = {p[f'gamma_{x}'] * p[f'n_{x}']:.3g}")
-        if not (p["gamma_D"] > 0 and p["C_T"] > 0 and p["beta"] > 0 and p["B"] > 0):
-            raise InputError("these parameters have no critical data size: it needs C_T, gamma_D, B and beta > 0")
         n_eff = N * float(precision_factor(p, w_bits, a_bits, kv_bits))
         R = float(robustification(p, [bits[x] - ptq_bits for x in _KINDS]))
-        d_crit = math.exp((math.log(p["beta"] * p["B"] / (p["gamma_D"] * p["C_T"] * R)) + p["gamma_N"] * math.log(n_eff)
-                           + ptq_bits / p["gamma_post"]) / (p["gamma_D"] + p["beta"]))
+        if not R > 0:
+            raise InputError(f"these parameters have no critical data size: the robustification factor is {R:.3g} "
+                             "(it needs C_w, C_a, C_kv > 0)")
+        # Eq. 13 of kumar-ptq with N_eff for N and C_T R for C_T (Appendix E.1 with training precision)
+        d_crit = math.exp(log_critical_data(p, n_eff, ptq_bits) - math.log(R) / (p["gamma_D"] + p["beta"]))
         at = dict(N=N, D=d_crit, w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits)
         base, loss = self.at(p, **at), self.at(p, **at, ptq_bits=ptq_bits)
         res = {"N": float(N), "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "ptq_bits": ptq_bits,

@@ -53,6 +53,13 @@ COSTS = ("6ND", "bits")
 #: what each search list is about, for the message when a law does not model it
 AXIS_WORDS = {"bits": "a bit width", "w_bits": "a weight bit width", "a_bits": "an activation bit width",
               "group_sizes": "a group size", "qat_fractions": "a QAT fraction"}
+
+
+def not_modelled(law_name: str, axis: str, why: str = "") -> OptionError:
+    """The error for a search list (``bits``, ``qat_fractions``, ...) that law ``law_name`` has no term for."""
+    return OptionError(axis, f"does not apply: law '{law_name}' does not model {AXIS_WORDS[axis]}{why}")
+
+
 #: the configuration keys a plan reports, in this order
 AXES = ("w_bits", "a_bits", "kv_bits", "ptq_bits", "exp_bits", "man_bits", "group_size", "qat_fraction")
 
@@ -71,7 +78,7 @@ def space(law, params: Mapping[str, float], *, bits: Sequence[int] | None = None
                "qat_fractions": ("D_qat",)}
     for name, given in (("bits", bits), ("group_sizes", group_sizes), ("qat_fractions", qat_fractions)):
         if given is not None and not cols & set(axes_of[name]):
-            raise OptionError(name, f"does not apply: law '{law.name}' does not model {AXIS_WORDS[name]}")
+            raise not_modelled(law.name, name)
     axes: list[list[dict]] = []
     widths = list(bits or BITS)
     train = [c for c in ("w_bits", "a_bits", "kv_bits") if c in cols]
@@ -79,7 +86,7 @@ def space(law, params: Mapping[str, float], *, bits: Sequence[int] | None = None
         if not train:
             raise OptionError("w_bits", f"law '{law.name}' has no training precision to search")
         if a_bits is not None and "a_bits" not in cols:
-            raise OptionError("a_bits", f"does not apply: law '{law.name}' does not model {AXIS_WORDS['a_bits']}")
+            raise not_modelled(law.name, "a_bits")
         ws, as_ = list(w_bits or widths), list(a_bits or widths)
         axes.append([{"w_bits": w, **({"a_bits": a} if "a_bits" in cols else {}),
                       **({"kv_bits": a} if "kv_bits" in cols else {})} for w in ws for a in as_])
