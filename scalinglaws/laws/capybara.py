@@ -387,14 +387,11 @@ class Capybara(Law):
         return Columns(data, cols.source, cols.rows)
 
     # -------------------------------------------------------------- planners
-    def _log2_block(self, params, B, span, N=None, D=None) -> float:
-        """log2 B of a planner's scaling: the block's, 13.1567 per channel, N^omega / (xi D^eta) per tensor."""
-        if span == CHANNEL:
-            return LOG2_B_CHANNEL
-        if span == TENSOR:
-            _tensor_params(params)
-            return float(N ** params["omega"] / (params["xi"] * D ** params["eta"]))
-        return math.log2(B)
+    @staticmethod
+    def _log2_block(B, span) -> float:
+        """log2 B of a planner's block or channel scaling (13.1567 per channel); per-tensor scaling,
+        whose log2 B moves with N and D, is handled by each planner itself."""
+        return LOG2_B_CHANNEL if span == CHANNEL else math.log2(B)
 
     def plan_fp_format(self, params, bits, N=None, D=None, group_size=None, scale_span=None):
         """Best E/M split for ``bits`` total bits (sign + E + M)."""
@@ -431,7 +428,7 @@ class Capybara(Law):
         if span == TENSOR:
             d = _critical_data_tensor(params, N, exp_bits, man_bits)
         else:
-            d = critical_data_lb(params, N, exp_bits, man_bits, self._log2_block(params, B, span))
+            d = critical_data_lb(params, N, exp_bits, man_bits, self._log2_block(B, span))
         res = {"N": N, "exp_bits": exp_bits, "man_bits": man_bits, "scale_span": span, "D_crit": d,
                "tokens_per_param": d / N}
         if span == BLOCK:
@@ -460,7 +457,7 @@ class Capybara(Law):
             raise OptionError("scale_span", "2 (per-tensor) does not apply to the precision planner: the "
                                             "paper's optimal precisions (Eqs. 22, 23, 25) hold log2 B fixed, and "
                                             "a per-tensor log2 B = N^omega / (xi D^eta) moves with N and D")
-        lb = self._log2_block(params, B, span)
+        lb = self._log2_block(B, span)
         if lb <= 0:
             raise OptionError("group_size", "1 (a scale per element) leaves no precision penalty "
                                             "(log2 B = 0), so fewer bits are always cheaper: no optimal precision")

@@ -88,6 +88,11 @@ from scalinglaws.laws.base import Law, Option, Param, Planner, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 _EFF_NAME = re.compile(r"^eff\[(.+)\]$")
+
+
+def format_keys(names) -> list[str]:
+    """The format keys of the efficiency parameters among ``names`` (``eff[W4A16G128]`` -> ``W4A16G128``), in order."""
+    return [m.group(1) for m in map(_EFF_NAME.match, map(str, names)) if m]
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
 _KEY = re.compile(rf"^W{_NUM}A{_NUM}(?:G{_NUM})?(?:S{_NUM})?$")
 
@@ -217,11 +222,7 @@ class FrantarEff(Law):
         return self.for_runs(runs)
 
     def from_param_names(self, names):
-        formats = []
-        for n in names:
-            m = _EFF_NAME.match(str(n))
-            if m:
-                formats.append(m.group(1))
+        formats = format_keys(names)
         return self if tuple(formats) == self.formats else type(self)(formats)
 
     def plan_space(self, params, bits=None, w_bits=None, a_bits=None, group_sizes=None, qat_fractions=None):
@@ -234,7 +235,7 @@ class FrantarEff(Law):
         """
         if qat_fractions is not None:
             raise not_modelled(self.name, "qat_fractions")
-        keys = [m.group(1) for m in map(_EFF_NAME.match, map(str, params)) if m]
+        keys = format_keys(params)
         fmts = [parse_format_key(k) for k in keys]
 
         def keep(f):
@@ -303,8 +304,7 @@ class FrantarEff(Law):
             key = format_key(w, a, group_size, s)
             name = eff_name(key)
             if name not in params:
-                have = [_EFF_NAME.match(k).group(1) for k in params if _EFF_NAME.match(k)]
-                raise InputError(self._missing(key, have))
+                raise InputError(self._missing(key, format_keys(params)))
             eff = float(params[name])
         p = params
         res = compute_optimal(p["E"], p["A"] * eff ** -p["alpha"], p["B"], p["alpha"], p["beta"], flops)
