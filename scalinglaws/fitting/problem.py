@@ -219,9 +219,19 @@ class Problem:
 
         ``J^T diag(rho'') J + sum_i rho'(r_i) Hessian(f_i)``: exact when the law gives its
         curvature, otherwise with the model's curvature from central differences of its
-        (smooth) Jacobian -- not of the gradient, whose Huber ``psi`` has kinks.
+        (smooth) Jacobian -- not of the gradient, whose Huber ``psi`` has kinks.  Kept for the
+        last ``theta`` asked (diagnose and its profile both want it at the optimum).
         """
         th = self._theta(theta)
+        key = th.tobytes()
+        memo = getattr(self, "_hessian_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1].copy()
+        H = self._hessian(th)
+        self._hessian_memo = (key, H)
+        return H.copy()
+
+    def _hessian(self, th: np.ndarray) -> np.ndarray:
         model = LawModel(self.law, self.X, self.space, newton=True)
         with np.errstate(all="ignore"):
             f, cache = model.evaluate(th[None, :])
