@@ -198,8 +198,9 @@ def _exp_form(expr, params: set, logs: dict):
     """``expr`` with each power ``base ** e`` whose exponent holds a parameter written
     ``exp(e * log base)`` (``logs`` names the design arrays' logs), and the exponentials of every
     product merged into one.  Equal in exact arithmetic, and where the base is <= 0 too (NaN for
-    a negative base, 0 or inf for a zero one, as ``pow`` gives for a non-integer exponent); in
-    floating point to rounding (``exp`` of a sum against a product of ``pow``)."""
+    a negative base, 0 or inf for a zero one, as ``pow`` gives for a non-integer exponent; only a
+    zero base to an exponent of exactly 0 differs: NaN, not 1); in floating point to rounding
+    (``exp`` of a sum against a product of ``pow``)."""
     import sympy as sp
 
     def is_target(a):
