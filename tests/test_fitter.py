@@ -260,3 +260,22 @@ def test_large_table_survivors_that_stop_short_keep_their_objective_on_every_run
     prob = Problem.build(runs, "chinchilla")
     for i in np.flatnonzero(short)[:3]:
         assert ms.funs[i] == pytest.approx(prob.objective(ms.xs[i]), rel=1e-9)
+
+
+def test_merging_keeps_the_first_start_of_each_group_as_np_unique_would():
+    """Starts that meet (the same to ``tol``) follow their first member; checked against np.unique(axis=0)."""
+    from scalinglaws.fitting.fitter import _merge
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(40, 5))
+    X = base[rng.integers(0, 40, size=600)] + rng.normal(scale=1e-9, size=(600, 5))  # 40 groups, jittered
+    X[::7] = rng.normal(size=(len(X[::7]), 5))                                       # and loners
+    rep = np.arange(len(X))
+    rep[::5] = 0                      # some starts merged before: not live, left as they are
+    rep[0] = 0
+    live = np.flatnonzero(rep == np.arange(rep.size))
+    expect = rep.copy()
+    _, first, inv = np.unique(np.round(X[live] / 1e-6), axis=0, return_index=True, return_inverse=True)
+    expect[live] = live[first[inv.reshape(-1)]]
+    _merge(X, rep, 1e-6)
+    assert np.array_equal(rep, expect)
+    assert len(np.unique(rep[live])) < len(live)   # the groups did merge
