@@ -219,10 +219,12 @@ def register(app: typer.Typer) -> None:
             else:
                 on_step = None if quiet else StepLines(p.tokens_per_step)
             # the same config trained again is a new run: its rows are appended even if its hash is there
-            rows = loop.train_into(cfg, out, on_step=on_step, unique=False)[0] if out else loop.train(cfg, on_step)
-        _show(rows)
+            rows = (loop.train_into(cfg, out, on_step=on_step, unique=False, on_rows=_show)[0] if out
+                    else loop.train(cfg, on_step))
         if out:
             _say(f"appended {len(rows)} row(s) to {out}")
+        else:
+            _show(rows)
 
     @app.command("tokenize")
     @handle_errors

@@ -1,6 +1,8 @@
 """Bootstrap intervals: coverage on synthetic data, clustering, storage, intervals of derived quantities."""
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +159,29 @@ def test_refits_that_do_not_converge_are_said_in_a_warning():
     clean = sl.bootstrap(sl.fit(runs), runs, n=60, seed=0)
     assert clean.extra["bootstrap"]["n_failed"] == 0
     assert not [w for w in clean.warnings if w["code"] == "bootstrap_failed"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_does_not_inherit_a_held_derivatives_lock():
+    """Bootstrap workers are forked: a lock another thread held at the fork would never be released
+    in the child, and a worker generating a law's code would wait forever."""
+    from scalinglaws.laws import derive
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with derive._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the lock must be free here
+            os._exit(0 if derive._lock.acquire(timeout=5) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.WEXITSTATUS(status) == 0

@@ -89,8 +89,9 @@ class MultiStartResult:
     x : best point (P,)
     fun : best objective
     xs, funs : final point and objective of every start, shapes (S, P) and (S,).  A start the halving
-        stopped reports its objective as last computed, in single precision (about 1e-6 relative),
-        unless it is within 0.1% of the best, where it is recomputed in double precision; NaN for
+        stopped reports its objective as last computed, in single precision (its rounding, about
+        1e-7 of each run's term, dominates an objective near 0, as in noise-free fits), unless it is
+        within 0.1% of the best (or below it), where it is recomputed in double precision; NaN for
         one stopped on the run subset of a large table (see ``explore_rows``)
     converged : (S,) bool, whether each start met the convergence test
     n_iter : (S,) iterations each start ran (merged starts share their representative's)

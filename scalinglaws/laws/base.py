@@ -495,7 +495,9 @@ class Law:
     def fit_log_predict(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
         """:meth:`log_predict` for the fitter's inner loop: the code generated from :meth:`formula`
         (:mod:`scalinglaws.laws.derive`, powers merged into single exponentials), equal to it to
-        rounding.  A law that writes its own ``log_predict`` (a hand-tuned path) is used as written."""
+        rounding inside the law's domain (outside it, where a power's base is negative, it may be NaN
+        where ``log_predict`` is finite: see :func:`~scalinglaws.laws.derive._exp_form`).  A law that
+        writes its own ``log_predict`` (a hand-tuned path) is used as written."""
         t = np.asarray(theta)
         if type(self).log_predict is not Law.log_predict or not self.has_formula:
             return self.log_predict(t, X)

@@ -44,6 +44,17 @@ _memory: dict[str, dict] = {}
 _lock = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    """A forked child (a bootstrap worker) gets a fresh lock: another thread of the parent may have
+    held this one at the fork, and no thread of the child would ever release it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _cache_dir() -> str | None:
     where = os.environ.get("SCALINGLAWS_CACHE")
     if where is not None:
@@ -69,7 +80,7 @@ _by_law: dict[tuple, dict] = {}
 def functions(law, X) -> dict:
     """``{"value": v, "value_jac": f, "curvature": g}`` for ``law`` on design arrays with the names of ``X``."""
     names = tuple(sorted(X))
-    quick = (type(law), tuple((p.name, p.log) for p in law.params), names)
+    quick = (type(law), bool(getattr(law, "merge_powers", True)), tuple((p.name, p.log) for p in law.params), names)
     fns = _by_law.get(quick)  # this process has them already: no source hashing on the fitter's hot path
     if fns is not None:
         return fns
@@ -197,10 +208,12 @@ def generate(law, design_names) -> str:
 def _exp_form(expr, params: set, logs: dict):
     """``expr`` with each power ``base ** e`` whose exponent holds a parameter written
     ``exp(e * log base)`` (``logs`` names the design arrays' logs), and the exponentials of every
-    product merged into one.  Equal in exact arithmetic, and where the base is <= 0 too (NaN for
-    a negative base, 0 or inf for a zero one, as ``pow`` gives for a non-integer exponent; only a
-    zero base to an exponent of exactly 0 differs: NaN, not 1); in floating point to rounding
-    (``exp`` of a sum against a product of ``pow``)."""
+    product merged into one.  Equal in exact arithmetic where the base is > 0, in floating point to
+    rounding (``exp`` of a sum against a product of ``pow``); a zero base gives 0 or inf as ``pow``
+    does.  Where the base is negative the exponential form is NaN, as ``pow`` is for a non-integer
+    exponent; for an integer one (an exponent at an integer bound, say) ``pow`` is finite.  Such a
+    base is outside every law's domain (an effective parameter count <= 0): the fitter then sees
+    an infinite objective and steps back, where ``log_predict`` would give a meaningless number."""
     import sympy as sp
 
     def is_target(a):

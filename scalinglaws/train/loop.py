@@ -726,15 +726,19 @@ def check_runs(configs, out: str) -> None:
 
 
 def train_into(cfg: TrainConfig, out: str, *, on_step: Callable[[int, int, float], None] | None = None,
-               corpus: Corpus | None = None, unique: bool = True) -> tuple[list[dict], int]:
+               corpus: Corpus | None = None, unique: bool = True,
+               on_rows: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], int]:
     """Train ``cfg``, append its rows to ``out`` and remove its checkpoint; ``(rows, rows added)``.
 
     With ``checkpoint_every`` the run resumes from (and keeps) its checkpoint beside ``out``
     (:func:`checkpoint_path`) until its rows are in the table.  ``unique``: leave the rows out
     when another process appended the same config hash meanwhile (:func:`append_rows`).
+    ``on_rows(rows)`` sees the rows before they are appended (shown even if the append fails).
     """
     ckpt = checkpoint_path(out, cfg) if cfg.checkpoint_every else None
     rows = train(cfg, on_step=on_step, corpus=corpus, checkpoint=ckpt)
+    if on_rows is not None:
+        on_rows(rows)
     added = append_rows(out, rows, unique=unique)
     remove_checkpoint(ckpt)              # the rows are in the table: the checkpoint has done its job
     return rows, added

@@ -12,7 +12,9 @@ the full fit's optimum with exact Newton steps.  Batches of 64 refits run in wor
 processes (forked, so nothing is pickled but the rows and the results): threads do not pay
 here, the refits being many small numpy calls that hold the GIL between them (measured on
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
-not available or not safe (Windows, macOS) the batches run in threads.  The batches have a fixed
+not available or not safe (Windows, macOS) the batches run in threads.  The law's generated
+code is loaded before the fork, and the generator's lock is renewed in each child (another
+thread may hold it at the fork; tested), so a worker never waits on the parent's threads.  The batches have a fixed
 size whatever the number of workers, so the numbers do not depend on the machine's core
 count.
 
@@ -59,6 +61,14 @@ def _refit(token: int, rows: np.ndarray):
         res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
                                   prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
     return rows, res.xs, res.converged & np.isfinite(res.funs)
+
+
+def _warm(prob, x0) -> None:
+    """Evaluate the fitter's derivatives once at ``x0`` in this process (generating the law's code if
+    needed): forked workers then find them ready."""
+    with np.errstate(all="ignore"):
+        f, cache = prob.model.evaluate(x0[None])
+        prob.model.grad_hess(x0[None], cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
 
 
 def _pool(workers: int):
@@ -141,6 +151,7 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
                 results = (_refit(token, rows) for rows in batches)
                 pool = None
             else:
+                _warm(prob, x0)  # the law's generated code loaded here, so that no worker generates it
                 pool = _pool(workers)
                 results = pool.map(_refit, itertools.repeat(token), batches)
             try:
