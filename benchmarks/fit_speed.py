@@ -147,9 +147,9 @@ def per_law(repeat: int) -> int:
           "bootstrap: 1,000 resamples, seed 0, wall time on this machine's cores:")
     print(f"  {'law':<16} {'starts':>6} {'fit':>8}  {'converged':<10} {'reached best':>12} {'bootstrap':>10} "
           f"{'failed':>6} {'ratio to chinchilla':>20}")
-    _, table = example_table("chinchilla", rows=300, seed=2)
-    ref = sl.fit(table, law="chinchilla")
-    t_ref, _ = best(lambda: sl.bootstrap(ref, table, n=1000, seed=0))
+    _, ref_table = example_table("chinchilla", rows=300, seed=2)
+    ref = sl.fit(ref_table, law="chinchilla")
+    t_ref, _ = best(lambda: sl.bootstrap(ref, ref_table, n=1000, seed=0))
     worst, slowest = 0.0, None
     for name in REGISTRY:
         _, table = example_table(name, rows=300, seed=2)
@@ -169,7 +169,7 @@ def per_law(repeat: int) -> int:
     # workers: the bootstrap as shipped (forked worker processes, one per core) against one process
     from scalinglaws.trust.bootstrap import _cores
     cores = _cores()
-    for name, res, table in (("chinchilla", ref, example_table("chinchilla", rows=300, seed=2)[1]), slowest):
+    for name, res, table in (("chinchilla", ref, ref_table), slowest):
         t_one, _ = best(lambda: sl.bootstrap(res, table, n=1000, seed=0, n_jobs=1))
         t_all, _ = best(lambda: sl.bootstrap(res, table, n=1000, seed=0))
         print(f"workers: {name} bootstrap in one process {t_one:.2f} s, in {cores} worker processes (as shipped) "

@@ -6,9 +6,10 @@ Every law's fitter derivatives come from its one formula (sympy-generated numpy,
 This benchmark fits the same table with both, in this process, one BLAS thread, and
 prints the times, their ratio and both objectives (``tests/test_laws_contract.py``
 checks the two paths agree to rounding).  Then each registered law's fit time on its
-own example table (generic derivatives), and the same fit with the formula's powers
-differentiated as written (``Law.merge_powers = False``: ``N ** -psi`` as a ``pow`` call
-instead of one merged exponential per term), with the ratio.
+own example table (generic derivatives), and for each law with generated derivatives the
+cost of its values plus Jacobian per start and run, with powers merged into exponentials (as
+shipped) and as written (``Law.merge_powers = False``: ``N ** -psi`` as a ``pow`` call), with
+the ratio (ABBA-alternating, best of 15).
 
 Usage: ``python benchmarks/law_speed.py [--runs PATH] [--repeat 3]``.
 """

@@ -345,15 +345,18 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         explore_model, y_explore = model.take(subset), y[subset]
         settle_model = explore_model  # in double precision (the rounds use a single-precision copy)
 
+    def advance(m, yy, rows, Fr, n, **kw):
+        """Move ``rows`` (from objectives ``Fr`` under ``m``) most of their way on a cheaper model than
+        the round that decides convergence: at most ``n`` steps."""
+        Xr = X[rows]
+        _, ir, er = _lm(m, yy, loss, Xr, Fr, w=w, max_iter=n, exact=exact[rows], **dict(common, **kw))
+        X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
+
     def settle(rows):
         """Converge ``rows`` on the run subset in double precision first: a step on every run of a
         large table costs as much as hundreds on the subset, and from the subset's optimum the full
         problem needs few."""
-        Xr = X[rows]
-        Fr = _objective(settle_model, y_explore, loss, Xr)
-        _, ir, er = _lm(settle_model, y_explore, loss, Xr, Fr, w=None, max_iter=max_iter, exact=exact[rows],
-                        **common)
-        X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
+        advance(settle_model, y_explore, rows, _objective(settle_model, y_explore, loss, X[rows]), max_iter)
 
     if hasattr(explore_model, "astype") and explore_dtype:
         explore_model = explore_model.astype(explore_dtype)
@@ -377,10 +380,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         elif last and explore_model is not model and rows.size > _PREPOLISH:
             # many survivors (diagnose, converge=0): most of their way in single precision, which
             # costs about half a double-precision step, then the rest in double precision
-            Xr, Fr = X[rows], F[rows]
-            _, ir, er = _lm(explore_model, y_explore.astype(explore_model.dtype), loss, Xr, Fr, w=w, max_iter=n,
-                            exact=exact[rows], **dict(common, ftol=_SINGLE_FTOL))
-            X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
+            advance(explore_model, y_explore.astype(explore_model.dtype), rows, F[rows], n, ftol=_SINGLE_FTOL)
         Xr, Fr = X[rows], F[rows]
         if last and explore_model is not model:  # converge in double precision
             Fr = objective(Xr, rows)

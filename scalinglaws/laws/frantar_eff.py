@@ -88,13 +88,13 @@ from scalinglaws.laws.base import Law, Option, Param, Planner, View, exps
 from scalinglaws.laws.chinchilla import compute_optimal
 
 _EFF_NAME = re.compile(r"^eff\[(.+)\]$")
+_NUM = r"([0-9]+(?:\.[0-9]+)?)"
+_KEY = re.compile(rf"^W{_NUM}A{_NUM}(?:G{_NUM})?(?:S{_NUM})?$")
 
 
 def format_keys(names) -> list[str]:
     """The format keys of the efficiency parameters among ``names`` (``eff[W4A16G128]`` -> ``W4A16G128``), in order."""
     return [m.group(1) for m in map(_EFF_NAME.match, map(str, names)) if m]
-_NUM = r"([0-9]+(?:\.[0-9]+)?)"
-_KEY = re.compile(rf"^W{_NUM}A{_NUM}(?:G{_NUM})?(?:S{_NUM})?$")
 
 
 def _num(v: float) -> str:

@@ -14,9 +14,9 @@ here, the refits being many small numpy calls that hold the GIL between them (me
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
 not available or not safe (Windows, macOS) the batches run in threads.  The law's generated
 code is loaded before the fork, and the generator's lock is renewed in each child (another
-thread may hold it at the fork; tested), so a worker never waits on the parent's threads.  The batches have a fixed
-size whatever the number of workers, so the numbers do not depend on the machine's core
-count.
+thread may hold it at the fork; tested), so a worker never waits on the parent's threads.
+The batches have a fixed size whatever the number of workers, so the numbers do not depend on
+the machine's core count.
 
 Derived quantities get intervals the same way: :func:`predict_interval` pushes every
 parameter sample through the law (confidence interval of the mean prediction) and, with
