@@ -42,8 +42,8 @@ def example_table(law, rows: int = 300, noise: float = 0.005, seed: int = 0) -> 
     parameters: ``(params, table)``.
 
     The registry-wide checks and ``benchmarks/fit_speed.py`` fit every law on such a table, one
-    design per law at a common size (kumar-unified's does not pin C_w down at 0.5% noise: its
-    profile interval reaches the upper bound).
+    design per law at a common size (not every design pins every parameter down at 0.5% noise:
+    ``scalinglaws fit --profile`` says which ones it does not).
     """
     law = get_law(law)
     params, cols = law.example()
