@@ -10,7 +10,7 @@ without its 5 highest-loss runs, 240 runs, as in Besiroglu et al. 2024):
 Prints both times, the ratio, both objectives and how many starts reached the best; then the
 same grid with *every* start run to convergence (``converge=0``, no successive halving), its
 ratio to the baseline, how many starts reached the best optimum and how many distinct end points
-they reached.
+they reached, in one process and in worker processes (one per core, as shipped).
 
 Then a row per registered law: on the law's example design repeated to 300 runs (0.5% noise,
 ``scalinglaws.fitting.synthetic.example_table``), the default fit's time, whether it converged and
@@ -118,17 +118,26 @@ def main(argv=None) -> int:
           f"{wd:.3f} s wall, {cd:.3f} s CPU")
 
     if not args.skip_every:
-        t0 = time.perf_counter()
-        every = sl.fit(runs, law="chinchilla", converge=0)
-        t_every = time.perf_counter() - t0
+        from scalinglaws.fitting.workers import cores
+        t0, c0 = time.perf_counter(), time.process_time()
+        every = sl.fit(runs, law="chinchilla", converge=0, n_jobs=1)
+        t_every, c_every = time.perf_counter() - t0, time.process_time() - c0
         ms = every.multistart
         ok = ms.converged & np.isfinite(ms.funs)
         ends = len(np.unique(np.round(ms.xs[ok] / 1e-6), axis=0))
         objs = len(np.unique(np.round(np.log(ms.funs[ok]) / 1e-6)))
-        print(f"every start converged (converge=0): {t_every:.3f} s, {t_base / t_every:.1f}x the baseline; objective "
+        print(f"every start converged (converge=0), one process: {t_every:.3f} s ({c_every:.3f} s CPU), "
+              f"{t_base / t_every:.1f}x the baseline; objective "
               f"{every.objective:.11g}; {ms.n_best} of {ms.n_starts} starts reached the best optimum; "
               f"{int(ok.sum())} converged, at {ends} distinct end points (1e-6 apart) with {objs} distinct objectives; "
               f"iterations per start: median {np.median(ms.n_iter):.0f}, max {ms.n_iter.max()}")
+        t0 = time.perf_counter()
+        par = sl.fit(runs, law="chinchilla", converge=0)
+        t_par = time.perf_counter() - t0
+        same = np.array_equal(par.multistart.xs, ms.xs) and np.array_equal(par.multistart.funs, ms.funs)
+        print(f"every start converged, {cores()} worker processes (as shipped): {t_par:.3f} s wall, "
+              f"{t_base / t_par:.1f}x the baseline, {t_every / t_par:.2f}x one process; "
+              f"{'the same' if same else 'DIFFERENT'} end points and objectives")
     print()
     return per_law(args.repeat)
 
@@ -167,7 +176,7 @@ def per_law(repeat: int) -> int:
     print(f"Chinchilla's bootstrap on its 300 runs (best of {max(1, repeat)}): {t_ref:.2f} s; "
           f"largest ratio: {worst:.1f}x (target: 4x)")
     # workers: the bootstrap as shipped (forked worker processes, one per core) against one process
-    from scalinglaws.trust.bootstrap import _cores
+    from scalinglaws.fitting.workers import cores as _cores
     cores = _cores()
     for name, res, table in (("chinchilla", ref, ref_table), slowest):
         t_one, _ = best(lambda: sl.bootstrap(res, table, n=1000, seed=0, n_jobs=1))

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scalinglaws as sl
@@ -147,8 +148,16 @@ def test_a_bootstrap_without_samples_gives_no_intervals(cli, tmp_path):
 
 def test_refits_that_do_not_converge_are_said_in_a_warning():
     """Refits left out of the intervals narrow them: the fit says how many, as a warning."""
-    from scalinglaws.fitting.synthetic import example_table
-    _, table = example_table("kumar-unified", rows=300, seed=2)  # C_w is not pinned down on this design
+    from scalinglaws.fitting.synthetic import simulate
+    params, _ = sl.get_law("kumar-unified").example()
+    # PTQ to 3 bits and more, training in 4 bits and more: the PTQ term is near the 0.5% noise, and
+    # C_w is not pinned down (its profile interval reaches its upper bound)
+    train = ([(16, 16, 16), (8, 8, 8), (6, 6, 6)] + [(w, 16, 16) for w in (4, 6)]
+             + [(16, a, 16) for a in (5, 6, 8)] + [(16, 16, k) for k in (4, 5, 6)])
+    rows = [(N, N * t, *c, P) for N in (1e8, 1e9, 1e10) for t in (10, 40, 160) for c in train
+            for P in (16, 3, 4, 5, 7) if P >= 16 or P < min(c)][:300]
+    table = simulate("kumar-unified", params, pd.DataFrame(rows, columns=["N", "D", "w_bits", "a_bits",
+                                                                          "kv_bits", "ptq_bits"]), seed=2)
     fit = sl.fit(table, law="kumar-unified")
     boot = sl.bootstrap(fit, table, n=60, seed=0)
     failed = boot.extra["bootstrap"]["n_failed"]
@@ -159,6 +168,16 @@ def test_refits_that_do_not_converge_are_said_in_a_warning():
     clean = sl.bootstrap(sl.fit(runs), runs, n=60, seed=0)
     assert clean.extra["bootstrap"]["n_failed"] == 0
     assert not [w for w in clean.warnings if w["code"] == "bootstrap_failed"]
+
+
+def test_an_identifying_design_has_no_failed_refit():
+    """kumar-unified's example design (PTQ to 2 bits, training in 3) pins all 18 parameters: unlike the
+    design above, no refit wanders off."""
+    from scalinglaws.fitting.synthetic import example_table
+    _, table = example_table("kumar-unified", rows=300, seed=2)
+    boot = sl.bootstrap(sl.fit(table, law="kumar-unified"), table, n=60, seed=0)
+    assert boot.extra["bootstrap"]["n_failed"] == 0
+    assert not [w for w in boot.warnings if w["code"] == "bootstrap_failed"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

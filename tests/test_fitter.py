@@ -279,3 +279,32 @@ def test_merging_keeps_the_first_start_of_each_group_as_np_unique_would():
     _merge(X, rep, 1e-6)
     assert np.array_equal(rep, expect)
     assert len(np.unique(rep[live])) < len(live)   # the groups did merge
+
+
+def test_a_large_last_round_gives_the_same_numbers_in_any_number_of_worker_processes():
+    """Every start to convergence runs in fixed chunks of at most FINISH_CHUNK starts, in worker
+    processes when asked: the end point, objective and step count of every start are the same bit for
+    bit, whatever ``n_jobs``, and the fit reaches the optimum of the plain fit."""
+    import scalinglaws.fitting.fitter as fitter
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=7)
+    starts = sl.laws.get_law("chinchilla").start_grid()[::4]           # 1,125 starts: 3 chunks
+    assert len(starts) > 2 * fitter.FINISH_CHUNK
+    one = sl.fit(runs, law="chinchilla", starts=starts, converge=0, n_jobs=1)
+    many = sl.fit(runs, law="chinchilla", starts=starts, converge=0, n_jobs=3)
+    a, b = one.multistart, many.multistart
+    assert np.array_equal(a.xs, b.xs) and np.array_equal(a.funs, b.funs) and np.array_equal(a.n_iter, b.n_iter)
+    assert one.status["n_evals"] == many.status["n_evals"] and a.n_stopped == 0
+    assert one.objective == pytest.approx(sl.fit(runs, law="chinchilla").objective, rel=1e-10)
+    with pytest.raises(sl.OptionError, match="n_jobs must be a whole number >= 1, got 0"):
+        sl.fit(runs, law="chinchilla", n_jobs=0)
+
+
+def test_a_law_may_ask_for_more_survivors_and_an_explicit_converge_wins():
+    from scalinglaws.fitting.api import survivors
+    from scalinglaws.fitting.options import FitOptions
+    unified, chinchilla = sl.laws.get_law("kumar-unified"), sl.laws.get_law("chinchilla")
+    assert survivors(FitOptions(), unified) == unified.converge == 128
+    assert survivors(FitOptions(), chinchilla) == 32
+    assert survivors(FitOptions(converge=16), unified) == 16 and survivors(FitOptions(converge=0), unified) == 0
+    with pytest.raises(sl.OptionError, match="converge"):
+        FitOptions(converge=-1)

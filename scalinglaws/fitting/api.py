@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from scalinglaws.data.errors import FitError, OptionError
+from scalinglaws.fitting import defaults
 from scalinglaws.fitting.fitter import minimize_multistart
 from scalinglaws.fitting.identifiability import input_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
@@ -38,7 +39,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
         A registered law name (``scalinglaws laws`` lists them); default the first registered.
     options : FitOptions, optional
         How to fit (loss, delta, space, starts, seed, fix, where, exclude_top, converge,
-        confirm, max_iter, explore_rows); ``option_values`` replace single fields, e.g. ``fit(runs, delta=1e-2)``.
+        confirm, max_iter, explore_rows, n_jobs); ``option_values`` replace single fields, e.g. ``fit(runs, delta=1e-2)``.
     mapping : dict or list of ``"COLUMN=canonical"``, optional
         Column renames for the table.
     weights : array, optional
@@ -64,8 +65,8 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     w = None if weights is None else np.asarray(weights, dtype=float)
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
-                                  max_iter=opts.max_iter, min_keep=opts.converge or len(S0), seed=opts.seed,
-                                  explore_rows=opts.explore_rows, confirm=opts.confirm,
+                                  max_iter=opts.max_iter, min_keep=survivors(opts, law) or len(S0), seed=opts.seed,
+                                  explore_rows=opts.explore_rows, confirm=opts.confirm, n_jobs=opts.n_jobs,
                                   progress=progress)
     if not np.isfinite(res.fun):
         raise FitError(f"law '{law.name}': no start gave a finite objective on these runs")
@@ -80,6 +81,14 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
         data={"source": table.attrs.get("source"), "where": opts.where, "exclude_top": opts.exclude_top,
               "columns": dict(table.attrs.get("columns") or {})},
         warnings=warnings, multistart=res)
+
+
+def survivors(opts: FitOptions, law: Law) -> int:
+    """Starts the fit runs to convergence: the option, else the law's own number, else the default
+    (0: every start)."""
+    if opts.converge is not None:
+        return opts.converge
+    return law.converge if law.converge is not None else defaults.CONVERGE
 
 
 def _starts(law: Law, starts, seed: int) -> np.ndarray:

@@ -17,10 +17,12 @@ so the report still counts every start.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Protocol
 
 import numpy as np
 
+from scalinglaws.fitting import workers
 from scalinglaws.fitting.defaults import HUBER_DELTA
 
 _EPS = np.finfo(float).eps
@@ -30,6 +32,9 @@ _SINGLE_FTOL = 1e-7
 #: starts the halving stopped within this relative distance of the best have their objective
 #: recomputed in double precision at the end (the others keep their single-precision one)
 _NEAR_BEST = 1e-3
+#: the last round converges its starts in fixed chunks of at most this many (in worker processes when
+#: there are several chunks and cores): the chunks, not the core count, decide the numbers
+FINISH_CHUNK = 400
 
 
 class Model(Protocol):  # pragma: no cover - a typing aid
@@ -160,6 +165,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     H = np.zeros((S, P, P))
     eye = np.eye(P)
     total = max(1, int(active.sum()))
+    eps = max(_EPS, float(np.finfo(y.dtype).eps))  # the objective's rounding (single precision: 5e8 times double's)
 
     def derivatives(rows, theta, f, cache):
         wr = _rows(w, rows)
@@ -232,7 +238,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         small = accept & (rel < switch) & ~exact[idx]
         # a step that cannot beat the objective's rounding is not helped by more damping (which only
         # shrinks it): rejected with a predicted decrease at rounding level, the row is done
-        stuck = ~accept & ((lam[idx] > 1e12) | (exact[idx] & (pred > 0) & (pred <= 8 * _EPS * np.abs(Fi))))
+        stuck = ~accept & ((lam[idx] > 1e12) | (exact[idx] & (pred > 0) & (pred <= 8 * eps * np.abs(Fi))))
         # an IRLS row that stalls or is stuck goes on with exact steps; an exact row that is
         # stuck, or improves by less than ftol, or has no gradient left, is done
         to_exact = idx[small | (stuck & ~exact[idx])]
@@ -266,7 +272,8 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
                         keep: float = 0.25, min_keep: int = 32, ftol: float = 1e-13, gtol: float = 1e-14,
                         switch: float = 1e-4, merge_tol: float = 1e-6, rtol_best: float = 1e-6,
                         explore_dtype=np.float32, explore_rows: int | None = 2048, seed: int = 0,
-                        newton: bool = False, confirm: int = 0, progress=None) -> MultiStartResult:
+                        newton: bool = False, confirm: int = 0, n_jobs: int | None = 1,
+                        progress=None) -> MultiStartResult:
     """Minimise ``sum_i weights_i * rho(model(theta)_i - y_i)`` from every row of ``starts``.
 
     Successive halving: every distinct start takes ``round_iter`` steps; then only the
@@ -311,8 +318,12 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         the next-ranked starts the halving stopped converge too, as many again as have converged,
         until a batch no longer improves the best or none is left (0: never).  On a rugged landscape
         the objective after a few steps ranks the starts badly; this finds the optimum anyway.
+    n_jobs : worker processes for the last round (and the confirmation batches) when it has more than
+        ``FINISH_CHUNK`` starts: they converge in fixed chunks of at most that many, so the result is the
+        same for any ``n_jobs`` (None: every core; 1: all in this process).
     progress : optional callable(done_fraction) for a progress bar.
     """
+    workers.validate_jobs(n_jobs)
     y = np.asarray(y, dtype=float)
     X0 = np.clip(np.asarray(starts, dtype=float), lower, upper)
     S, P = X0.shape
@@ -345,18 +356,23 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         explore_model, y_explore = model.take(subset), y[subset]
         settle_model = explore_model  # in double precision (the rounds use a single-precision copy)
 
-    def advance(m, yy, rows, Fr, n, **kw):
-        """Move ``rows`` (from objectives ``Fr`` under ``m``) most of their way on a cheaper model than
-        the round that decides convergence: at most ``n`` steps."""
-        Xr = X[rows]
-        _, ir, er = _lm(m, yy, loss, Xr, Fr, w=w, max_iter=n, exact=exact[rows], **dict(common, **kw))
-        X[rows], it[rows], exact[rows] = Xr, it[rows] + ir, er
-
-    def settle(rows):
-        """Converge ``rows`` on the run subset in double precision first: a step on every run of a
-        large table costs as much as hundreds on the subset, and from the subset's optimum the full
-        problem needs few."""
-        advance(settle_model, y_explore, rows, _objective(settle_model, y_explore, loss, X[rows]), max_iter)
+    def finish(rows, n, prepolish, fraction):
+        """Converge ``rows`` (at most ``n`` steps in double precision on every run), in fixed chunks
+        (:func:`_finish`), in worker processes when there are several; ``fraction``: of the progress
+        bar done before (None: leave the bar alone)."""
+        job = SimpleNamespace(model=model, y=y, loss=loss, w=w, common=dict(common, counter=None),
+                              settle_model=settle_model, y_explore=y_explore, explore_model=explore_model,
+                              X=X, F=F, exact=exact, it=it, n=n, max_iter=max_iter, prepolish=prepolish)
+        chunks = _blocks(rows, FINISH_CHUNK)
+        n_workers = workers.workers_for(n_jobs, len(chunks), threads=False)
+        if n_workers > 1:  # the model's code loaded (or generated) here once, not in every worker
+            with np.errstate(all="ignore"):
+                f, cache = model.evaluate(X[rows[:1]])
+                model.grad_hess(X[rows[:1]], cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
+        tick = None if progress is None or fraction is None else (lambda f: progress(fraction + (1 - fraction) * f))
+        for r, Xr, Fr, cr, itr, er, evals in workers.map_batches(_finish, job, chunks, n_workers, tick):
+            X[r], F[r], it[r], exact[r], conv[r] = Xr, Fr, itr, er, cr
+            counter[0] += evals
 
     if hasattr(explore_model, "astype") and explore_dtype:
         explore_model = explore_model.astype(explore_dtype)
@@ -371,30 +387,27 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     exact = np.full(U, bool(newton))
     it = np.zeros(U, int)
     used = 0
+    done_fraction = 0.0
     while moving.any() and used < max_iter:
         rows = np.flatnonzero(moving)
         last = rows.size <= min_keep or keep >= 1 or used + round_iter >= max_iter
         n = max_iter - used if last else min(round_iter, max_iter - used)
-        if last and settle_model is not None:
-            settle(rows)
-        elif last and explore_model is not model and rows.size > _PREPOLISH:
-            # many survivors (diagnose, converge=0): most of their way in single precision, which
-            # costs about half a double-precision step, then the rest in double precision
-            advance(explore_model, y_explore.astype(explore_model.dtype), rows, F[rows], n, ftol=_SINGLE_FTOL)
+        if last:
+            # many survivors (diagnose, converge=0) go most of their way in single precision first
+            finish(rows, n, explore_model is not model and rows.size > _PREPOLISH, done_fraction)
+            moving[rows[conv[rows]]] = False
+            break
         Xr, Fr = X[rows], F[rows]
-        if last and explore_model is not model:  # converge in double precision
-            Fr = objective(Xr, rows)
-        m, yy = (model, y) if last else (explore_model, y_explore.astype(explore_model.dtype))
-        cr, ir, er = _lm(m, yy, loss, Xr, Fr, w=w, max_iter=n, exact=exact[rows], **common)
+        cr, ir, er = _lm(explore_model, y_explore.astype(explore_model.dtype), loss, Xr, Fr, w=w, max_iter=n,
+                         exact=exact[rows], **common)
         X[rows], F[rows], it[rows], exact[rows] = Xr, Fr, it[rows] + ir, er
         used += n
-        if last or explore_model is model:
+        if explore_model is model:
             conv[rows] = cr
             moving[rows[cr]] = False  # (in single precision a start only pauses: the last round decides)
         if progress:
-            progress(min(1.0, used / (used + 4 * round_iter)) if not last else 1.0)
-        if last:
-            break
+            done_fraction = min(1.0, used / (used + 4 * round_iter))
+            progress(done_fraction)
         _merge(X, rep, merge_tol)
         moving &= rep == np.arange(U)
         # successive halving: the best of the starts still moving go on
@@ -420,13 +433,9 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         if mult[done & (F <= f_best + tol)].sum() >= confirm:
             break
         batch = stopped[np.argsort(F[stopped], kind="stable")[:max(min_keep, int(mult[done].sum()))]]
-        if settle_model is not None:
-            settle(batch)
-        Xr, Fr = X[batch], objective(X[batch], batch)
-        cr, ir, er = _lm(model, y, loss, Xr, Fr, w=w, max_iter=max_iter, exact=exact[batch], **common)
-        X[batch], F[batch], it[batch], exact[batch], conv[batch] = Xr, Fr, it[batch] + ir, er, cr
+        finish(batch, max_iter, False, None)
         stopped_ok[batch] = True
-        improved = bool((cr & (Fr < f_best - tol)).any())
+        improved = bool((conv[batch] & (F[batch] < f_best - tol)).any())
         _merge(X, rep, merge_tol)
         rep = _final(rep)
     if progress:
@@ -448,6 +457,36 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     res = _result(X[owner], F[owner], conv[owner], it[owner], S, counter[0], max_iter, rtol_best)
     res.n_stopped = int((~stopped_ok[owner]).sum())
     return res
+
+
+def _finish(token, rows):
+    """The last round for ``rows`` of the job ``token`` (see ``finish`` in :func:`minimize_multistart`):
+    on a large table, converge on its run subset first (double precision); with ``prepolish``, most of
+    the way in single precision first; then to convergence in double precision on every run.
+    Returns (rows, end points, objectives, converged, iterations, exact-mode mask, evaluations)."""
+    job = workers.JOBS[token]
+    counter = [0]
+    common = dict(job.common, counter=counter)
+    Xr, exr, itr = job.X[rows].copy(), job.exact[rows].copy(), job.it[rows].copy()
+    if job.settle_model is not None:
+        # a step on every run of a large table costs as much as hundreds on the subset, and from the
+        # subset's optimum the full problem needs few
+        Fs = _objective(job.settle_model, job.y_explore, job.loss, Xr)
+        _, i, exr = _lm(job.settle_model, job.y_explore, job.loss, Xr, Fs, w=job.w, max_iter=job.max_iter,
+                        exact=exr, **common)
+        itr += i
+    elif job.prepolish:  # a single-precision step costs about half a double-precision one
+        m = job.explore_model
+        _, i, exr = _lm(m, job.y_explore.astype(m.dtype), job.loss, Xr, job.F[rows].copy(), w=job.w,
+                        max_iter=job.n, exact=exr, **dict(common, ftol=_SINGLE_FTOL))
+        itr += i
+    if job.explore_model is not job.model:  # the halving's objectives were on another model
+        counter[0] += 1
+        Fr = _objective(job.model, job.y, job.loss, Xr, job.w, rows)
+    else:
+        Fr = job.F[rows].copy()
+    cr, i, exr = _lm(job.model, job.y, job.loss, Xr, Fr, w=job.w, max_iter=job.n, exact=exr, **common)
+    return rows, Xr, Fr, cr, itr + i, exr, counter[0]
 
 
 def _objective(model, y, loss, theta, w=None, rows=None):

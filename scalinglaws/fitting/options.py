@@ -19,6 +19,7 @@ import numpy as np
 from scalinglaws.data.errors import OptionError
 from scalinglaws.fitting import defaults
 from scalinglaws.fitting.fitter import RobustLoss
+from scalinglaws.fitting.workers import validate_jobs
 
 LOSSES = ("huber", "mse")
 SPACES = ("log", "linear")
@@ -47,8 +48,9 @@ class FitOptions:
         Keep only the runs matching this condition (``"N>=1e8 and D<300B"``).
     exclude_top : int
         Drop the ``exclude_top`` highest-loss runs (after ``where``).
-    converge : int
-        Starts that successive halving runs to full convergence (0: every start).
+    converge : int or None
+        Starts that successive halving runs to full convergence (0: every start; None: the law's own
+        number, ``Law.converge``, else 32).
     confirm : int
         While fewer than this many starts reached the best optimum, successive halving converges
         the next-ranked starts it stopped (as many again as have converged each time), until a
@@ -62,6 +64,10 @@ class FitOptions:
         A table with more runs than this ranks the start grid (the successive-halving rounds)
         on a seeded subset of this many runs; the surviving starts converge on every run.
         None: every round on every run.
+    n_jobs : int or None
+        Worker processes for a last round of more than 400 starts (``converge=0``, diagnose's 512),
+        which converge in fixed chunks of at most 400: the result is the same for any value.  None:
+        the cores this process may use; 1: all in this process.
     """
 
     loss: str = defaults.LOSS
@@ -72,10 +78,11 @@ class FitOptions:
     fix: Mapping[str, float] = field(default_factory=dict)
     where: str | None = None
     exclude_top: int = 0
-    converge: int = defaults.CONVERGE
+    converge: int | None = None
     confirm: int = defaults.CONFIRM
     max_iter: int = defaults.MAX_ITER
     explore_rows: int | None = defaults.EXPLORE_ROWS
+    n_jobs: int | None = None
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -91,12 +98,13 @@ class FitOptions:
             raise OptionError("seed", f"must be a whole number >= 0, got {self.seed}")
         if not _whole(self.exclude_top, 0):
             raise OptionError("exclude_top", f"must be a whole number >= 0, got {self.exclude_top}")
-        if not _whole(self.converge, 0):
-            raise OptionError("converge", f"must be a whole number >= 0, got {self.converge}")
+        if self.converge is not None and not _whole(self.converge, 0):
+            raise OptionError("converge", f"must be None or a whole number >= 0, got {self.converge}")
         if not _whole(self.confirm, 0):
             raise OptionError("confirm", f"must be a whole number >= 0, got {self.confirm}")
         if not _whole(self.max_iter, 1):
             raise OptionError("max_iter", f"must be a whole number >= 1, got {self.max_iter}")
+        validate_jobs(self.n_jobs)
         if self.explore_rows is not None and not _whole(self.explore_rows, 16):
             raise OptionError("explore_rows", f"must be None or a whole number >= 16, got {self.explore_rows}")
         fix = {}

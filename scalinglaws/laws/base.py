@@ -334,6 +334,10 @@ class Law:
     figure : tuple        :class:`View` entries: the picture of a fit (``fit --plot``), drawn by
                           :mod:`scalinglaws.viz.plotting`; empty: a generic one (target against
                           D, one curve per model size)
+    converge : int or None  starts the default fit runs to convergence after successive halving
+                          (``FitOptions.converge`` when the user gives none); None: the fitter's
+                          default (32).  More for a landscape where the halving's early ranking
+                          often misses the basin of the best optimum
     """
 
     name: ClassVar[str] = ""
@@ -351,6 +355,7 @@ class Law:
     penalty_axes: ClassVar[tuple[str, ...]] = ()
     axis: ClassVar[tuple[str, str] | None] = None
     figure: ClassVar[tuple[View, ...]] = ()
+    converge: ClassVar[int | None] = None
 
     def __init_subclass__(cls, **kwargs):
         """Every planner method of a law checks its options (the :class:`Option` declarations) when called."""

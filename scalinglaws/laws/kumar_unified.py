@@ -95,6 +95,10 @@ class KumarUnified(Law):
                 optional=("w_bits", "a_bits", "kv_bits")),
     )
     penalty_axes = ("bits", "tokens_per_byte")
+    # 18 parameters and a rugged landscape: on seven tables of the example design (0.2% and 0.5%
+    # noise) the default 32 survivors of the halving missed the best optimum on three (at up to 3x
+    # its objective, parameters on bounds); 128 found it on all seven, by 10 to 67 starts each
+    converge = 128
     figure = (View("curves", x="D", y="penalty", panels="w_bits", curves="ptq_bits",
                    fixed={"N": "max", "a_bits": 16.0, "kv_bits": 16.0},
                    title="loss added by low-precision training and post-training quantization against tokens, one "
@@ -135,10 +139,14 @@ class KumarUnified(Law):
         return p.A / n_eff ** p.alpha + p.B / x.D ** p.beta + p.E + x.q * delta
 
     def example(self):
-        train = ([(16, 16, 16), (8, 8, 8), (6, 6, 6)] + [(w, 16, 16) for w in (4, 6)]
-                 + [(16, a, 16) for a in (5, 6, 8)] + [(16, 16, k) for k in (4, 5, 6)])
-        rows = [(N, N * t, *c, P) for N in (1e8, 1e9, 1e10) for t in (10, 40, 160) for c in train
-                for P in (16, 3, 4, 5, 7) if P >= 16 or P < min(c)]
+        # 258 runs.  Post-training widths down to 2 bits and trained widths down to 3 put the PTQ term
+        # and each N_eff factor well above 0.5% noise, and every profile interval closes: with PTQ at
+        # 3 bits and more and training at 4 bits and more, C_w's ran to its upper bound and 131 of
+        # 1000 bootstrap refits did not converge (docs/trust.md)
+        train = ([(16, 16, 16), (8, 8, 8), (6, 6, 6)] + [(w, 16, 16) for w in (3, 4, 6)]
+                 + [(16, a, 16) for a in (4, 5, 6)] + [(16, 16, k) for k in (3, 4, 5)])
+        rows = [(N, N * t, *c, P) for N in (1e8, 1e9, 1e10) for t in (10, 160) for c in train
+                for P in (16, 2, 3, 4, 6) if P >= 16 or P < min(c)]
         cols = dict(zip(self.columns, np.array(rows, float).T))
         return {**TABLE2, "C_T": 0.0598, "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907,
                 "C_w": 1.0, "C_a": 1.0, "C_kv": 1.0}, cols

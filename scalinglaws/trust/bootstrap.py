@@ -27,11 +27,6 @@ run).  :func:`plan_interval` does it for a planner.
 from __future__ import annotations
 
 import copy
-import itertools
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Mapping
 
 import numpy as np
@@ -44,19 +39,16 @@ from scalinglaws.fitting import defaults
 from scalinglaws.fitting.threads import one_blas_thread
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
+from scalinglaws.fitting import workers
 from scalinglaws.fitting.fitter import minimize_multistart
 
 #: refits per task: fixed, so that results do not depend on the number of workers
 BATCH = 64
 
-#: the refit problems of running bootstraps, by token; forked workers inherit them
-_JOBS: dict[int, tuple] = {}
-_tokens = itertools.count()
-
 
 def _refit(token: int, rows: np.ndarray):
-    """Refit the resamples ``rows`` of bootstrap ``token``: (rows, end points, converged)."""
-    prob, W, x0 = _JOBS[token]
+    """Refit the resamples ``rows`` of a running bootstrap: (rows, end points, converged)."""
+    prob, W, x0 = workers.JOBS[token]
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
                                   prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
@@ -69,14 +61,6 @@ def _warm(prob, x0) -> None:
     with np.errstate(all="ignore"):
         f, cache = prob.model.evaluate(x0[None])
         prob.model.grad_hess(x0[None], cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
-
-
-def _pool(workers: int):
-    """Forked worker processes where fork is safe (not on macOS, whose system libraries may crash in
-    a forked child), else threads."""
-    if sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods():
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    return ThreadPoolExecutor(max_workers=workers)  # pragma: no cover - platforms without fork
 
 
 def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, seed: int = 0) -> np.ndarray:
@@ -140,30 +124,13 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     X = np.empty((n, len(x0)))
     ok = np.zeros(n, bool)
     batches = [np.arange(i, min(n, i + BATCH)) for i in range(0, n, BATCH)]
-    if n_jobs is not None and not (isinstance(n_jobs, (int, np.integer)) and n_jobs >= 1):
-        raise OptionError("n_jobs", f"must be a whole number >= 1, got {n_jobs}")
-    workers = max(1, min(n_jobs or _cores(), len(batches)))
-    token = next(_tokens)
-    _JOBS[token] = (prob, W, x0)
-    try:
-        with one_blas_thread():
-            if workers == 1:
-                results = (_refit(token, rows) for rows in batches)
-                pool = None
-            else:
-                _warm(prob, x0)  # the law's generated code loaded here, so that no worker generates it
-                pool = _pool(workers)
-                results = pool.map(_refit, itertools.repeat(token), batches)
-            try:
-                for done, (rows, xs, conv) in enumerate(results, 1):
-                    X[rows], ok[rows] = xs, conv
-                    if progress:
-                        progress(done / len(batches))
-            finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
-    finally:
-        del _JOBS[token]
+    workers.validate_jobs(n_jobs)
+    n_workers = workers.workers_for(n_jobs, len(batches))
+    with one_blas_thread():
+        if n_workers > 1:
+            _warm(prob, x0)  # the law's generated code loaded here, so that no worker generates it
+        for rows, xs, conv in workers.map_batches(_refit, (prob, W, x0), batches, n_workers, progress):
+            X[rows], ok[rows] = xs, conv
     samples = np.array([list(prob.law.to_public(x).values()) for x in X[ok]]).reshape(-1, len(x0))
     out = copy.deepcopy(result)
     out.extra = dict(out.extra or {})
@@ -281,9 +248,3 @@ def _numbers(out: dict):
                         yield f"table[{i}].{kk}", float(vv)
 
 
-def _cores() -> int:
-    """The cores this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return os.cpu_count() or 1
