@@ -40,7 +40,7 @@ from rich.table import Table
 from scalinglaws.data.atomic import write_atomic
 from scalinglaws.data.units import human, parse_number
 from scalinglaws.train.data import Corpus
-from scalinglaws.train.loop import TrainConfig, build, make_optimizer, plan, train_step, use_compile
+from scalinglaws.train.loop import Stepper, TrainConfig, use_compile
 from scalinglaws.train.speed import device_peak, flops_per_token, mfu, model_flops_per_s
 
 #: The formats, first the full-precision baseline; one line per format:
@@ -68,24 +68,10 @@ def measure(name: str, options: dict, args, corpus: Corpus, device: torch.device
     """One format: warm up (compiling), then time ``args.steps`` steps; the numbers of its row."""
     shape_opts = SMOKE if args.smoke else dict(params=args.params, seq_len=args.seq_len, batch_size=args.batch_size)
     cfg = TrainConfig(tokens=1e12, **shape_opts, **options, compile=args.compile, seed=args.seed)
-    p = plan(cfg)
-    model = build(p, device)
-    model.enable_quant(p.quantized)
-    fwd = torch.compile(model) if use_compile(device, cfg.compile) else model
-    opt = make_optimizer(model, cfg, p.lr, device)
-    batches = corpus.batches(p.batch_size, cfg.seq_len, args.seed)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    t0 = time.perf_counter()
-    for _ in range(args.warmup):
-        loss = train_step(model, fwd, opt, next(batches), cfg.grad_clip, device)
-    sync()
-    warmup_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        loss = train_step(model, fwd, opt, next(batches), cfg.grad_clip, device)
-    last = loss.item()
-    sync()
-    elapsed = time.perf_counter() - t0
+    runner = Stepper(cfg, corpus, device, compile_=cfg.compile)
+    p = runner.p
+    warmup_s, _ = runner.timed(args.warmup)
+    elapsed, last = runner.timed(args.steps)
     tok_s = args.steps * p.tokens_per_step / elapsed
     return {"name": name, "options": options, "warmup_s": round(warmup_s, 3),
             "step_s": elapsed / args.steps, "tokens_per_s": tok_s,

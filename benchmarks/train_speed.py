@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from rich.console import Console
@@ -34,7 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from scalinglaws.train.data import Corpus
-from scalinglaws.train.loop import TrainConfig, build, make_optimizer, plan, train_step
+from scalinglaws.train.loop import Stepper, TrainConfig
 from scalinglaws.train.speed import device_peak, flops_per_token, mfu as model_flops_utilisation
 from scalinglaws.data.units import human, parse_number
 
@@ -47,33 +46,10 @@ CPU_RUNS = {
 }
 
 
-class Runner:
-    """One model with its optimizer and batches, ready to take timed steps."""
-
-    def __init__(self, cfg: TrainConfig, corpus: Corpus, device: torch.device, compile_: bool = False):
-        self.p = plan(cfg)
-        self.device = device
-        self.model = build(self.p, device)
-        self.model.enable_quant(self.p.quantized)
-        self.fwd = torch.compile(self.model) if compile_ else self.model
-        self.opt = make_optimizer(self.model, cfg, self.p.lr, device)
-        self.batches = corpus.batches(self.p.batch_size, cfg.seq_len, cfg.seed)
-
-    def tokens_per_s(self, steps: int) -> float:
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            loss = train_step(self.model, self.fwd, self.opt, next(self.batches), 1.0, self.device)
-        loss.item()
-        sync()
-        return steps * self.p.tokens_per_step / (time.perf_counter() - t0)
-
-
 def cpu_bench(args, corpus, console) -> None:
     torch.set_num_threads(args.threads)
     base = dict(params=args.params, tokens=1e9, seq_len=args.seq_len, batch_size=args.batch_size)
-    runners = {name: Runner(TrainConfig(**base, **kw), corpus, torch.device("cpu")) for name, kw in CPU_RUNS.items()}
+    runners = {name: Stepper(TrainConfig(**base, **kw), corpus, torch.device("cpu"), compile_=False) for name, kw in CPU_RUNS.items()}
     for r in runners.values():
         r.tokens_per_s(args.warmup)
     speeds = {name: [] for name in runners}
@@ -104,7 +80,7 @@ def gpu_bench(args, corpus, console) -> None:
     name = torch.cuda.get_device_name(device)
     peak = device_peak(device, args.peak_flops)
     cfg = TrainConfig(params=args.gpu_params, tokens=1e12, seq_len=args.gpu_seq_len, batch_size=args.gpu_batch_size)
-    r = Runner(cfg, corpus, device, compile_=args.compile)
+    r = Stepper(cfg, corpus, device, compile_=args.compile)
     r.tokens_per_s(args.warmup + (10 if args.compile else 0))
     tps = statistics.median(r.tokens_per_s(args.gpu_steps) for _ in range(args.repeats))
     s = r.p.shape

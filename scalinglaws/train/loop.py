@@ -498,6 +498,37 @@ def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.devi
     return loss
 
 
+class Stepper:
+    """One planned model with its optimizer and batches, taking timed training steps (the unit of the
+    speed benchmarks, ``benchmarks/train_speed.py`` and ``benchmarks/train_gpu.py``).
+
+    ``compile_`` as ``TrainConfig.compile`` (:func:`use_compile`: on CUDA unless False, never on the CPU).
+    """
+
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, device: torch.device, compile_: bool | None = None):
+        self.cfg, self.p, self.device = cfg, plan(cfg), device
+        self.model = build(self.p, device)
+        self.model.enable_quant(self.p.quantized)
+        self.fwd = torch.compile(self.model) if use_compile(device, compile_) else self.model
+        self.opt = make_optimizer(self.model, cfg, self.p.lr, device)
+        self.batches = corpus.batches(self.p.batch_size, cfg.seq_len, cfg.seed)
+
+    def timed(self, steps: int) -> tuple[float, float]:
+        """Take ``steps`` steps: (seconds, synchronised with the device, and the last loss; NaN for none)."""
+        _sync(self.device)
+        t0 = time.perf_counter()
+        loss = None
+        for _ in range(steps):
+            loss = train_step(self.model, self.fwd, self.opt, next(self.batches), self.cfg.grad_clip, self.device)
+        last = float("nan") if loss is None else loss.item()
+        _sync(self.device)
+        return time.perf_counter() - t0, last
+
+    def tokens_per_s(self, steps: int) -> float:
+        """Training throughput over ``steps`` steps."""
+        return steps * self.p.tokens_per_step / self.timed(steps)[0]
+
+
 def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = None,
           corpus: Corpus | None = None, checkpoint: str | None = None) -> list[dict]:
     """Train one model; return its row, then one row per ``ptq_bits`` width.
