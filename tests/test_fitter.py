@@ -1,6 +1,7 @@
 """The law-agnostic fitter and the Chinchilla fit, against independent references."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,25 @@ def test_a_law_may_ask_for_more_survivors_and_an_explicit_converge_wins():
     assert survivors(FitOptions(converge=16), unified) == 16 and survivors(FitOptions(converge=0), unified) == 0
     with pytest.raises(sl.OptionError, match="converge"):
         FitOptions(converge=-1)
+
+
+def _fit_every_start(starts):
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=7)
+    return sl.fit(runs, law="chinchilla", starts=starts, converge=0).objective
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fit_inside_a_pool_worker_runs_its_chunks_in_that_process():
+    """A daemonic process (a multiprocessing.Pool worker) may not have children: a fit there whose last
+    round has several chunks runs them itself, with the same result."""
+    import multiprocessing
+    starts = sl.laws.get_law("chinchilla").start_grid()[::8]          # 563 starts: 2 chunks
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        inside = pool.apply(_fit_every_start, (starts,))
+    assert inside == _fit_every_start(starts)
+
+
+def test_none_gives_converge_and_n_jobs_back_to_their_defaults():
+    from scalinglaws.fitting.options import FitOptions
+    opts = FitOptions.of(FitOptions(converge=16, n_jobs=1), converge=None, n_jobs=None)
+    assert opts.converge is None and opts.n_jobs is None

@@ -65,9 +65,9 @@ class FitOptions:
         on a seeded subset of this many runs; the surviving starts converge on every run.
         None: every round on every run.
     n_jobs : int or None
-        Worker processes for a last round of more than 400 starts (``converge=0``, diagnose's 512),
-        which converge in fixed chunks of at most 400: the result is the same for any value.  None:
-        the cores this process may use; 1: all in this process.
+        Worker processes for a last round of more than 400 starts (``converge=0``, diagnose's 512)
+        and for the confirmation batches as large, which converge in fixed chunks of at most 400: the
+        result is the same for any value.  None: the cores this process may use; 1: all in this process.
     """
 
     loss: str = defaults.LOSS
@@ -125,7 +125,8 @@ class FitOptions:
         unknown = [k for k in values if k not in names]
         if unknown:
             raise OptionError(unknown[0], f"is not a fit option (they are: {', '.join(sorted(names))})")
-        values = {k: v for k, v in values.items() if v is not None or k in ("starts", "where", "explore_rows")}
+        values = {k: v for k, v in values.items()
+                  if v is not None or k in ("starts", "where", "explore_rows", "converge", "n_jobs")}
         return replace(base, **values) if values else base
 
     def replace(self, **values) -> "FitOptions":

@@ -10,7 +10,8 @@ batches and the results are pickled.  The batches are the caller's, fixed whatev
 of workers: the numbers then do not depend on the machine.
 
 Where fork is missing or not safe (Windows; macOS, whose system libraries may crash in a
-forked child) the batches run in threads when the caller allows it, else in this process.
+forked child) or not allowed (inside a daemonic process, such as a ``multiprocessing.Pool``
+worker) the batches run in threads when the caller allows it, else in this process.
 Code generated for a law should be loaded before the fork (the callers evaluate the model
 once), and the generator's lock is renewed in every child (``scalinglaws.laws.derive``).
 """
@@ -42,8 +43,10 @@ def cores() -> int:
 
 
 def can_fork() -> bool:
-    """Whether worker processes are forked here (not on macOS, nor where fork is missing)."""
-    return sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
+    """Whether worker processes are forked here: not on macOS, nor where fork is missing, nor inside a
+    daemonic process (a ``multiprocessing.Pool`` worker, which may not have children)."""
+    return (sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)
 
 
 def workers_for(n_jobs: int | None, n_batches: int, threads: bool = True) -> int:

@@ -141,7 +141,7 @@ class KumarUnified(Law):
     def example(self):
         # 258 runs.  Post-training widths down to 2 bits and trained widths down to 3 put the PTQ term
         # and each N_eff factor well above 0.5% noise, and every profile interval closes: with PTQ at
-        # 3 bits and more and training at 4 bits and more, C_w's ran to its upper bound and 131 of
+        # 3 bits and more and training at 4 bits and more, C_w's ran to its upper bound and 134 of
         # 1000 bootstrap refits did not converge (docs/trust.md)
         train = ([(16, 16, 16), (8, 8, 8), (6, 6, 6)] + [(w, 16, 16) for w in (3, 4, 6)]
                  + [(16, a, 16) for a in (4, 5, 6)] + [(16, 16, k) for k in (3, 4, 5)])
