@@ -33,7 +33,7 @@ def progress_bar(enabled: bool = True):
 
 #: library option names whose command-line flag is not ``--`` + the name with dashes
 FLAGS = {"mapping": "--map", "n": "--bootstrap", "kind": "--interval", "by": "--leave-one-out",
-         "options": "the options", "law": "--law"}
+         "options": "the options", "law": "--law", "n_jobs": "--jobs"}
 
 
 def flag(option: str) -> str:

@@ -101,7 +101,7 @@ def fit_cmd(
             from scalinglaws.trust.bootstrap import bootstrap as run_bootstrap
             task = prog.add_task(f"bootstrap ({bootstrap} refits)", total=1.0)
             res = run_bootstrap(res, table_, bootstrap, cluster=cluster, seed=options.seed, level=level,
-                                progress=lambda f: prog.update(task, completed=f))
+                                n_jobs=options.n_jobs, progress=lambda f: prog.update(task, completed=f))
         if profile:
             from scalinglaws.trust.profile import profile as profile_intervals, profile_warnings
             prog.add_task("profile intervals", total=None)

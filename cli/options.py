@@ -2,7 +2,7 @@
 
 :func:`fit_options` decorates a command whose function takes ``options`` (a
 :class:`scalinglaws.fitting.options.FitOptions`): it puts ``--loss --delta --space
---starts --seed --where --exclude-top --fix --confirm`` (those asked for) in the command's
+--starts --seed --where --exclude-top --fix --confirm --jobs`` (those asked for) in the command's
 signature, with the library's own defaults, and hands the function one options object.
 """
 
@@ -33,11 +33,15 @@ SHARED = {
     "confirm": (int, typer.Option(defaults.CONFIRM, "--confirm", metavar="K",
                                   help="Converge more of the starts successive halving stopped while fewer than K "
                                        "reached the best optimum (0: never).")),
+    "n_jobs": (Optional[int], typer.Option(None, "--jobs", metavar="K",
+                                           help="Worker processes for a large last round of starts and for "
+                                                "bootstrap batches (default: every core; the numbers do not "
+                                                "depend on it).")),
     "mapping": (Optional[List[str]], typer.Option(None, "--map", metavar="COLUMN=CANONICAL",
                                                   help="Rename a column: COLUMN=canonical (repeatable).")),
 }
 
-ALL = ("loss", "delta", "space", "starts", "seed", "where", "exclude_top", "fix", "confirm")
+ALL = ("loss", "delta", "space", "starts", "seed", "where", "exclude_top", "fix", "confirm", "n_jobs")
 
 
 def fit_options(*names: str, mapping: bool = True):

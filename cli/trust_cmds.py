@@ -144,7 +144,7 @@ def compare_cmd(
 
 
 @handle_errors
-@fit_options("loss", "delta", "space", "starts", "seed", "where", "fix")
+@fit_options("loss", "delta", "space", "starts", "seed", "where", "fix", "n_jobs")
 def diagnose_cmd(
     runs: str = _RUNS,
     law: Optional[str] = LAW,

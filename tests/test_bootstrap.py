@@ -204,3 +204,16 @@ def test_a_forked_worker_does_not_inherit_a_held_derivatives_lock():
         release.set()
         holder.join()
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_the_command_line_takes_jobs_and_the_numbers_do_not_depend_on_it(cli, tmp_path):
+    runs = str(Path(__file__).resolve().parents[1] / "data" / "synthetic_chinchilla.csv")
+    outs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"fit{jobs}.json"
+        code, _, err = cli("fit", runs, "--starts", "64", "--bootstrap", "100", "--jobs", jobs, "--out", out)
+        assert code == 0, err
+        outs.append(json.loads(out.read_text())["extra"]["bootstrap"]["samples"])
+    assert outs[0] == outs[1] and len(outs[0]) > 90
+    code, _, err = cli("fit", runs, "--jobs", "0")
+    assert code == 2 and err.strip().splitlines() == ["error: --jobs must be a whole number >= 1, got 0"]
