@@ -68,7 +68,7 @@ def measure(name: str, options: dict, args, corpus: Corpus, device: torch.device
     """One format: warm up (compiling), then time ``args.steps`` steps; the numbers of its row."""
     shape_opts = SMOKE if args.smoke else dict(params=args.params, seq_len=args.seq_len, batch_size=args.batch_size)
     cfg = TrainConfig(tokens=1e12, **shape_opts, **options, compile=args.compile, seed=args.seed)
-    runner = Stepper(cfg, corpus, device, compile_=cfg.compile)
+    runner = Stepper(cfg, corpus, device)
     p = runner.p
     warmup_s, _ = runner.timed(args.warmup)
     elapsed, last = runner.timed(args.steps)

@@ -49,7 +49,7 @@ CPU_RUNS = {
 def cpu_bench(args, corpus, console) -> None:
     torch.set_num_threads(args.threads)
     base = dict(params=args.params, tokens=1e9, seq_len=args.seq_len, batch_size=args.batch_size)
-    runners = {name: Stepper(TrainConfig(**base, **kw), corpus, torch.device("cpu"), compile_=False) for name, kw in CPU_RUNS.items()}
+    runners = {name: Stepper(TrainConfig(**base, **kw), corpus, torch.device("cpu")) for name, kw in CPU_RUNS.items()}
     for r in runners.values():
         r.tokens_per_s(args.warmup)
     speeds = {name: [] for name in runners}
@@ -79,8 +79,9 @@ def gpu_bench(args, corpus, console) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     name = torch.cuda.get_device_name(device)
     peak = device_peak(device, args.peak_flops)
-    cfg = TrainConfig(params=args.gpu_params, tokens=1e12, seq_len=args.gpu_seq_len, batch_size=args.gpu_batch_size)
-    r = Stepper(cfg, corpus, device, compile_=args.compile)
+    cfg = TrainConfig(params=args.gpu_params, tokens=1e12, seq_len=args.gpu_seq_len, batch_size=args.gpu_batch_size,
+                      compile=args.compile)
+    r = Stepper(cfg, corpus, device)
     r.tokens_per_s(args.warmup + (10 if args.compile else 0))
     tps = statistics.median(r.tokens_per_s(args.gpu_steps) for _ in range(args.repeats))
     s = r.p.shape
@@ -114,6 +115,11 @@ def main(argv=None) -> None:
     ap.add_argument("--peak-flops", type=parse_number, default=None, help="device peak FLOP/s for the MFU")
     ap.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=True, help="run the CPU part")
     args = ap.parse_args(argv)
+    for name in ("steps", "repeats", "gpu_steps"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        ap.error(f"--warmup must be >= 0, got {args.warmup}")
     console = Console()
     corpus = Corpus.load(None)
     if args.cpu:

@@ -34,9 +34,9 @@ SHARED = {
                                   help="Converge more of the starts successive halving stopped while fewer than K "
                                        "reached the best optimum (0: never).")),
     "n_jobs": (Optional[int], typer.Option(None, "--jobs", metavar="K",
-                                           help="Worker processes for a large last round of starts and for "
-                                                "bootstrap batches (default: every core; the numbers do not "
-                                                "depend on it).")),
+                                           help="Worker processes for the work that runs in fixed batches "
+                                                "(bootstrap refits; more than 400 starts converging at once); "
+                                                "default: every core; the numbers do not depend on it.")),
     "mapping": (Optional[List[str]], typer.Option(None, "--map", metavar="COLUMN=CANONICAL",
                                                   help="Rename a column: COLUMN=canonical (repeatable).")),
 }

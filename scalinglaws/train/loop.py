@@ -500,16 +500,14 @@ def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.devi
 
 class Stepper:
     """One planned model with its optimizer and batches, taking timed training steps (the unit of the
-    speed benchmarks, ``benchmarks/train_speed.py`` and ``benchmarks/train_gpu.py``).
+    speed benchmarks, ``benchmarks/train_speed.py`` and ``benchmarks/train_gpu.py``), compiled as
+    ``cfg.compile`` says (:func:`use_compile`: on CUDA unless False, never on the CPU)."""
 
-    ``compile_`` as ``TrainConfig.compile`` (:func:`use_compile`: on CUDA unless False, never on the CPU).
-    """
-
-    def __init__(self, cfg: TrainConfig, corpus: Corpus, device: torch.device, compile_: bool | None = None):
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, device: torch.device):
         self.cfg, self.p, self.device = cfg, plan(cfg), device
         self.model = build(self.p, device)
         self.model.enable_quant(self.p.quantized)
-        self.fwd = torch.compile(self.model) if use_compile(device, compile_) else self.model
+        self.fwd = torch.compile(self.model) if use_compile(device, cfg.compile) else self.model
         self.opt = make_optimizer(self.model, cfg, self.p.lr, device)
         self.batches = corpus.batches(self.p.batch_size, cfg.seq_len, cfg.seed)
 
