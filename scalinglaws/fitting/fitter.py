@@ -365,12 +365,9 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
                               X=X, F=F, exact=exact, it=it, n=n, max_iter=max_iter, prepolish=prepolish)
         chunks = _blocks(rows, FINISH_CHUNK)
         n_workers = workers.workers_for(n_jobs, len(chunks), threads=False)
-        if n_workers > 1:  # the model's code loaded (or generated) here once, not in every worker
-            with np.errstate(all="ignore"):
-                f, cache = model.evaluate(X[rows[:1]])
-                model.grad_hess(X[rows[:1]], cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
         tick = None if progress is None or fraction is None else (lambda f: progress(fraction + (1 - fraction) * f))
-        for r, Xr, Fr, cr, itr, er, evals in workers.map_batches(_finish, job, chunks, n_workers, tick):
+        for r, Xr, Fr, cr, itr, er, evals in workers.map_batches(_finish, job, chunks, n_workers, tick,
+                                                                  lambda: load_code(model, X[rows[:1]])):
             X[r], F[r], it[r], exact[r], conv[r] = Xr, Fr, itr, er, cr
             counter[0] += evals
 
@@ -457,6 +454,14 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     res = _result(X[owner], F[owner], conv[owner], it[owner], S, counter[0], max_iter, rtol_best)
     res.n_stopped = int((~stopped_ok[owner]).sum())
     return res
+
+
+def load_code(model: Model, theta: np.ndarray) -> None:
+    """Evaluate ``model``'s values and derivatives once at ``theta`` (S, P) in this process: code a law
+    generates on first use is then loaded before worker processes fork, not generated in each."""
+    with np.errstate(all="ignore"):
+        f, cache = model.evaluate(theta)
+        model.grad_hess(theta, cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
 
 
 def _finish(token, rows):

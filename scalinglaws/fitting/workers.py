@@ -12,8 +12,9 @@ of workers: the numbers then do not depend on the machine.
 Where fork is missing or not safe (Windows; macOS, whose system libraries may crash in a
 forked child) or not allowed (inside a daemonic process, such as a ``multiprocessing.Pool``
 worker) the batches run in threads when the caller allows it, else in this process.
-Code generated for a law should be loaded before the fork (the callers evaluate the model
-once), and the generator's lock is renewed in every child (``scalinglaws.laws.derive``).
+Code generated for a law should be loaded before the fork (``before_fork``: the callers evaluate
+the model once, :func:`scalinglaws.fitting.fitter.load_code`), and the generator's lock is
+renewed in every child (``scalinglaws.laws.derive``).
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def workers_for(n_jobs: int | None, n_batches: int, threads: bool = True) -> int
 
 
 def map_batches(fn: Callable, state: object, batches: Iterable, workers: int,
-                progress: Callable[[float], None] | None = None) -> Iterator:
+                progress: Callable[[float], None] | None = None,
+                before_fork: Callable[[], None] | None = None) -> Iterator:
     """``fn(token, batch)`` for every batch, in order, ``state`` registered under ``token`` meanwhile
     (``JOBS[token]``).  ``workers`` > 1: forked worker processes (threads where fork is missing);
-    ``progress(fraction done)`` after each batch."""
+    ``progress(fraction done)`` after each batch; ``before_fork()`` runs here first when processes
+    are forked (to load what every child would otherwise load for itself)."""
     batches = list(batches)
     token = next(_tokens)
     JOBS[token] = state
@@ -70,8 +73,12 @@ def map_batches(fn: Callable, state: object, batches: Iterable, workers: int,
         if workers <= 1 or len(batches) <= 1:
             results = (fn(token, b) for b in batches)
         else:
-            pool = (ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-                    if can_fork() else ThreadPoolExecutor(max_workers=workers))
+            if can_fork():
+                if before_fork is not None:
+                    before_fork()
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+            else:
+                pool = ThreadPoolExecutor(max_workers=workers)
             results = pool.map(fn, itertools.repeat(token), batches)
         for done, out in enumerate(results, 1):
             if progress:

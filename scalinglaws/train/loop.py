@@ -498,6 +498,16 @@ def train_step(model: GPT, fwd, opt, batch, grad_clip: float, device: torch.devi
     return loss
 
 
+def _trainable(p: Plan, corpus: Corpus, device: torch.device):
+    """(model, forward, optimizer, batches) of plan ``p``: the forward compiled where :func:`use_compile`
+    says, the batches from the run's seed."""
+    cfg = p.cfg
+    batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
+    model = build(p, device)
+    fwd = torch.compile(model) if use_compile(device, cfg.compile) else model
+    return model, fwd, make_optimizer(model, cfg, p.lr, device), batches
+
+
 class Stepper:
     """One planned model with its optimizer and batches, taking timed training steps (the unit of the
     speed benchmarks, ``benchmarks/train_speed.py`` and ``benchmarks/train_gpu.py``), compiled as
@@ -505,11 +515,8 @@ class Stepper:
 
     def __init__(self, cfg: TrainConfig, corpus: Corpus, device: torch.device):
         self.cfg, self.p, self.device = cfg, plan(cfg), device
-        self.model = build(self.p, device)
+        self.model, self.fwd, self.opt, self.batches = _trainable(self.p, corpus, device)
         self.model.enable_quant(self.p.quantized)
-        self.fwd = torch.compile(self.model) if use_compile(device, cfg.compile) else self.model
-        self.opt = make_optimizer(self.model, cfg, self.p.lr, device)
-        self.batches = corpus.batches(self.p.batch_size, cfg.seq_len, cfg.seed)
 
     def timed(self, steps: int) -> tuple[float, float]:
         """Take ``steps`` steps: (seconds, synchronised with the device, and the last loss; NaN for none)."""
@@ -554,11 +561,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int, float], None] | None = 
         raise InputError(f"the corpus has {corpus.vocab_size} token ids where the plan expects {p.shape.vocab}",
                          file=cfg.data)
     vx, vy = corpus.val_windows(cfg.seq_len, cfg.val_tokens)
-    batches = corpus.batches(p.batch_size, cfg.seq_len, cfg.seed)
-    model = build(p, device)
+    model, fwd, opt, batches = _trainable(p, corpus, device)
     compiled = use_compile(device, cfg.compile)
-    fwd = torch.compile(model) if compiled else model
-    opt = make_optimizer(model, cfg, p.lr, device)
     check_every = 1 if device.type == "cpu" else 20
     limit = 1.5 * math.log(p.shape.vocab)          # a uniform guess scores ln V
     # spent: training seconds of the processes before a resume; untimed (steps, seconds): the steps

@@ -40,7 +40,7 @@ from scalinglaws.fitting.threads import one_blas_thread
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.fitting import workers
-from scalinglaws.fitting.fitter import minimize_multistart
+from scalinglaws.fitting.fitter import load_code, minimize_multistart
 
 #: refits per task: fixed, so that results do not depend on the number of workers
 BATCH = 64
@@ -53,14 +53,6 @@ def _refit(token: int, rows: np.ndarray):
         res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
                                   prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
     return rows, res.xs, res.converged & np.isfinite(res.funs)
-
-
-def _warm(prob, x0) -> None:
-    """Evaluate the fitter's derivatives once at ``x0`` in this process (generating the law's code if
-    needed): forked workers then find them ready."""
-    with np.errstate(all="ignore"):
-        f, cache = prob.model.evaluate(x0[None])
-        prob.model.grad_hess(x0[None], cache, np.zeros_like(f), np.ones_like(f), np.zeros_like(f))
 
 
 def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, seed: int = 0) -> np.ndarray:
@@ -127,9 +119,8 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     workers.validate_jobs(n_jobs)
     n_workers = workers.workers_for(n_jobs, len(batches))
     with one_blas_thread():
-        if n_workers > 1:
-            _warm(prob, x0)  # the law's generated code loaded here, so that no worker generates it
-        for rows, xs, conv in workers.map_batches(_refit, (prob, W, x0), batches, n_workers, progress):
+        for rows, xs, conv in workers.map_batches(_refit, (prob, W, x0), batches, n_workers, progress,
+                                                  lambda: load_code(prob.model, x0[None])):
             X[rows], ok[rows] = xs, conv
     samples = np.array([list(prob.law.to_public(x).values()) for x in X[ok]]).reshape(-1, len(x0))
     out = copy.deepcopy(result)
