@@ -112,6 +112,27 @@ def test_exact_newton_gradient_and_hessian_match_finite_differences(fd_hessian):
         assert np.allclose(H[s], H[s].T)
 
 
+def test_chinchilla_features_follow_the_design_they_are_asked_for():
+    """The fast path keeps each design's six features; asked for another design (a subset, single
+    precision) and back, it uses the right ones: the same numbers as a law that never saw the others."""
+    runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 4), np.geomspace(1e9, 5e11, 4)), seed=1)
+    law = sl.laws.get_law("chinchilla")
+    X = LawModel(law, law.design(runs)).X
+    sub = LawModel(law, law.design(runs)).take(np.arange(0, 16, 2)).X
+    theta = np.array([[0.6, 6.0, 7.5, 0.33, 0.37]])
+
+    def gh(lw, X):
+        f, cache = lw.evaluate(theta, X)
+        one = np.ones_like(f)
+        return lw.grad_hess(theta, X, cache, one, one, one)
+
+    for first, second in ((X, sub), (sub, X)):
+        gh(law, first)
+        g, H = gh(law, second)
+        g0, H0 = gh(type(law)(), second)  # a fresh instance: no remembered features
+        assert np.array_equal(g, g0) and np.array_equal(H, H0)
+
+
 def test_linear_space_and_mse_options_fit_too():
     runs = simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 1e10, 5), np.geomspace(1e9, 5e11, 5)), seed=4)
     for kw in [dict(space="linear"), dict(loss="mse"), dict(delta=1e-2)]:
@@ -205,8 +226,8 @@ def test_large_tables_explore_on_a_subset_and_reach_the_same_optimum():
     assert np.isnan(fast.multistart.funs[stopped]).all()  # not evaluated on every run: said so, not guessed
 
 
-@pytest.mark.parametrize("seed", [2, 4])
-def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed):
+@pytest.mark.parametrize("seed, halving_fails", [(2, True), (4, False)])
+def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed, halving_fails):
     """kumar-precision's objective after a few steps ranks its starts badly: plain successive halving
     (``confirm=0``) ends on an optimum worse than the true parameters themselves (so certainly not the
     best).  With the default confirmation the fit reaches the every-start optimum, which is at most
@@ -216,7 +237,9 @@ def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed):
     prob = Problem.build(table, "kumar-precision")
     at_truth = prob.objective(prob.law.to_internal(truth))
     plain = sl.fit(table, law="kumar-precision", confirm=0)
-    assert plain.objective > 1.2 * at_truth          # the failure the confirmation exists for
+    # the failure the confirmation exists for (on seed 4 plain halving has reached the optimum since the
+    # generated code computes one-column terms on their distinct values: other rounding, other ranking)
+    assert (plain.objective > 1.2 * at_truth) == halving_fails
     fit = sl.fit(table, law="kumar-precision")
     every = sl.fit(table, law="kumar-precision", converge=0)
     assert fit.objective <= at_truth

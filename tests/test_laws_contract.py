@@ -182,6 +182,49 @@ def test_exact_derivatives_match_finite_differences(name):
 
 
 @pytest.mark.parametrize("name", LAWS)
+def test_terms_of_one_column_on_its_distinct_values_give_the_per_run_numbers(name):
+    """The generated code computes a term of the parameters and one design column with few distinct
+    values (bits, group sizes, model sizes) once per value and gathers it to the runs: on the law's
+    300-run example table it gives what the same code computing every run gives."""
+    from scalinglaws.laws import derive
+
+    _, table = example_table(name, rows=300, seed=2)
+    prob = Problem.build(table, name)
+    names = tuple(sorted(prob.X))
+    source = derive.generate(prob.law, names)
+    levels, plain = {"np": np}, {"np": np}
+    exec(compile(source, "<levels>", "exec"), levels)
+    exec(compile(source, "<per run>", "exec"), plain)
+    plain["_levels"] = lambda x: (x, None)  # every term on every run
+    x0 = prob.law.to_internal(prob.law.example()[0])
+    T = x0[None] + 0.02 * np.random.default_rng(4).standard_normal((5, x0.size)) * np.maximum(1, np.abs(x0))
+    w = np.random.default_rng(5).random((5, prob.n))
+    with np.errstate(all="ignore"):
+        got = [levels["value"](T, prob.X), *levels["value_jac"](T, prob.X), levels["curvature"](T, prob.X, w)]
+        want = [plain["value"](T, prob.X), *plain["value_jac"](T, prob.X), plain["curvature"](T, prob.X, w)]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(b).max()))
+    if any(len(np.unique(v)) * 4 <= prob.n for v in prob.X.values() if np.ndim(v) == 1):
+        assert "_levels(" in source  # a column the runs have few values of is computed on them
+
+
+def test_levels_of_a_column():
+    from scalinglaws.laws import derive
+
+    ns = {"np": np}
+    exec(compile(derive._LEVELS_SOURCE, "<levels>", "exec"), ns)
+    bits = np.array([4.0, 8.0, 4.0, 2.0] * 10)
+    u, index = ns["_levels"](bits)
+    assert u.tolist() == [2.0, 4.0, 8.0] and np.array_equal(u[index], bits)
+    many = np.arange(40.0)
+    assert ns["_levels"](many)[1] is None and ns["_levels"](many)[0] is many  # 40 distinct values of 40
+    assert ns["_levels"](bits[:8])[1] is None  # too few runs to pay
+    changed = bits.copy()
+    changed[0] = 16.0  # another array: its own levels, not the remembered ones
+    assert ns["_levels"](changed)[0].tolist() == [2.0, 4.0, 8.0, 16.0]
+
+
+@pytest.mark.parametrize("name", LAWS)
 def test_fast_paths_agree_with_the_generic_derivatives(name):
     """A law's own evaluate/grad_hess (Chinchilla's hand-tuned one) gives what the formula's derivatives give."""
     law, truth, runs = specialised(name)

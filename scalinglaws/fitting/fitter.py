@@ -150,6 +150,10 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     linearly.  The damping follows Nielsen's rule on the ratio of actual to predicted
     decrease.  ``F`` holds each row's objective and is updated in place.
 
+    The rows are independent problems.  Each iteration does the small (rows, P, P) work once for
+    every active row and calls the model in blocks of about ``block`` rows, whose (block, n) arrays
+    stay in the CPU cache.
+
     Returns (converged mask, iterations per row, exact-mode mask).
     """
     S, P = X.shape
@@ -164,6 +168,9 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     G = np.zeros((S, P))
     H = np.zeros((S, P, P))
     eye = np.eye(P)
+    held = ~np.asarray(free, bool)
+    at_lower = lower + 1e-12 * (1 + np.abs(lower))  # a parameter this close to a bound is on it
+    at_upper = upper - 1e-12 * (1 + np.abs(upper))
     total = max(1, int(active.sum()))
     eps = max(_EPS, float(np.finfo(y.dtype).eps))  # the objective's rounding (single precision: 5e8 times double's)
 
@@ -172,38 +179,43 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         r = f - y
         psi = loss.psi(r)
         ex = exact[rows]
-        hw = np.where(ex[:, None], loss.dpsi(r), loss.irls_weight(r))
+        if ex.all():
+            hw = loss.dpsi(r)
+        elif ex.any():
+            hw = np.where(ex[:, None], loss.dpsi(r), loss.irls_weight(r))
+        else:
+            hw = loss.irls_weight(r)
         if wr is not None:
             psi, hw = psi * wr, hw * wr
         cw = psi * ex[:, None] if ex.any() else None
         g, h = model.grad_hess(theta, cache, psi, hw, cw)
         bad = ~(np.isfinite(g).all(1) & np.isfinite(h).all((1, 2)))
-        g[bad], h[bad] = 0.0, eye
+        if bad.any():
+            g[bad], h[bad] = 0.0, eye
+            active[rows[bad]] = False  # no usable derivatives here: the start stops, not converged
         G[rows], H[rows] = g, h
-        active[rows[bad]] = False  # no usable derivatives here: the start stops, not converged
 
-    for idx in _blocks(np.flatnonzero(active), block):
-        with np.errstate(all="ignore"):
-            f, cache = model.evaluate(X[idx])
+    def at(rows):
+        """Values and derivatives at the rows' current points, in blocks."""
+        for b in _blocks(rows, block):
+            f, cache = model.evaluate(X[b])
             counter[0] += 1
-            derivatives(idx, X[idx], f, cache)
+            derivatives(b, X[b], f, cache)
 
     def iterate(idx):
         th, g, h, l = X[idx], G[idx], H[idx], lam[idx]
         # active set: fixed parameters and bounds the gradient pushes against
-        lo_hit = (th <= lower + 1e-12 * (1 + np.abs(lower))) & (g > 0)
-        hi_hit = (th >= upper - 1e-12 * (1 + np.abs(upper))) & (g < 0)
-        blocked = lo_hit | hi_hit | ~free
-        g = np.where(blocked, 0.0, g)
-        h = np.where((~blocked)[:, :, None] & (~blocked)[:, None, :], h, 0.0)
+        blocked = ((th <= at_lower) & (g > 0)) | ((th >= at_upper) & (g < 0)) | held
+        if blocked.any():
+            g = np.where(blocked, 0.0, g)
+            h = np.where((~blocked)[:, :, None] & (~blocked)[:, None, :], h, 0.0)
         diag = np.abs(np.diagonal(h, axis1=1, axis2=2))
         scale = np.maximum(diag, 1e-12 * np.maximum(diag.max(1, keepdims=True), 1e-300))
         A = h + (l[:, None] * scale + blocked)[:, :, None] * eye
-        with np.errstate(all="ignore"):
-            try:
-                step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
+        try:
+            step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
         step = np.where(blocked | ~np.isfinite(step), 0.0, step)
         trial = np.clip(th + step, lower, upper)
         se = trial - th
@@ -211,14 +223,16 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         Fi = F[idx]
         Ft = np.full(idx.size, np.inf)
         go = (pred > 0) & (np.abs(se).max(1) > 0)
-        ft = cache_t = None
-        if go.any():
-            with np.errstate(all="ignore"):
-                ft, cache_t = model.evaluate(trial[go])
-                counter[0] += 1
-                v = loss.total(ft - y, _rows(w, idx[go]))
-            Ft[go] = np.where(np.isfinite(v), v, np.inf)
-        rho = np.where(go, (Fi - Ft) / np.where(go, pred, 1.0), -1.0)
+        safe = np.where(go, pred, 1.0)
+        for b in _blocks(np.flatnonzero(go), block):
+            ft, cache_t = model.evaluate(trial[b])
+            counter[0] += 1
+            v = loss.total(ft - y, _rows(w, idx[b]))
+            Ft[b] = np.where(np.isfinite(v), v, np.inf)
+            ok = (Ft[b] < Fi[b]) & ((Fi[b] - Ft[b]) / safe[b] > 1e-4)  # accepted (as ``accept`` below)
+            if ok.any():
+                derivatives(idx[b[ok]], trial[b[ok]], ft[ok], _take(cache_t, ok))
+        rho = np.where(go, (Fi - Ft) / safe, -1.0)
         accept = (Ft < Fi) & (rho > 1e-4)
         # Nielsen's damping rule
         lam[idx[accept]] = np.maximum(l[accept] * np.maximum(1 / 3, 1 - (2 * rho[accept] - 1) ** 3), 1e-15)
@@ -228,41 +242,36 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         nu[rej] *= 2.0
         rel = np.where(accept, (Fi - Ft) / np.maximum(np.abs(Fi), 1e-300), 0.0)
         a_idx = idx[accept]
-        if a_idx.size:
-            X[a_idx], F[a_idx] = trial[accept], Ft[accept]
-            sel = accept[go]  # accepted among the evaluated rows
-            with np.errstate(all="ignore"):
-                derivatives(a_idx, trial[accept], ft[sel], _take(cache_t, sel))
+        X[a_idx], F[a_idx] = trial[accept], Ft[accept]
         it[idx] += 1
         gnorm = np.abs(g).max(1)
-        small = accept & (rel < switch) & ~exact[idx]
+        ex = exact[idx]
+        small = accept & (rel < switch) & ~ex
         # a step that cannot beat the objective's rounding is not helped by more damping (which only
         # shrinks it): rejected with a predicted decrease at rounding level, the row is done
-        stuck = ~accept & ((lam[idx] > 1e12) | (exact[idx] & (pred > 0) & (pred <= 8 * eps * np.abs(Fi))))
+        stuck = ~accept & ((lam[idx] > 1e12) | (ex & (pred > 0) & (pred <= 8 * eps * np.abs(Fi))))
         # an IRLS row that stalls or is stuck goes on with exact steps; an exact row that is
         # stuck, or improves by less than ftol, or has no gradient left, is done
-        to_exact = idx[small | (stuck & ~exact[idx])]
-        restart = idx[stuck & ~exact[idx]]  # IRLS is stuck: try exact steps from here
-        stuck &= exact[idx]
-        done = (exact[idx] & accept & (rel < ftol)) | stuck | (gnorm <= gtol * np.maximum(np.abs(Fi), 1e-300))
+        to_exact = idx[small | (stuck & ~ex)]
+        restart = idx[stuck & ~ex]  # IRLS is stuck: try exact steps from here
+        stuck &= ex
+        done = (ex & accept & (rel < ftol)) | stuck | (gnorm <= gtol * np.maximum(np.abs(Fi), 1e-300))
         exact[to_exact] = True          # from the next accepted step on (at once where stuck)
         lam[to_exact], nu[to_exact] = np.minimum(lam[to_exact], 1e-3), 2.0
         if restart.size:
-            with np.errstate(all="ignore"):
-                f, cache = model.evaluate(X[restart])
-                counter[0] += 1
-                derivatives(restart, X[restart], f, cache)
+            at(restart)
         conv[idx[done]] = True
         active[idx[done]] = False
 
-    for _ in range(max_iter):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
-            break
-        for idx in _blocks(rows, block):
-            iterate(idx)
-        if progress is not None:
-            progress(1.0 - active.sum() / total)
+    with np.errstate(all="ignore"):
+        at(np.flatnonzero(active))
+        for _ in range(max_iter):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            iterate(rows)
+            if progress is not None:
+                progress(1.0 - active.sum() / total)
     return conv, it, exact
 
 

@@ -26,6 +26,20 @@ from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 
+# The fitter's fast path below: every sum over runs in g and H is one weight vector (a row of ``W``
+# in ``grad_hess``) times one of six features; for each entry of g, then of H (row-major), its
+# (row, feature) and sign.
+_G = ((8, 0, 1), (6, 0, 1), (7, 0, 1), (6, 1, -1), (7, 2, -1))  # E, A, B, alpha, beta
+_H = {(_E, _E): (2, 0, 1),
+      (_A, _A): (0, 0, 1), (_A, _ALPHA): (0, 1, -1), (_ALPHA, _ALPHA): (0, 3, 1),
+      (_B, _B): (1, 0, 1), (_B, _BETA): (1, 2, -1), (_BETA, _BETA): (1, 4, 1),
+      (_A, _E): (4, 0, 1), (_ALPHA, _E): (4, 1, -1), (_B, _E): (5, 0, 1), (_BETA, _E): (5, 2, -1),
+      (_A, _B): (3, 0, 1), (_A, _BETA): (3, 2, -1), (_ALPHA, _B): (3, 1, -1), (_ALPHA, _BETA): (3, 5, 1)}
+_H.update({(j, i): v for (i, j), v in list(_H.items())})
+_ENTRIES = list(_G) + [_H[i, j] for i in range(5) for j in range(5)]
+_PICK = np.array([r * 6 + k for r, k, _ in _ENTRIES])
+_SIGN = np.array([float(sign) for *_, sign in _ENTRIES])
+
 
 def compute_optimal(E: float, A: float, B: float, alpha: float, beta: float, flops: float) -> dict:
     """Compute-optimal N and D for ``flops = 6 N D`` under the Chinchilla law (closed form)."""
@@ -111,34 +125,45 @@ class Chinchilla(Law):
         inv *= t3
         return np.log(L, out=L), (t1, t2, inv)
 
+    def _features(self, X):
+        """The six features (n, 6) of the runs in ``X``, kept for the last few designs seen."""
+        lnN, lnD = X["lnN"], X["lnD"]
+        memo = self.__dict__.setdefault("_phi", {})
+        hit = memo.get((id(lnN), id(lnD)))
+        if hit is not None and hit[0] is lnN and hit[1] is lnD:  # (the arrays are held: ids are not reused)
+            return hit[2]
+        phi = np.stack([np.ones_like(lnN), lnN, lnD, lnN * lnN, lnD * lnD, lnN * lnD], axis=1)
+        if len(memo) >= 8:
+            memo.clear()
+        memo[id(lnN), id(lnD)] = (lnN, lnD, phi)
+        return phi
+
     def grad_hess(self, theta, X, cache, psi, hw, cw):
         p1, p2, p3 = cache
-        lnN, lnD = X["lnN"], X["lnD"]
-        phi = np.stack([np.ones_like(lnN), lnN, lnD, lnN * lnN, lnD * lnD, lnN * lnD], axis=1)
-        g = np.empty(psi.shape[:1] + (5,))
-        u1, u2 = psi * p1, psi * p2
-        g[:, _E] = (psi * p3).sum(1)
-        g[:, _A], g[:, _ALPHA] = u1.sum(1), -(u1 @ lnN)
-        g[:, _B], g[:, _BETA] = u2.sum(1), -(u2 @ lnD)
+        phi = self._features(X)
+        S, n = psi.shape
         c = hw if cw is None else hw - cw     # weight of J J^T
-        c1, c2 = c * p1, c * p2
-        s11, s22, s33 = (c1 * p1) @ phi, (c2 * p2) @ phi, (c * p3 * p3) @ phi
-        s12, s13, s23 = (c1 * p2) @ phi, (c1 * p3) @ phi, (c2 * p3) @ phi
+        W = np.empty((S, 9 if cw is None else 12, n), dtype=psi.dtype)
+        np.multiply(c, p1, out=W[:, 6])
+        np.multiply(c, p2, out=W[:, 7])
+        np.multiply(W[:, 6], p1, out=W[:, 0])
+        np.multiply(W[:, 7], p2, out=W[:, 1])
+        np.multiply(W[:, 6], p2, out=W[:, 3])
+        np.multiply(W[:, 6], p3, out=W[:, 4])
+        np.multiply(W[:, 7], p3, out=W[:, 5])
+        np.multiply(c, p3, out=W[:, 8])
+        np.multiply(W[:, 8], p3, out=W[:, 2])
+        np.multiply(psi, p1, out=W[:, 6])     # the gradient's weights
+        np.multiply(psi, p2, out=W[:, 7])
+        np.multiply(psi, p3, out=W[:, 8])
         if cw is not None:                    # + sum_k cw p_k m_k m_k^T
-            s11 = s11 + (cw * p1) @ phi
-            s22 = s22 + (cw * p2) @ phi
-            s33 = s33 + (cw * p3) @ phi
-        H = np.empty(psi.shape[:1] + (5, 5))
-        pairs = {(_E, _E): s33[:, 0],
-                 (_A, _A): s11[:, 0], (_A, _ALPHA): -s11[:, 1], (_ALPHA, _ALPHA): s11[:, 3],
-                 (_B, _B): s22[:, 0], (_B, _BETA): -s22[:, 2], (_BETA, _BETA): s22[:, 4],
-                 (_A, _E): s13[:, 0], (_ALPHA, _E): -s13[:, 1],
-                 (_B, _E): s23[:, 0], (_BETA, _E): -s23[:, 2],
-                 (_A, _B): s12[:, 0], (_A, _BETA): -s12[:, 2], (_ALPHA, _B): -s12[:, 1],
-                 (_ALPHA, _BETA): s12[:, 5]}
-        for (i, j), v in pairs.items():
-            H[:, i, j] = H[:, j, i] = v
-        return g, H
+            for k, p in enumerate((p1, p2, p3)):
+                np.multiply(cw, p, out=W[:, 9 + k])
+        s = (W.reshape(-1, n) @ phi).reshape(S, -1)
+        if cw is not None:
+            s[:, :18] += s[:, 54:72]
+        out = s[:, _PICK] * _SIGN
+        return out[:, :5], out[:, 5:].reshape(S, 5, 5)
 
     # planners --------------------------------------------------------------------
     def plan_compute(self, params, flops):
