@@ -202,6 +202,10 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
             counter[0] += 1
             derivatives(b, X[b], f, cache)
 
+    def accepted(Fi, Ft, pred):
+        """A step is taken where it lowers the objective by more than 1e-4 of the predicted decrease."""
+        return (Ft < Fi) & ((Fi - Ft) / pred > 1e-4)
+
     def iterate(idx):
         th, g, h, l = X[idx], G[idx], H[idx], lam[idx]
         # active set: fixed parameters and bounds the gradient pushes against
@@ -229,11 +233,11 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
             counter[0] += 1
             v = loss.total(ft - y, _rows(w, idx[b]))
             Ft[b] = np.where(np.isfinite(v), v, np.inf)
-            ok = (Ft[b] < Fi[b]) & ((Fi[b] - Ft[b]) / safe[b] > 1e-4)  # accepted (as ``accept`` below)
+            ok = accepted(Fi[b], Ft[b], safe[b])
             if ok.any():
                 derivatives(idx[b[ok]], trial[b[ok]], ft[ok], _take(cache_t, ok))
         rho = np.where(go, (Fi - Ft) / safe, -1.0)
-        accept = (Ft < Fi) & (rho > 1e-4)
+        accept = accepted(Fi, Ft, safe)
         # Nielsen's damping rule
         lam[idx[accept]] = np.maximum(l[accept] * np.maximum(1 / 3, 1 - (2 * rho[accept] - 1) ** 3), 1e-15)
         nu[idx[accept]] = 2.0
