@@ -226,8 +226,8 @@ def test_large_tables_explore_on_a_subset_and_reach_the_same_optimum():
     assert np.isnan(fast.multistart.funs[stopped]).all()  # not evaluated on every run: said so, not guessed
 
 
-@pytest.mark.parametrize("seed, halving_fails", [(2, True), (4, False)])
-def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed, halving_fails):
+@pytest.mark.parametrize("seed", [2, 4])
+def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed):
     """kumar-precision's objective after a few steps ranks its starts badly: plain successive halving
     (``confirm=0``) ends on an optimum worse than the true parameters themselves (so certainly not the
     best).  With the default confirmation the fit reaches the every-start optimum, which is at most
@@ -237,9 +237,10 @@ def test_confirmation_finds_the_optimum_where_halving_ranks_starts_badly(seed, h
     prob = Problem.build(table, "kumar-precision")
     at_truth = prob.objective(prob.law.to_internal(truth))
     plain = sl.fit(table, law="kumar-precision", confirm=0)
-    # the failure the confirmation exists for (on seed 4 plain halving has reached the optimum since the
-    # generated code computes one-column terms on their distinct values: other rounding, other ranking)
-    assert (plain.objective > 1.2 * at_truth) == halving_fails
+    # the failure the confirmation exists for, on seed 2 (whether seed 4's plain halving reaches the
+    # optimum has changed with the rounding of the generated code and the fitter's steps)
+    if seed == 2:
+        assert plain.objective > 1.2 * at_truth
     fit = sl.fit(table, law="kumar-precision")
     every = sl.fit(table, law="kumar-precision", converge=0)
     assert fit.objective <= at_truth
@@ -354,3 +355,34 @@ def test_none_gives_converge_and_n_jobs_back_to_their_defaults():
     from scalinglaws.fitting.options import FitOptions
     opts = FitOptions.of(FitOptions(converge=16, n_jobs=1), converge=None, n_jobs=None)
     assert opts.converge is None and opts.n_jobs is None
+
+
+def test_backtracking_a_step_that_overshot_ends_where_more_damping_ends_in_fewer_steps():
+    """Bootstrap refits of kumar-unified (18 parameters, a long curved valley) from the truth: retrying a
+    rejected step at a fraction of its length along its own direction reaches the same optimum of
+    every resample as raising the damping alone (objective to 1e-9, each checked against scipy's
+    L-BFGS-B from that end point: no lower point nearby), in fewer steps."""
+    from scalinglaws.fitting import fitter
+    from scalinglaws.fitting.problem import Problem
+    from scalinglaws.trust.bootstrap import resample_weights
+
+    truth, table = example_table("kumar-unified", rows=300, seed=2)
+    prob = Problem.build(table, "kumar-unified")
+    W = resample_weights(prob.table, 12, None, 0)
+    x0 = np.repeat(prob.law.to_internal(truth)[None], len(W), 0)
+    ends = {}
+    for backtrack in (False, True):
+        X = x0.copy()
+        F = fitter._objective(prob.model, prob.y, prob.loss, X, W, np.arange(len(W)))
+        conv, it, _ = fitter._lm(prob.model, prob.y, prob.loss, X, F, prob.lower, prob.upper, prob.free, W,
+                                 max_iter=400, ftol=1e-13, gtol=1e-14, switch=1e-4, counter=[0],
+                                 exact=np.ones(len(W), bool), backtrack=backtrack)
+        assert conv.all()
+        ends[backtrack] = (X, F, it)
+    np.testing.assert_allclose(ends[True][1], ends[False][1], rtol=1e-9)
+    assert ends[True][2].sum() < ends[False][2].sum()
+    for k in (0, 5):  # an independent optimiser finds nothing lower next to the end point
+        def f(x, k=k):
+            return float(fitter._objective(prob.model, prob.y, prob.loss, x[None], W[k])[0])
+        polished = minimize(f, ends[True][0][k], method="L-BFGS-B", bounds=list(zip(prob.lower, prob.upper)))
+        assert polished.fun >= ends[True][1][k] * (1 - 1e-9)

@@ -192,10 +192,16 @@ def test_terms_of_one_column_on_its_distinct_values_give_the_per_run_numbers(nam
     prob = Problem.build(table, name)
     names = tuple(sorted(prob.X))
     source = derive.generate(prob.law, names)
-    levels, plain = {"np": np}, {"np": np}
+    gathered = []
+
+    def counted(x):
+        out = derive.levels(x)
+        gathered.append(out[1] is not None)
+        return out
+
+    levels, plain = {"np": np, "_levels": counted}, {"np": np, "_levels": lambda x: (x, None)}  # plain: every run
     exec(compile(source, "<levels>", "exec"), levels)
     exec(compile(source, "<per run>", "exec"), plain)
-    plain["_levels"] = lambda x: (x, None)  # every term on every run
     x0 = prob.law.to_internal(prob.law.example()[0])
     T = x0[None] + 0.02 * np.random.default_rng(4).standard_normal((5, x0.size)) * np.maximum(1, np.abs(x0))
     w = np.random.default_rng(5).random((5, prob.n))
@@ -204,24 +210,39 @@ def test_terms_of_one_column_on_its_distinct_values_give_the_per_run_numbers(nam
         want = [plain["value"](T, prob.X), *plain["value_jac"](T, prob.X), plain["curvature"](T, prob.X, w)]
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(b).max()))
-    if any(len(np.unique(v)) * 4 <= prob.n for v in prob.X.values() if np.ndim(v) == 1):
-        assert "_levels(" in source  # a column the runs have few values of is computed on them
+    if "_levels(" in source and any(len(np.unique(v)) * 4 <= prob.n for v in prob.X.values() if np.ndim(v) == 1):
+        assert any(gathered)  # the table has a column of few values: its terms were computed on them
+    # (ouyang-qid has no such term: its powers of one column merge into one exponential of all of them)
 
 
 def test_levels_of_a_column():
     from scalinglaws.laws import derive
 
-    ns = {"np": np}
-    exec(compile(derive._LEVELS_SOURCE, "<levels>", "exec"), ns)
     bits = np.array([4.0, 8.0, 4.0, 2.0] * 10)
-    u, index = ns["_levels"](bits)
+    u, index = derive.levels(bits)
     assert u.tolist() == [2.0, 4.0, 8.0] and np.array_equal(u[index], bits)
+    assert derive.levels(bits)[0] is u  # remembered for the same array
     many = np.arange(40.0)
-    assert ns["_levels"](many)[1] is None and ns["_levels"](many)[0] is many  # 40 distinct values of 40
-    assert ns["_levels"](bits[:8])[1] is None  # too few runs to pay
+    assert derive.levels(many)[1] is None and derive.levels(many)[0] is many  # 40 distinct values of 40
+    assert derive.levels(bits[:8])[1] is None  # too few runs to pay
     changed = bits.copy()
     changed[0] = 16.0  # another array: its own levels, not the remembered ones
-    assert ns["_levels"](changed)[0].tolist() == [2.0, 4.0, 8.0, 16.0]
+    assert derive.levels(changed)[0].tolist() == [2.0, 4.0, 8.0, 16.0]
+
+
+def test_a_memo_by_identity_tells_arrays_apart_and_stays_bounded():
+    from scalinglaws.laws import derive
+
+    calls = []
+    memo = derive.ByIdentity(lambda a, b: calls.append(1) or a + b, size=2)
+    a, b = np.arange(3.0), np.ones(3)
+    assert memo(a, b).tolist() == [1.0, 2.0, 3.0] and memo(a, b).tolist() == [1.0, 2.0, 3.0]
+    assert len(calls) == 1  # the second call is remembered
+    assert memo(b, a).tolist() == [1.0, 2.0, 3.0] and len(calls) == 2  # order matters: another key
+    c = a.copy()
+    c[0] = 10.0
+    assert memo(c, b).tolist() == [11.0, 2.0, 3.0] and len(calls) == 3  # an equal-shaped new array is new
+    assert len(memo._store) <= 2
 
 
 @pytest.mark.parametrize("name", LAWS)

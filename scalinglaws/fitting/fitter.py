@@ -140,7 +140,7 @@ def _rows(w, rows):
 
 
 def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, switch, counter,
-        progress=None, exact=None, block=None):
+        progress=None, exact=None, block=None, backtrack=True):
     """Advance every row of ``X`` (in place) by trust-controlled Newton steps until each converges.
 
     Each row starts with IRLS (Gauss-Newton on the Huber majoriser, which walks out of
@@ -149,6 +149,13 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     objective by less than ``switch`` relative: there IRLS would only converge
     linearly.  The damping follows Nielsen's rule on the ratio of actual to predicted
     decrease.  ``F`` holds each row's objective and is updated in place.
+
+    With ``backtrack``, a rejected step that points downhill is tried again at once at a fraction of
+    its length along the same direction (the minimum of the parabola through the objective, its slope
+    and the trial's objective, within [0.1, 0.5]; the damping is left as it was when that is taken).
+    In a long curved valley the undamped direction is often right and only too long: raising the
+    damping instead turns the step toward the gradient and shrinks it, and the row then crawls
+    (bootstrap refits of 16-18 parameter laws took ~30 steps, 20-35% fewer with it).
 
     The rows are independent problems.  Each iteration does the small (rows, P, P) work once for
     every active row and calls the model in blocks of about ``block`` rows, whose (block, n) arrays
@@ -206,6 +213,20 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         """A step is taken where it lowers the objective by more than 1e-4 of the predicted decrease."""
         return (Ft < Fi) & ((Fi - Ft) / pred > 1e-4)
 
+    def trials(rows, points, Fi, pred):
+        """Objectives of ``rows`` at trial ``points`` (in blocks; inf where not finite) and which steps
+        are accepted; the accepted rows' derivatives are computed at once, from the model's cache."""
+        Ft, ok = np.empty(rows.size), np.zeros(rows.size, bool)
+        for b in _blocks(np.arange(rows.size), block):
+            ft, cache_t = model.evaluate(points[b])
+            counter[0] += 1
+            v = loss.total(ft - y, _rows(w, rows[b]))
+            Ft[b] = np.where(np.isfinite(v), v, np.inf)
+            ok[b] = good = accepted(Fi[b], Ft[b], pred[b])
+            if good.any():
+                derivatives(rows[b[good]], points[b[good]], ft[good], _take(cache_t, good))
+        return Ft, ok
+
     def iterate(idx):
         th, g, h, l = X[idx], G[idx], H[idx], lam[idx]
         # active set: fixed parameters and bounds the gradient pushes against
@@ -223,24 +244,34 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         step = np.where(blocked | ~np.isfinite(step), 0.0, step)
         trial = np.clip(th + step, lower, upper)
         se = trial - th
-        pred = -((g * se).sum(1) + 0.5 * np.einsum("sp,spq,sq->s", se, h, se))
+        gs, sHs = (g * se).sum(1), np.einsum("sp,spq,sq->s", se, h, se)
+        pred = -(gs + 0.5 * sHs)
         Fi = F[idx]
         Ft = np.full(idx.size, np.inf)
         go = (pred > 0) & (np.abs(se).max(1) > 0)
         safe = np.where(go, pred, 1.0)
-        for b in _blocks(np.flatnonzero(go), block):
-            ft, cache_t = model.evaluate(trial[b])
-            counter[0] += 1
-            v = loss.total(ft - y, _rows(w, idx[b]))
-            Ft[b] = np.where(np.isfinite(v), v, np.inf)
-            ok = accepted(Fi[b], Ft[b], safe[b])
-            if ok.any():
-                derivatives(idx[b[ok]], trial[b[ok]], ft[ok], _take(cache_t, ok))
+        accept = np.zeros(idx.size, bool)
+        pos = np.flatnonzero(go)
+        Ft[pos], accept[pos] = trials(idx[pos], trial[pos], Fi[pos], safe[pos])
+        kept = np.zeros(idx.size, bool)
+        if backtrack:
+            back = np.flatnonzero(go & ~accept & np.isfinite(Ft) & (gs < 0))
+            # the step overshot: try a fraction of it along the same direction (the minimum of the
+            # parabola through F, the slope and the trial's objective, within [0.1, 0.5])
+            a = np.clip(-gs[back] / (2 * np.maximum(Ft[back] - Fi[back] - gs[back], 1e-300)), 0.1, 0.5)
+            pb = -(a * gs[back] + 0.5 * a * a * sHs[back])
+            back, a, pb = back[pb > 0], a[pb > 0], pb[pb > 0]
+            if back.size:
+                tb = th[back] + a[:, None] * se[back]
+                vb, ok = trials(idx[back], tb, Fi[back], pb)
+                back = back[ok]
+                trial[back], Ft[back], safe[back], kept[back] = tb[ok], vb[ok], pb[ok], True
+                accept |= kept
         rho = np.where(go, (Fi - Ft) / safe, -1.0)
-        accept = accepted(Fi, Ft, safe)
-        # Nielsen's damping rule
-        lam[idx[accept]] = np.maximum(l[accept] * np.maximum(1 / 3, 1 - (2 * rho[accept] - 1) ** 3), 1e-15)
-        nu[idx[accept]] = 2.0
+        # Nielsen's damping rule (a step kept by backtracking leaves the damping as it was)
+        upd = accept & ~kept
+        lam[idx[upd]] = np.maximum(l[upd] * np.maximum(1 / 3, 1 - (2 * rho[upd] - 1) ** 3), 1e-15)
+        nu[idx[upd]] = 2.0
         rej = idx[~accept]
         lam[rej] *= nu[rej]
         nu[rej] *= 2.0
@@ -408,8 +439,10 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
             moving[rows[conv[rows]]] = False
             break
         Xr, Fr = X[rows], F[rows]
+        # (no backtracking in the rounds of 3 steps: a second evaluation per rejected step there costs
+        # more than it saves, and reorders which starts survive: measured slower for Chinchilla's grid)
         cr, ir, er = _lm(explore_model, y_explore.astype(explore_model.dtype), loss, Xr, Fr, w=w, max_iter=n,
-                         exact=exact[rows], **common)
+                         exact=exact[rows], backtrack=False, **common)
         X[rows], F[rows], it[rows], exact[rows] = Xr, Fr, it[rows] + ir, er
         used += n
         if explore_model is model:

@@ -23,6 +23,7 @@ import numpy as np
 
 from scalinglaws.data.units import human
 from scalinglaws.laws.base import Law, Param, Planner, Preset, View, exps
+from scalinglaws.laws.derive import ByIdentity
 
 _E, _A, _B, _ALPHA, _BETA = range(5)
 
@@ -48,6 +49,12 @@ def compute_optimal(E: float, A: float, B: float, alpha: float, beta: float, flo
     d_opt = (flops / 6.0) / n_opt
     loss = E + A / n_opt**alpha + B / d_opt**beta
     return {"flops": flops, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt, "loss": loss}
+
+
+#: the six features (n, 6) of Chinchilla's Newton step (1, ln N, ln D and their products), kept for
+#: the last few designs seen (the fitter asks for the same design every iteration)
+_features = ByIdentity(lambda lnN, lnD: np.stack([np.ones_like(lnN), lnN, lnD, lnN * lnN, lnD * lnD, lnN * lnD],
+                                                 axis=1), 8)
 
 
 class Chinchilla(Law):
@@ -125,22 +132,9 @@ class Chinchilla(Law):
         inv *= t3
         return np.log(L, out=L), (t1, t2, inv)
 
-    def _features(self, X):
-        """The six features (n, 6) of the runs in ``X``, kept for the last few designs seen."""
-        lnN, lnD = X["lnN"], X["lnD"]
-        memo = self.__dict__.setdefault("_phi", {})
-        hit = memo.get((id(lnN), id(lnD)))
-        if hit is not None and hit[0] is lnN and hit[1] is lnD:  # (the arrays are held: ids are not reused)
-            return hit[2]
-        phi = np.stack([np.ones_like(lnN), lnN, lnD, lnN * lnN, lnD * lnD, lnN * lnD], axis=1)
-        if len(memo) >= 8:
-            memo.clear()
-        memo[id(lnN), id(lnD)] = (lnN, lnD, phi)
-        return phi
-
     def grad_hess(self, theta, X, cache, psi, hw, cw):
         p1, p2, p3 = cache
-        phi = self._features(X)
+        phi = _features(X["lnN"], X["lnD"])
         S, n = psi.shape
         c = hw if cw is None else hw - cw     # weight of J J^T
         W = np.empty((S, 9 if cw is None else 12, n), dtype=psi.dtype)

@@ -38,7 +38,7 @@ from scalinglaws.data.atomic import write_atomic
 from scalinglaws.data.errors import InputError
 
 #: bump when the generated code changes shape, so that old cache entries are not used
-ENGINE_VERSION = "5"
+ENGINE_VERSION = "6"
 
 _memory: dict[str, dict] = {}
 _lock = threading.Lock()
@@ -96,7 +96,7 @@ def functions(law, X) -> dict:
         if source is None:
             source = generate(law, names)
             _write_cache(key, source)
-        namespace = {"np": np}
+        namespace = {"np": np, "_levels": levels}
         exec(compile(source, f"<derivatives of {law.name}>", "exec"), namespace)
         fns = {"value": namespace["value"], "value_jac": namespace["value_jac"], "curvature": namespace["curvature"],
                "source": source}
@@ -196,30 +196,50 @@ def generate(law, design_names) -> str:
         for k, ((i, j), _) in enumerate(nonzero):
             src.append(f"    H[:, {i}, {j}] += k[:, {k}]" if i == j else
                        f"    H[:, {i}, {j}] += k[:, {k}]\n    H[:, {j}, {i}] += k[:, {k}]")
-    src += ["    return H", "", "def X_n(X):", "    return max(np.size(v) for v in X.values())", "", _LEVELS_SOURCE]
+    src += ["    return H", "", "def X_n(X):", "    return max(np.size(v) for v in X.values())"]
     return "\n".join(src)
 
 
-#: in the generated code: a design column with few distinct values (bits, group sizes, a sweep's model
-#: sizes) as (its distinct values, the index of each run's value), remembered for the arrays last seen
-_LEVELS_SOURCE = '''_LEVELS = {}
+class ByIdentity:
+    """``build(*arrays)`` remembered for the arrays last seen, keyed by their identity.
+
+    The arrays are held with their result, so an id is not reused while its entry lives; a new array
+    (a subset, another precision, a changed copy) gets its own entry.  At most ``size`` entries: the
+    store is emptied when full (a fit sees each design in a few models, not hundreds).
+    """
+
+    def __init__(self, build, size: int):
+        self.build, self.size, self._store = build, size, {}
+
+    def __call__(self, *arrays):
+        key = tuple(map(id, arrays))
+        hit = self._store.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], arrays)):
+            return hit[1]
+        out = self.build(*arrays)
+        if len(self._store) >= self.size:
+            self._store.clear()
+        self._store[key] = (arrays, out)
+        return out
 
 
-def _levels(x):
-    """(distinct values, index of each run's) for a column with at most a quarter as many distinct values
-    as runs, else (x, None): terms of one such column are computed once per distinct value."""
+def _distinct(x):
+    u, index = np.unique(x, return_inverse=True)
+    if 4 * u.size > x.size:
+        return x, None
+    return u, index.reshape(-1).astype(np.int32 if x.size < 2**31 else np.intp)
+
+
+_distinct_of = ByIdentity(_distinct, 64)
+
+
+def levels(x):
+    """(distinct values, index of each run's) for a design column with at most a quarter as many
+    distinct values as runs (bits, group sizes, a sweep's model sizes), else ``(x, None)``: the
+    generated code computes the terms of such a column once per distinct value."""
     if np.ndim(x) != 1 or np.size(x) < 32:
         return x, None
-    hit = _LEVELS.get(id(x))
-    if hit is not None and hit[0] is x:  # (the array is held here, so its id is not reused)
-        return hit[1], hit[2]
-    u, index = np.unique(x, return_inverse=True)
-    out = (u, index.reshape(-1).astype(np.int32 if x.size < 2**31 else np.intp)) if 4 * u.size <= x.size else (x, None)
-    if len(_LEVELS) >= 64:  # (a fit sees each column in a few models: single, double precision, a subset)
-        _LEVELS.clear()
-    _LEVELS[id(x)] = (x,) + out
-    return out
-'''
+    return _distinct_of(x)
 
 
 def _levelled(reps, reduced, t, xs, logs, code):
