@@ -176,7 +176,7 @@ class _SqrtModel:
     def value(self, theta):
         return np.sqrt(theta[:, :1]) * self.x
 
-    def evaluate(self, theta):
+    def evaluate(self, theta, jac=False):
         return self.value(theta), None
 
     def grad_hess(self, theta, cache, psi, hw, cw):

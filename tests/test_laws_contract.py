@@ -247,20 +247,22 @@ def test_a_memo_by_identity_tells_arrays_apart_and_stays_bounded():
 
 @pytest.mark.parametrize("name", LAWS)
 def test_fast_paths_agree_with_the_generic_derivatives(name):
-    """A law's own evaluate/grad_hess (Chinchilla's hand-tuned one) gives what the formula's derivatives give."""
+    """A law's own evaluate/grad_hess (Chinchilla's hand-tuned one) gives what the formula's derivatives give,
+    and so does the cache of an evaluation with the Jacobian (``jac=True``: values and Jacobian in one pass)."""
     law, truth, runs = specialised(name)
     X = law.design(Columns(runs))
     T = _near_truth(law, truth, seed=2)
     rng = np.random.default_rng(3)
     n = next(iter(X.values())).size
     psi, hw, cw = rng.normal(size=(3, n)), rng.random((3, n)), rng.normal(size=(3, n))
-    f, cache = law.evaluate(T, X)
-    np.testing.assert_allclose(f, Law.log_predict(law, T, X), rtol=1e-12)
-    for c in (None, cw):
-        g, H = law.grad_hess(T, X, cache, psi, hw, c)
-        g0, H0 = Law.grad_hess(law, T, X, None, psi, hw, c)
-        np.testing.assert_allclose(g, g0, rtol=1e-10, atol=1e-12 * np.abs(g0).max())
-        np.testing.assert_allclose(H, H0, rtol=1e-9, atol=1e-11 * np.abs(H0).max())
+    for jac in (False, True):
+        f, cache = law.evaluate(T, X, jac=jac)
+        np.testing.assert_allclose(f, Law.log_predict(law, T, X), rtol=1e-12)
+        for c in (None, cw):
+            g, H = law.grad_hess(T, X, cache, psi, hw, c)
+            g0, H0 = Law.grad_hess(law, T, X, None, psi, hw, c)
+            np.testing.assert_allclose(g, g0, rtol=1e-10, atol=1e-12 * np.abs(g0).max())
+            np.testing.assert_allclose(H, H0, rtol=1e-9, atol=1e-11 * np.abs(H0).max())
 
 
 @pytest.mark.parametrize("name", LAWS)

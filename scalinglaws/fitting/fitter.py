@@ -40,7 +40,7 @@ FINISH_CHUNK = 400
 class Model(Protocol):  # pragma: no cover - a typing aid
     def value(self, theta: np.ndarray) -> np.ndarray: ...
 
-    def evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, object]: ...
+    def evaluate(self, theta: np.ndarray, jac: bool = False) -> tuple[np.ndarray, object]: ...
 
     def grad_hess(self, theta: np.ndarray, cache, psi: np.ndarray, hw: np.ndarray,
                   cw: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
@@ -121,8 +121,8 @@ class MultiStartResult:
 
 def _take(cache, rows):
     """Rows of a model's cache (None, an array, or a tuple of arrays with rows first)."""
-    if cache is None:
-        return None
+    if cache is None or (rows.dtype == bool and rows.all()):
+        return cache
     if isinstance(cache, tuple):
         return tuple(_take(c, rows) for c in cache)
     return cache[rows]
@@ -130,8 +130,8 @@ def _take(cache, rows):
 
 def _blocks(rows, size):
     """``rows`` in consecutive blocks of about ``size``: arrays that stay in the CPU cache."""
-    n = max(1, -(-rows.size // size))
-    return np.array_split(rows, n) if n > 1 else [rows]
+    n = -(-rows.size // size)
+    return np.array_split(rows, n) if n > 1 else [rows] if n else []
 
 
 def _rows(w, rows):
@@ -173,6 +173,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     exact = np.zeros(S, bool) if exact is None else exact.copy()
     active = np.isfinite(F)
     G = np.zeros((S, P))
+    taken = np.ones(S, bool)  # whether the row's last trial was taken: its next one likely is
     H = np.zeros((S, P, P))
     eye = np.eye(P)
     held = ~np.asarray(free, bool)
@@ -205,7 +206,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
     def at(rows):
         """Values and derivatives at the rows' current points, in blocks."""
         for b in _blocks(rows, block):
-            f, cache = model.evaluate(X[b])
+            f, cache = model.evaluate(X[b], jac=True)
             counter[0] += 1
             derivatives(b, X[b], f, cache)
 
@@ -213,18 +214,23 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         """A step is taken where it lowers the objective by more than 1e-4 of the predicted decrease."""
         return (Ft < Fi) & ((Fi - Ft) / pred > 1e-4)
 
-    def trials(rows, points, Fi, pred):
+    def trials(rows, points, Fi, pred, eager):
         """Objectives of ``rows`` at trial ``points`` (in blocks; inf where not finite) and which steps
-        are accepted; the accepted rows' derivatives are computed at once, from the model's cache."""
+        are accepted; the accepted rows' derivatives are computed at once, from the model's cache.
+        With ``eager``, where at least half of the rows took their last step, the model computes its
+        Jacobian with the values (one pass for a step that is taken, a wasted Jacobian for one that is
+        not: bootstrap refits of the generic laws 1.0-1.26x faster, measured alternating in one process)."""
         Ft, ok = np.empty(rows.size), np.zeros(rows.size, bool)
+        jac = eager and 2 * taken[rows].sum() >= rows.size
         for b in _blocks(np.arange(rows.size), block):
-            ft, cache_t = model.evaluate(points[b])
+            ft, cache_t = model.evaluate(points[b], jac=jac)
             counter[0] += 1
             v = loss.total(ft - y, _rows(w, rows[b]))
             Ft[b] = np.where(np.isfinite(v), v, np.inf)
             ok[b] = good = accepted(Fi[b], Ft[b], pred[b])
             if good.any():
                 derivatives(rows[b[good]], points[b[good]], ft[good], _take(cache_t, good))
+        taken[rows] = ok
         return Ft, ok
 
     def iterate(idx):
@@ -252,7 +258,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
         safe = np.where(go, pred, 1.0)
         accept = np.zeros(idx.size, bool)
         pos = np.flatnonzero(go)
-        Ft[pos], accept[pos] = trials(idx[pos], trial[pos], Fi[pos], safe[pos])
+        Ft[pos], accept[pos] = trials(idx[pos], trial[pos], Fi[pos], safe[pos], True)
         kept = np.zeros(idx.size, bool)
         if backtrack:
             back = np.flatnonzero(go & ~accept & np.isfinite(Ft) & (gs < 0))
@@ -263,7 +269,7 @@ def _lm(model, y, loss, X, F, lower, upper, free, w, *, max_iter, ftol, gtol, sw
             back, a, pb = back[pb > 0], a[pb > 0], pb[pb > 0]
             if back.size:
                 tb = th[back] + a[:, None] * se[back]
-                vb, ok = trials(idx[back], tb, Fi[back], pb)
+                vb, ok = trials(idx[back], tb, Fi[back], pb, False)
                 back = back[ok]
                 trial[back], Ft[back], safe[back], kept[back] = tb[ok], vb[ok], pb[ok], True
                 accept |= kept

@@ -53,8 +53,8 @@ class LawModel:
         g = self.law.fit_log_predict(np.asarray(theta, dtype=self.dtype), self.X)
         return g if self.space == "log" else np.exp(g)
 
-    def evaluate(self, theta):
-        g, cache = self.law.evaluate(np.asarray(theta, dtype=self.dtype), self.X)
+    def evaluate(self, theta, jac=False):
+        g, cache = self.law.evaluate(np.asarray(theta, dtype=self.dtype), self.X, jac)
         if self.space == "log":
             return g, cache
         e = np.exp(g)

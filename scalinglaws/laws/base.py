@@ -509,10 +509,15 @@ class Law:
         with np.errstate(all="ignore"):
             return functions(self, X)["value"](t, X)
 
-    def evaluate(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
+    def evaluate(self, theta: np.ndarray, X: Mapping[str, np.ndarray], jac: bool = False):
         """``(log L, cache)`` for the fitter: values now, and whatever :meth:`grad_hess`
         can reuse at the same ``theta`` (None, an array or a tuple of arrays with one row
-        per parameter vector).  Default: :meth:`fit_log_predict` and no cache."""
+        per parameter vector).  Default: :meth:`fit_log_predict` and no cache; with ``jac``
+        (the fitter expects to take the step) the values and the Jacobian in one pass, the
+        Jacobian kept as the cache, so that :meth:`grad_hess` does not compute the values again."""
+        if jac:
+            f, J = self.log_predict_jac(theta, X)
+            return f, J.transpose(0, 2, 1)  # (S, P, n): each parameter's row contiguous
         return self.fit_log_predict(theta, X), None
 
     def grad_hess(self, theta: np.ndarray, X: Mapping[str, np.ndarray], cache, psi: np.ndarray,
@@ -523,8 +528,8 @@ class Law:
         ``J = d log L / d theta``; ``psi``, ``hw``, ``cw`` have shape (S, n), and ``cw``
         is None when no model curvature is wanted.
         """
-        _, J = self.log_predict_jac(theta, X)
-        Jt = J.transpose(0, 2, 1)
+        Jt = self.log_predict_jac(theta, X)[1].transpose(0, 2, 1) if cache is None else cache
+        J = Jt.transpose(0, 2, 1)
         g = np.matmul(Jt, psi[:, :, None])[:, :, 0]
         H = np.matmul(Jt * hw[:, None, :], J)
         if cw is not None and self.has_curvature:
@@ -693,7 +698,8 @@ def _complex_step(law, theta, X):
     h = 1e-30
     pert = np.repeat(theta[:, None, :], P, axis=1).astype(complex)  # (S, P, P)
     pert[:, np.arange(P), np.arange(P)] += 1j * h
-    out = law.log_predict(pert.reshape(S * P, P), X).reshape(S, P, -1)
+    out = law.log_predict(pert.reshape(S * P, P), X)
+    out = out.reshape(S, P, out.shape[-1])
     return law.log_predict(theta, X), np.moveaxis(out.imag / h, 1, 2)
 
 

@@ -124,7 +124,7 @@ class Chinchilla(Law):
     def log_predict(self, theta, X):
         return np.log(self._terms(np.asarray(theta), X)[3])
 
-    def evaluate(self, theta, X):
+    def evaluate(self, theta, X, jac=False):  # (the cache serves grad_hess either way)
         t1, t2, t3, L = self._terms(np.asarray(theta), X)
         inv = np.reciprocal(L)
         t1 *= inv
