@@ -514,8 +514,9 @@ class Law:
         can reuse at the same ``theta`` (None, an array or a tuple of arrays with one row
         per parameter vector).  Default: :meth:`fit_log_predict` and no cache; with ``jac``
         (the fitter expects to take the step) the values and the Jacobian in one pass, the
-        Jacobian kept as the cache, so that :meth:`grad_hess` does not compute the values again."""
-        if jac:
+        Jacobian kept as the cache, so that :meth:`grad_hess` does not compute the values again (not
+        for a law without a formula, whose complex-step Jacobian costs an evaluation per parameter)."""
+        if jac and self.has_formula:
             f, J = self.log_predict_jac(theta, X)
             return f, J.transpose(0, 2, 1)  # (S, P, n): each parameter's row contiguous
         return self.fit_log_predict(theta, X), None
