@@ -121,8 +121,8 @@ class MultiStartResult:
 
 def _take(cache, rows):
     """Rows of a model's cache (None, an array, or a tuple of arrays with rows first)."""
-    if cache is None or (rows.dtype == bool and rows.all()):
-        return cache
+    if cache is None:
+        return None
     if isinstance(cache, tuple):
         return tuple(_take(c, rows) for c in cache)
     return cache[rows]
@@ -348,7 +348,9 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
 
     Parameters
     ----------
-    model : object with ``value(theta)``, ``evaluate(theta) -> (values, cache)`` and
+    model : object with ``value(theta)``, ``evaluate(theta, jac=False) -> (values, cache)`` (``jac``: a
+        hint that the derivatives will be wanted, which a model may compute with the values; the
+        values must not depend on it) and
         ``grad_hess(theta, cache, psi, hw, cw) -> (g, H)`` where ``g = J^T psi`` and
         ``H = J^T diag(hw) J + sum_i cw_i Hessian(f_i)`` (``cw`` may be None: no model
         curvature); ``theta`` has shape (S, P) and values (S, n).

@@ -515,8 +515,9 @@ class Law:
         per parameter vector).  Default: :meth:`fit_log_predict` and no cache; with ``jac``
         (the fitter expects to take the step) the values and the Jacobian in one pass, the
         Jacobian kept as the cache, so that :meth:`grad_hess` does not compute the values again (not
-        for a law without a formula, whose complex-step Jacobian costs an evaluation per parameter)."""
-        if jac and self.has_formula:
+        for a law without a formula, whose complex-step Jacobian costs an evaluation per parameter, nor
+        for one with its own :meth:`grad_hess`, which knows its own cache)."""
+        if jac and self.has_formula and type(self).grad_hess is Law.grad_hess:  # (its cache is J)
             f, J = self.log_predict_jac(theta, X)
             return f, J.transpose(0, 2, 1)  # (S, P, n): each parameter's row contiguous
         return self.fit_log_predict(theta, X), None
