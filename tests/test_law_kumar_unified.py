@@ -191,8 +191,9 @@ def test_planner_refuses_parameters_without_a_critical_data_size():
 
 
 def test_the_default_fit_reaches_the_best_optimum_on_the_example_design():
-    """On the example design at 0.2% noise (seed 0) the halving's 32 survivors ended at three times the
-    true parameters' objective, with gamma_w, n_w and C_a on bounds; the law's 128 survivors reach an
+    """On the example design at 0.2% noise (seed 0) the halving's 32 survivors end at 1.5-3 times the
+    true parameters' objective (which, depends on the machine: the last bits of numpy's exp and log move
+    where the survivors end), with parameters such as C_a on bounds; the law's 128 survivors reach an
     objective at most the truth's, off every bound, and recover the robustification rates."""
     from scalinglaws.fitting.problem import Problem
     from scalinglaws.fitting.synthetic import simulate
@@ -204,4 +205,4 @@ def test_the_default_fit_reaches_the_best_optimum_on_the_example_design():
     for c in ("C_w", "C_a", "C_kv"):
         assert fit.params[c] == pytest.approx(1.0, rel=0.2), c
     few = sl.fit(runs, law="kumar-unified", converge=32)
-    assert few.objective > 2 * at_truth    # the failure the law's own number of survivors is for
+    assert few.objective > 1.2 * at_truth and few.status["on_bound"]  # the failure its 128 survivors are for

@@ -364,7 +364,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
         are neither de-duplicated, merged nor stopped, and each runs to convergence.
     switch : relative improvement below which a start leaves IRLS for exact Newton steps.
     newton : start every row with exact Newton steps instead of IRLS (for starts already
-        near their optimum, such as bootstrap refits started from the full fit).
+        near their optimum with a loss whose curvature there is known, such as a profile's refits).
     explore_dtype : precision of the halving rounds when the model has ``astype(dtype)``
         (single precision is twice as fast; the last round, which converges, is float64).
     explore_rows : with more runs than this, the halving rounds see a seeded random subset of

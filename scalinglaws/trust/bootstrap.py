@@ -44,6 +44,13 @@ from scalinglaws.fitting.fitter import load_code, minimize_multistart
 
 #: refits per task: fixed, so that results do not depend on the number of workers
 BATCH = 64
+#: a refit starts from the full fit with IRLS steps and goes on with exact ones after its first step that
+#: lowers the objective by less than this (relative).  Exact Huber steps from there see the curvature of
+#: the runs inside ``delta`` only (with ``delta`` 1e-3 on log loss, few): they overshoot, and 16-18
+#: parameter laws took 19-20 steps a refit; IRLS first, 14-16 (1,000 resamples, one process:
+#: kumar-unified 1.2-1.4x faster, dremov-qat, chen-qat, capybara and Chinchilla 1.04-1.17x, the others
+#: the same; ``benchmarks/fit_speed.py --laws-only``).  The switch of the grid fit (1e-4) took more steps here.
+REFIT_SWITCH = 1e-2
 
 
 def _refit(token: int, rows: np.ndarray):
@@ -51,7 +58,7 @@ def _refit(token: int, rows: np.ndarray):
     prob, W, x0 = workers.JOBS[token]
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
-                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], newton=True)
+                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], switch=REFIT_SWITCH)
     return rows, res.xs, res.converged & np.isfinite(res.funs)
 
 
