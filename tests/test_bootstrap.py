@@ -219,11 +219,12 @@ def test_the_command_line_takes_jobs_and_the_numbers_do_not_depend_on_it(cli, tm
     assert code == 2 and err.strip().splitlines() == ["error: --jobs must be a whole number >= 1, got 0"]
 
 
-def test_refits_starting_with_irls_reach_the_exact_start_refits_optima_in_fewer_steps():
+def test_refits_starting_with_irls_reach_the_exact_start_refits_optima_in_fewer_steps(monkeypatch):
     """The bootstrap's refits (IRLS first, exact steps after ``REFIT_SWITCH``) end where refits that take exact
     steps from the start end, objective for objective, and take fewer steps on an 18-parameter law."""
     import warnings
 
+    import scalinglaws.trust.bootstrap as bs
     from scalinglaws.fitting.fitter import minimize_multistart
     from scalinglaws.fitting.problem import Problem
     from scalinglaws.fitting.synthetic import example_table
@@ -244,3 +245,12 @@ def test_refits_starting_with_irls_reach_the_exact_start_refits_optima_in_fewer_
     assert exact.converged.all() and irls.converged.all()
     np.testing.assert_allclose(irls.funs, exact.funs, rtol=1e-9)
     assert irls.n_iter.sum() < 0.9 * exact.n_iter.sum(), (irls.n_iter.sum(), exact.n_iter.sum())
+    # and these are the steps bootstrap's refits take
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return minimize_multistart(*args, **kwargs)
+    monkeypatch.setattr(bs, "minimize_multistart", spy)
+    sl.bootstrap(res, table, n=8, seed=0, n_jobs=1)
+    assert calls and all(c.get("switch") == REFIT_SWITCH and not c.get("newton") for c in calls)

@@ -8,7 +8,9 @@ whole model sizes are drawn with replacement.
 
 How it is fast: a resample is a weighting of the same runs (how often each was drawn),
 so all refits are one batch for the fitter, each row with its own weights, started at
-the full fit's optimum with exact Newton steps.  Batches of 64 refits run in worker
+the full fit's optimum (IRLS steps first, exact ones once a step gains less than
+:data:`REFIT_SWITCH`).  Where a resample's objective has several optima near the full fit's
+(measured on one law's example design: README), which one a refit ends at depends on its steps.  Batches of 64 refits run in worker
 processes (forked, so nothing is pickled but the rows and the results): threads do not pay
 here, the refits being many small numpy calls that hold the GIL between them (measured on
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
@@ -46,10 +48,10 @@ from scalinglaws.fitting.fitter import load_code, minimize_multistart
 BATCH = 64
 #: a refit starts from the full fit with IRLS steps and goes on with exact ones after its first step that
 #: lowers the objective by less than this (relative).  Exact Huber steps from there see the curvature of
-#: the runs inside ``delta`` only (with ``delta`` 1e-3 on log loss, few): they overshoot, and 16-18
-#: parameter laws took 19-20 steps a refit; IRLS first, 14-16 (1,000 resamples, one process:
-#: kumar-unified 1.2-1.4x faster, dremov-qat, chen-qat, capybara and Chinchilla 1.04-1.17x, the others
-#: the same; ``benchmarks/fit_speed.py --laws-only``).  The switch of the grid fit (1e-4) took more steps here.
+#: the runs inside ``delta`` only (with ``delta`` 1e-3 on log loss, few): they overshoot.  Steps per refit
+#: (1,000 resamples of the laws' example designs, README): the 16- and 18-parameter laws 18.7-19.8 -> 15.6-17.0, others
+#: about the same; the slowest law's bootstrap 1.2x faster in one process, 1.37x in two workers.  The grid
+#: fit's switch (1e-4) took more steps here (20-23).
 REFIT_SWITCH = 1e-2
 
 
