@@ -49,9 +49,9 @@ BATCH = 64
 #: a refit starts from the full fit with IRLS steps and goes on with exact ones after its first step that
 #: lowers the objective by less than this (relative).  Exact Huber steps from there see the curvature of
 #: the runs inside ``delta`` only (with ``delta`` 1e-3 on log loss, few): they overshoot.  Steps per refit
-#: (1,000 resamples of the laws' example designs, README): the 16- and 18-parameter laws 18.7-19.8 -> 15.6-17.0, others
-#: about the same; the slowest law's bootstrap 1.2x faster in one process, 1.37x in two workers.  The grid
-#: fit's switch (1e-4) took more steps here (20-23).
+#: (1,000 resamples of the laws' example designs, README): the 16- and 18-parameter laws 18.7-19.8 ->
+#: 15.6-17.0, the others about the same; the slowest law's bootstrap 1.2x faster in one process, 1.37x in
+#: two workers.  The grid fit's switch (1e-4) took more steps here (20-23).
 REFIT_SWITCH = 1e-2
 
 
