@@ -166,19 +166,16 @@ def per_law(repeat: int) -> int:
         """Best of ``repeat`` runs of ``fn`` and of the reference bootstrap, alternated (which runs first
         alternates too): the ratio then compares runs made under the same load (a reference timed once
         moved the ratios by up to 1.5x)."""
-        t_law = t_pair = np.inf
-        out = None
+        def reference():
+            return sl.bootstrap(ref, ref_table, n=1000, seed=0)
+        times, outs = {fn: np.inf, reference: np.inf}, {}
         for i in range(max(1, repeat)):
-            for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            for f in ((fn, reference) if i % 2 == 0 else (reference, fn)):
                 t0 = time.perf_counter()
-                if which == 0:
-                    out = fn()
-                    t_law = min(t_law, time.perf_counter() - t0)
-                else:
-                    sl.bootstrap(ref, ref_table, n=1000, seed=0)
-                    t_pair = min(t_pair, time.perf_counter() - t0)
-        refs.append(t_pair)
-        return t_law, t_pair, out
+                outs[f] = f()
+                times[f] = min(times[f], time.perf_counter() - t0)
+        refs.append(times[reference])
+        return times[fn], times[reference], outs[fn]
     worst, slowest = 0.0, None
     for name in REGISTRY:
         _, table = example_table(name, rows=300, seed=2)

@@ -10,8 +10,8 @@ How it is fast: a resample is a weighting of the same runs (how often each was d
 so all refits are one batch for the fitter, each row with its own weights, started at
 the full fit's optimum (IRLS steps first, exact ones once a step gains less than
 :data:`REFIT_SWITCH`).  Where a resample's objective has several optima near the full fit's
-(measured on one law's example design: README), which one a refit ends at depends on its steps.  Batches of 64 refits run in worker
-processes (forked, so nothing is pickled but the rows and the results): threads do not pay
+(measured on one law's example design: README), which one a refit ends at depends on its
+steps.  Batches of 64 refits run in worker processes (forked, so nothing is pickled but the rows and the results): threads do not pay
 here, the refits being many small numpy calls that hold the GIL between them (measured on
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
 not available or not safe (Windows, macOS) the batches run in threads.  The law's generated
