@@ -253,4 +253,66 @@ def test_refits_starting_with_irls_reach_the_exact_start_refits_optima_in_fewer_
         return minimize_multistart(*args, **kwargs)
     monkeypatch.setattr(bs, "minimize_multistart", spy)
     sl.bootstrap(res, table, n=8, seed=0, n_jobs=1)
-    assert calls and all(c.get("switch") == REFIT_SWITCH and not c.get("newton") for c in calls)
+    assert calls and all(c.get("switch") == REFIT_SWITCH for c in calls)
+    # one batch of 8 refits, IRLS first; then the path probe: the same 8 resamples with exact steps first
+    assert [bool(c.get("newton")) for c in calls] == [False, True]
+    np.testing.assert_array_equal(calls[0]["weights"], calls[1]["weights"])
+
+
+def _refit_objectives(res, table, n, newton):
+    """Objectives of refits of ``n`` resamples (seed 0) from ``res``'s optimum, computed here directly."""
+    from scalinglaws.fitting.fitter import minimize_multistart
+    from scalinglaws.fitting.problem import Problem
+    from scalinglaws.trust.bootstrap import REFIT_SWITCH
+
+    prob = Problem.from_fit(res, table)
+    W = resample_weights(prob.table, n, seed=0)
+    x0 = prob.law.to_internal(res.params)
+    out = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], n, 0), prob.lower, prob.upper, prob.loss,
+                              free=prob.free, weights=W, switch=REFIT_SWITCH, newton=newton)
+    return out.funs, out.converged
+
+
+def test_the_bootstrap_says_when_its_refits_depend_on_their_path():
+    """A law whose resampled objectives have several optima near the fit's (Huber's delta far below the
+    residuals): refits with exact steps first end elsewhere than IRLS-first ones, counted as computed here
+    directly, and the fit is warned, with the delta advice; the same table fitted by least squares is not."""
+    from scalinglaws.fitting.synthetic import example_table
+    from scalinglaws.trust.bootstrap import PATH_RTOL
+
+    _, table = example_table("ouyang-qid", rows=300, seed=0)
+    res = sl.fit(table, law="ouyang-qid")
+    out = sl.bootstrap(res, table, n=64, seed=0, n_jobs=1)
+    path = out.extra["bootstrap"]["path"]
+    f_irls, c_irls = _refit_objectives(res, table, 64, newton=False)
+    f_exact, c_exact = _refit_objectives(res, table, 64, newton=True)
+    both = c_irls & c_exact
+    rel = np.abs(f_irls - f_exact)[both] / np.minimum(f_irls, f_exact)[both]
+    assert path["probed"] == both.sum() == 64
+    assert path["differ"] == (rel > PATH_RTOL).sum() > 32       # most of them: 59 of 64 when written
+    assert path["max_rel_diff"] == pytest.approx(rel.max(), rel=1e-9) and path["max_rel_diff"] > 1e-3
+    msgs = [w["message"] for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
+    assert len(msgs) == 1 and f"{path['differ']} of 64 resamples" in msgs[0] and "--loss mse" in msgs[0]
+    # the samples are the IRLS-first refits' (the probe only checks them)
+    assert len(out.extra["bootstrap"]["samples"]) == c_irls.sum()
+
+    mse = sl.fit(table, law="ouyang-qid", loss="mse")
+    out = sl.bootstrap(mse, table, n=64, seed=0, n_jobs=1)
+    assert out.extra["bootstrap"]["path"]["differ"] == 0
+    assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
+
+
+def test_a_bootstrap_whose_refits_agree_has_no_path_warning():
+    """Chinchilla's refits end at the same optimum whichever way they start (to 1e-12 here): no warning,
+    and a bootstrap of fewer resamples than the probe probes them all."""
+    from scalinglaws.fitting.synthetic import example_table
+
+    _, table = example_table("chinchilla", rows=300, seed=1)
+    res = sl.fit(table, law="chinchilla")
+    out = sl.bootstrap(res, table, n=20, seed=0, n_jobs=1)
+    path = out.extra["bootstrap"]["path"]
+    assert path["probed"] == 20 and path["differ"] == 0 and path["max_rel_diff"] < 1e-9
+    assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
+    assert "path" not in sl.bootstrap(res, table, n=20, seed=0, n_jobs=1, probe=0).extra["bootstrap"]
+    with pytest.raises(OptionError, match="probe"):
+        sl.bootstrap(res, table, n=20, probe=-1)

@@ -10,8 +10,9 @@ How it is fast: a resample is a weighting of the same runs (how often each was d
 so all refits are one batch for the fitter, each row with its own weights, started at
 the full fit's optimum (IRLS steps first, exact ones once a step gains less than
 :data:`REFIT_SWITCH`).  Where a resample's objective has several optima near the full fit's
-(measured on one law's example design: README), which one a refit ends at depends on its
-steps.  Batches of 64 refits run in worker processes (forked, so nothing is pickled but the rows and the results): threads do not pay
+(measured on one law's example design: docs/trust.md), which one a refit ends at depends on its
+steps: the first 64 resamples are refitted a second way to find out, and the fit is warned where the
+two disagree.  Batches of 64 refits run in worker processes (forked, so nothing is pickled but the rows and the results): threads do not pay
 here, the refits being many small numpy calls that hold the GIL between them (measured on
 2 cores: threads 1.0-1.2x, processes 1.4-2x; ``benchmarks/fit_speed.py``).  Where fork is
 not available or not safe (Windows, macOS) the batches run in threads.  The law's generated
@@ -49,19 +50,28 @@ BATCH = 64
 #: a refit starts from the full fit with IRLS steps and goes on with exact ones after its first step that
 #: lowers the objective by less than this (relative).  Exact Huber steps from there see the curvature of
 #: the runs inside ``delta`` only (with ``delta`` 1e-3 on log loss, few): they overshoot.  Steps per refit
-#: (1,000 resamples of the laws' example designs, README): the 16- and 18-parameter laws 18.7-19.8 ->
+#: (1,000 resamples of the laws' example designs, docs/fitter-speed.md): the 16- and 18-parameter laws 18.7-19.8 ->
 #: 15.6-17.0, the others about the same; the slowest law's bootstrap 1.2x faster in one process, 1.37x in
 #: two workers.  The grid fit's switch (1e-4) took more steps here (20-23).
 REFIT_SWITCH = 1e-2
+#: the first this many resamples are refitted a second way, with exact Newton steps from the start, to test
+#: that a refit's optimum does not depend on its path (``path`` in the result; a warning where it does)
+PROBE = BATCH
+#: two refits of one resample whose objectives differ by more than this (relative) ended at different optima
+#: (refits that reach the same optimum agree to 1e-9 on every law's example table: docs/trust.md)
+PATH_RTOL = 1e-6
 
 
 def _refit(token: int, rows: np.ndarray):
-    """Refit the resamples ``rows`` of a running bootstrap: (rows, end points, converged)."""
-    prob, W, x0 = workers.JOBS[token]
+    """Refit the resamples ``rows`` of a running bootstrap: (rows, end points, objectives, converged).
+    Rows from ``n`` on are the path probe: resample ``row - n`` refitted with exact steps from the start."""
+    prob, W, x0, n = workers.JOBS[token]
+    probe = bool(rows[0] >= n)
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], rows.size, 0), prob.lower,
-                                  prob.upper, prob.loss, free=prob.free, weights=W[rows], switch=REFIT_SWITCH)
-    return rows, res.xs, res.converged & np.isfinite(res.funs)
+                                  prob.upper, prob.loss, free=prob.free, weights=W[rows - n if probe else rows],
+                                  switch=REFIT_SWITCH, newton=probe)
+    return rows, res.xs, res.funs, res.converged & np.isfinite(res.funs)
 
 
 def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, seed: int = 0) -> np.ndarray:
@@ -88,7 +98,7 @@ def resample_weights(table: pd.DataFrame, n: int, cluster: str | None = None, se
 
 
 def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = None, seed: int = 0,
-              level: float = defaults.LEVEL, n_jobs: int | None = None, mapping=None,
+              level: float = defaults.LEVEL, n_jobs: int | None = None, mapping=None, probe: int = PROBE,
               progress: Callable[[float], None] | None = None) -> FitResult:
     """Percentile-bootstrap intervals for every parameter of ``result``.
 
@@ -108,12 +118,20 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
         Interval coverage, e.g. 0.95 for the 2.5th-97.5th percentiles.
     n_jobs : int, optional
         Worker processes (default: the cores this process may use; 1: no workers, all in this process).
+    probe : int
+        How many of the resamples (the first ones) are refitted a second way to test that the refits do
+        not depend on their path (see ``path`` below; 0: no test, and no ``path``).
 
     Returns a copy of ``result`` whose ``extra["bootstrap"]`` holds ``n``, ``cluster``,
     ``seed``, ``level``, ``samples`` (one row of public parameter values per converged
     resample), ``n_failed`` (resamples whose refit did not converge), ``intervals``
-    (name -> [low, high]) and ``residuals`` (the full fit's residuals in its fitted space,
-    used for prediction intervals).
+    (name -> [low, high]), ``residuals`` (the full fit's residuals in its fitted space,
+    used for prediction intervals) and ``path``: the first :data:`PROBE` resamples are refitted a
+    second way (exact Newton steps from the start), and ``path`` says how many (``probed``, both
+    refits converged) ended at objectives more than ``rtol`` apart (``differ``) and the largest
+    relative difference.  Where any did, the resampled objectives have several optima near the
+    fit's, which one a refit reaches depends on its steps, and a ``bootstrap_path_dependent``
+    warning says so (the samples are those of the IRLS-first refits either way).
     """
     if not (isinstance(n, (int, np.integer)) and n >= 2):
         raise OptionError("n", f"(resamples) must be a whole number >= 2, got {n}")
@@ -122,15 +140,22 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     prob = Problem.from_fit(result, runs, mapping)
     W = resample_weights(prob.table, int(n), cluster, seed)
     x0 = prob.law.to_internal(result.params)
-    X = np.empty((n, len(x0)))
-    ok = np.zeros(n, bool)
+    if not (isinstance(probe, (int, np.integer)) and probe >= 0):
+        raise OptionError("probe", f"must be a whole number >= 0, got {probe}")
+    n, m = int(n), min(int(n), int(probe))
+    X = np.empty((n + m, len(x0)))
+    F = np.full(n + m, np.nan)
+    ok = np.zeros(n + m, bool)
     batches = [np.arange(i, min(n, i + BATCH)) for i in range(0, n, BATCH)]
+    batches += [np.arange(j, min(n + m, j + BATCH)) for j in range(n, n + m, BATCH)]
     workers.validate_jobs(n_jobs)
     n_workers = workers.workers_for(n_jobs, len(batches))
     with one_blas_thread():
-        for rows, xs, conv in workers.map_batches(_refit, (prob, W, x0), batches, n_workers, progress,
-                                                  lambda: load_code(prob.model, x0[None])):
-            X[rows], ok[rows] = xs, conv
+        for rows, xs, fs, conv in workers.map_batches(_refit, (prob, W, x0, n), batches, n_workers, progress,
+                                                      lambda: load_code(prob.model, x0[None])):
+            X[rows], F[rows], ok[rows] = xs, fs, conv
+    path = _path(F[:m], F[n:], ok[:m] & ok[n:]) if m else None
+    X, ok = X[:n], ok[:n]
     samples = np.array([list(prob.law.to_public(x).values()) for x in X[ok]]).reshape(-1, len(x0))
     out = copy.deepcopy(result)
     out.extra = dict(out.extra or {})
@@ -142,6 +167,10 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
         "intervals": intervals(samples, list(result.params), level),
         "residuals": (prob.y - fitted).tolist(),
     }
+    if path is not None:
+        out.extra["bootstrap"]["path"] = path
+    if path and path["differ"]:
+        out.warnings = list(out.warnings) + [_path_warning(path, prob, prob.y - fitted)]
     failed = int((~ok).sum())
     if failed:
         # a refit that does not converge is usually wandering along a direction the data leave
@@ -152,6 +181,27 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
                        f"which may then be too narrow for the parameters those refits move; the profile "
                        f"intervals (fit --profile) say which parameters the data cannot pin down"}]
     return out
+
+
+def _path(f: np.ndarray, f_probe: np.ndarray, both: np.ndarray) -> dict:
+    """How the probe's refits (exact steps first) compare with the same resamples' refits (IRLS first)."""
+    rel = np.abs(f - f_probe)[both] / np.maximum(np.minimum(np.abs(f), np.abs(f_probe))[both], 1e-300)
+    return {"probed": int(both.sum()), "differ": int((rel > PATH_RTOL).sum()),
+            "max_rel_diff": float(rel.max()) if rel.size else 0.0, "rtol": PATH_RTOL}
+
+
+def _path_warning(path: dict, prob: Problem, residuals: np.ndarray) -> dict:
+    msg = (f"the bootstrap refits depend on their path: refitted a second way (exact Newton steps from the "
+           f"start instead of IRLS steps first), {path['differ']} of {path['probed']} resamples ended at "
+           f"objectives up to {100 * path['max_rel_diff']:.3g}% apart, so each resample's objective has "
+           f"several optima near the fit's and the intervals reflect which one a refit reached as well as "
+           f"the data")
+    med = float(np.median(np.abs(residuals)))
+    if prob.loss.kind == "huber" and prob.loss.delta < med:
+        msg += (f"; Huber's delta ({prob.loss.delta:g}) is below most residuals (median |r| {med:.3g}), which "
+                f"makes the objective nearly an absolute-error one, whose kinks leave many local optima: a larger "
+                f"delta (--delta) or --loss mse removed this on the synthetic table measured (docs/trust.md)")
+    return {"code": "bootstrap_path_dependent", "message": msg}
 
 
 def intervals(samples: np.ndarray, names: list[str], level: float = defaults.LEVEL) -> dict[str, list[float]]:

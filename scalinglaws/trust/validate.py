@@ -243,7 +243,8 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     if len(fitted) < n_free + MARGIN:
         reasons.insert(0, f"{len(fitted)} runs for {n_free} free parameters (fewer than {n_free} + {MARGIN})")
     with np.errstate(all="ignore"):
-        boot = bootstrap(result, train, RESAMPLES, seed=seed, n_jobs=1)
+        # (the spread of the predictions only: no path probe, which would cost a third more refits)
+        boot = bootstrap(result, train, RESAMPLES, seed=seed, n_jobs=1, probe=0)
         samples = sample_predictions(boot, table) if boot.bootstrap.get("samples") else np.empty((0, len(table)))
         tf = np.log if log_space else (lambda v: v)
         centre, y = tf(pred), tf(obs)
