@@ -151,7 +151,8 @@ def fit_cmd(
     if ci:
         b = res.bootstrap
         console.print(f"bootstrap: {b['n']} resamples" + (f" of clusters by {cluster}" if cluster else " of runs")
-                      + f", seed {options.seed}; {b['n_failed']} refits did not converge", highlight=False)
+                      + f", seed {options.seed}; {b['n_failed']} refits did not converge" + _path_line(b.get("path")),
+                      highlight=False)
     if out:
         console.print(f"wrote {out}", highlight=False)
     if plot:
@@ -325,3 +326,11 @@ def register(app: typer.Typer) -> None:
     app.command("fit")(fit_cmd)
     app.command("predict")(predict_cmd)
     app.command("laws")(laws_cmd)
+
+
+def _path_line(path) -> str:
+    """The bootstrap's path probe in one clause (see ``scalinglaws.trust.bootstrap``)."""
+    if not path:
+        return ""
+    return (f"; of {path['probed']} refitted again from jittered starts, {path['differ']} ended at another optimum"
+            f" ({path['lower']} lower)")

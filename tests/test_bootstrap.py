@@ -56,6 +56,7 @@ def test_bootstrap_is_reproducible_stored_and_independent_of_workers(tmp_path):
     a = sl.bootstrap(res, runs, n=150, seed=7, n_jobs=1)   # in this process
     b = sl.bootstrap(res, runs, n=150, seed=7, n_jobs=3)   # 3 batches in 3 worker processes
     assert a.extra["bootstrap"]["samples"] == b.extra["bootstrap"]["samples"]
+    assert a.extra["bootstrap"]["path"] == b.extra["bootstrap"]["path"]
     with pytest.raises(OptionError, match="n_jobs must be a whole number >= 1, got 0"):
         sl.bootstrap(res, runs, n=10, n_jobs=0)
     assert a.intervals() == b.intervals()
@@ -67,6 +68,7 @@ def test_bootstrap_is_reproducible_stored_and_independent_of_workers(tmp_path):
     for k, (l, h) in a.intervals().items():
         assert back.intervals()[k] == pytest.approx((l, h), rel=1e-9)
     assert json.loads((tmp_path / "fit.json").read_text())["extra"]["bootstrap"]["n"] == 150
+    assert back.extra["bootstrap"]["path"] == a.extra["bootstrap"]["path"]
 
 
 def test_refit_of_each_resample_is_its_weighted_optimum():
@@ -105,6 +107,9 @@ def test_cli_bootstrap_predict_and_optimal_show_intervals(cli, tmp_path):
     code, stdout, err = cli("fit", path, "--bootstrap", 100, "--cluster", "N", "--starts", 64, "--out", out)
     assert code == 0, err
     assert "95% low" in stdout and "resamples of clusters by N" in stdout
+    p = json.loads(out.read_text())["extra"]["bootstrap"]["path"]
+    assert (f"of {p['probed']} refitted again from jittered starts, {p['differ']} ended at another optimum "
+            f"({p['lower']} lower)") in " ".join(stdout.split())
     code, stdout, err = cli("predict", out, "--N", "70B", "--D", "1.4T", "--json")
     rec = json.loads(stdout)["predictions"][0]
     assert rec["loss_low"] < rec["loss_pred"] < rec["loss_high"]
@@ -253,66 +258,84 @@ def test_refits_starting_with_irls_reach_the_exact_start_refits_optima_in_fewer_
         return minimize_multistart(*args, **kwargs)
     monkeypatch.setattr(bs, "minimize_multistart", spy)
     sl.bootstrap(res, table, n=8, seed=0, n_jobs=1)
-    assert calls and all(c.get("switch") == REFIT_SWITCH for c in calls)
-    # one batch of 8 refits, IRLS first; then the path probe: the same 8 resamples with exact steps first
-    assert [bool(c.get("newton")) for c in calls] == [False, True]
+    assert len(calls) == 2 and all(c.get("switch") == REFIT_SWITCH and not c.get("newton") for c in calls)
+    # one batch of 8 refits from the optimum; then the path probe: the same 8 resamples from jittered starts
     np.testing.assert_array_equal(calls[0]["weights"], calls[1]["weights"])
 
 
-def _refit_objectives(res, table, n, newton):
-    """Objectives of refits of ``n`` resamples (seed 0) from ``res``'s optimum, computed here directly."""
+def _pairs(res, table, n):
+    """Objectives and end points of refits of ``n`` resamples (seed 0), from ``res``'s optimum and from the
+    probe's jittered starts, computed here directly with the fitter."""
     from scalinglaws.fitting.fitter import minimize_multistart
     from scalinglaws.fitting.problem import Problem
-    from scalinglaws.trust.bootstrap import REFIT_SWITCH
+    from scalinglaws.trust.bootstrap import REFIT_SWITCH, probe_starts
 
     prob = Problem.from_fit(res, table)
     W = resample_weights(prob.table, n, seed=0)
     x0 = prob.law.to_internal(res.params)
-    out = minimize_multistart(prob.model, prob.y, np.repeat(x0[None], n, 0), prob.lower, prob.upper, prob.loss,
-                              free=prob.free, weights=W, switch=REFIT_SWITCH, newton=newton)
-    return out.funs, out.converged
+    starts = probe_starts(prob, x0, n, seed=0)
+    # the probe starts near the optimum, about 1% of each parameter's size (at least 1) away
+    size = np.maximum(np.abs(x0), 1.0)
+    assert (starts != x0).any(1).all() and np.abs(starts - x0).max() < 0.06 * size.max()
+    out = [minimize_multistart(prob.model, prob.y, X0, prob.lower, prob.upper, prob.loss, free=prob.free, weights=W,
+                               switch=REFIT_SWITCH) for X0 in (np.repeat(x0[None], n, 0), starts)]
+    return [(o.funs, o.xs, o.converged) for o in out]
 
 
-def test_the_bootstrap_says_when_its_refits_depend_on_their_path():
+def test_the_bootstrap_says_when_its_refits_depend_on_where_they_start():
     """A law whose resampled objectives have several optima near the fit's (Huber's delta far below the
-    residuals): refits with exact steps first end elsewhere than IRLS-first ones, counted as computed here
-    directly, and the fit is warned, with the delta advice; the same table fitted by least squares is not."""
+    residuals): refits from jittered starts end elsewhere than those from the optimum, some lower, counted
+    as computed here directly, and the fit is warned, with the delta advice; the same table fitted by least
+    squares is not, though its probe starts as far away."""
     from scalinglaws.fitting.synthetic import example_table
-    from scalinglaws.trust.bootstrap import PATH_RTOL
+    from scalinglaws.trust.bootstrap import PATH_RTOL, PATH_XTOL, SHIFT_WARN
 
     _, table = example_table("ouyang-qid", rows=300, seed=0)
     res = sl.fit(table, law="ouyang-qid")
     out = sl.bootstrap(res, table, n=64, seed=0, n_jobs=1)
     path = out.extra["bootstrap"]["path"]
-    f_irls, c_irls = _refit_objectives(res, table, 64, newton=False)
-    f_exact, c_exact = _refit_objectives(res, table, 64, newton=True)
-    both = c_irls & c_exact
-    rel = np.abs(f_irls - f_exact)[both] / np.minimum(f_irls, f_exact)[both]
+    (f0, x0, c0), (f1, x1, c1) = _pairs(res, table, 64)
+    both = c0 & c1
+    rel = np.abs(f0 - f1) / np.minimum(f0, f1)
+    differ = both & (rel > PATH_RTOL) & (np.abs(x0 - x1).max(1) > PATH_XTOL)
+    lower = differ & (f1 < f0)
     assert path["probed"] == both.sum() == 64
-    assert path["differ"] == (rel > PATH_RTOL).sum() > 32       # most of them: 59 of 64 when written
-    assert path["max_rel_diff"] == pytest.approx(rel.max(), rel=1e-9) and path["max_rel_diff"] > 1e-3
+    assert path["differ"] == differ.sum() > 32              # most of them: 63 of 64 when written
+    assert path["lower"] == lower.sum() >= 4                # 15 when written
+    assert path["max_rel_diff"] == pytest.approx(rel[lower].max(), rel=1e-9)
+    assert path["max_shift"] >= SHIFT_WARN
     msgs = [w["message"] for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
     assert len(msgs) == 1 and f"{path['differ']} of 64 resamples" in msgs[0] and "--loss mse" in msgs[0]
-    # the samples are the IRLS-first refits' (the probe only checks them)
-    assert len(out.extra["bootstrap"]["samples"]) == c_irls.sum()
+    # the probe only checks: the samples are those of the bootstrap without it
+    assert out.extra["bootstrap"]["samples"] == sl.bootstrap(res, table, n=64, seed=0, probe=0).extra["bootstrap"]["samples"]
 
     mse = sl.fit(table, law="ouyang-qid", loss="mse")
     out = sl.bootstrap(mse, table, n=64, seed=0, n_jobs=1)
+    (f0, x0, c0), (f1, x1, c1) = _pairs(mse, table, 64)
+    assert c0.all() and c1.all() and np.abs(x0 - x1).max() < 1e-6   # from starts ~1% apart, the same ends
     assert out.extra["bootstrap"]["path"]["differ"] == 0
     assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
 
 
 def test_a_bootstrap_whose_refits_agree_has_no_path_warning():
-    """Chinchilla's refits end at the same optimum whichever way they start (to 1e-12 here): no warning,
-    and a bootstrap of fewer resamples than the probe probes them all."""
+    """Chinchilla's refits end at the same optimum whichever start near the fit's they take: no warning, and a
+    bootstrap of fewer resamples than the probe probes them all; so does a noise-free fit, whose objectives
+    (about 1e-23) are all rounding."""
     from scalinglaws.fitting.synthetic import example_table
 
     _, table = example_table("chinchilla", rows=300, seed=1)
     res = sl.fit(table, law="chinchilla")
     out = sl.bootstrap(res, table, n=20, seed=0, n_jobs=1)
     path = out.extra["bootstrap"]["path"]
-    assert path["probed"] == 20 and path["differ"] == 0 and path["max_rel_diff"] < 1e-9
+    assert path["probed"] == 20 and path["differ"] == path["lower"] == 0 and path["max_shift"] == 0.0
     assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
     assert "path" not in sl.bootstrap(res, table, n=20, seed=0, n_jobs=1, probe=0).extra["bootstrap"]
-    with pytest.raises(OptionError, match="probe"):
-        sl.bootstrap(res, table, n=20, probe=-1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(OptionError, match="probe"):
+            sl.bootstrap(res, table, n=20, probe=bad)
+    _, exact = example_table("ouyang-qid", rows=300, seed=0, noise=0.0)
+    fit = sl.fit(exact, law="ouyang-qid")
+    assert fit.objective < 1e-15
+    out = sl.bootstrap(fit, exact, n=64, seed=0, n_jobs=1)
+    assert out.extra["bootstrap"]["path"]["differ"] == 0
+    assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
