@@ -332,5 +332,10 @@ def _path_line(path) -> str:
     """The bootstrap's path probe in one clause (see ``scalinglaws.trust.bootstrap``)."""
     if not path:
         return ""
-    return (f"; of {path['probed']} refitted again from jittered starts, {path['differ']} ended at another optimum"
-            f" ({path['lower']} lower)")
+    from scalinglaws.trust.bootstrap import SHIFT_WARN
+    line = (f"; {path.get('n', path['probed'])} refitted again from jittered starts: {path['probed']} pairs converged, "
+            f"{path['differ']} ended at another optimum, {path['lower']} at a lower one")
+    if path["lower"]:
+        line += (f" (moving {path['shift_param']} by up to {path['max_shift']:.3g} of its interval's width; "
+                 f"warned from {SHIFT_WARN:g})")
+    return line

@@ -108,8 +108,8 @@ def test_cli_bootstrap_predict_and_optimal_show_intervals(cli, tmp_path):
     assert code == 0, err
     assert "95% low" in stdout and "resamples of clusters by N" in stdout
     p = json.loads(out.read_text())["extra"]["bootstrap"]["path"]
-    assert (f"of {p['probed']} refitted again from jittered starts, {p['differ']} ended at another optimum "
-            f"({p['lower']} lower)") in " ".join(stdout.split())
+    assert (f"{p['n']} refitted again from jittered starts: {p['probed']} pairs converged, {p['differ']} ended at "
+            f"another optimum, {p['lower']} at a lower one") in " ".join(stdout.split())
     code, stdout, err = cli("predict", out, "--N", "70B", "--D", "1.4T", "--json")
     rec = json.loads(stdout)["predictions"][0]
     assert rec["loss_low"] < rec["loss_pred"] < rec["loss_high"]
@@ -339,3 +339,96 @@ def test_a_bootstrap_whose_refits_agree_has_no_path_warning():
     out = sl.bootstrap(fit, exact, n=64, seed=0, n_jobs=1)
     assert out.extra["bootstrap"]["path"]["differ"] == 0
     assert not [w for w in out.warnings if w["code"] == "bootstrap_path_dependent"]
+
+
+def test_path_counts_pairs_at_other_optima_by_objective_and_end_point():
+    """``_path`` on hand-made refits: a pair differs only where both its objectives (1e-6 relative) and its end
+    points (1e-6) do; ``lower`` where the jittered refit ended lower; the shift is the largest move of a
+    parameter as a fraction of the samples' ``level`` interval (a parameter with no spread moves nowhere)."""
+    from scalinglaws.trust.bootstrap import _path
+
+    f = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    fp = np.array([1.0 + 1e-9, 1.0 + 1e-3, 1.0 - 1e-3, 1.0 - 2e-3, 1.0 - 5e-3])
+    x = np.zeros((5, 2))
+    xp = np.array([[0.5, 0.0], [0.3, 0.0], [1e-9, 0.0], [0.2, 0.0], [0.1, 0.7]])
+    both = np.array([True, True, True, True, False])
+    samples = np.column_stack([np.linspace(0.0, 1.0, 101), np.full(101, 3.0)])   # the second is held
+    p = _path(f, fp, x, xp, both, samples, 0.9, ["u", "v"])
+    # pair 0: objectives agree; 1: higher; 2: end points agree (rounding); 3: lower; 4: not converged
+    assert (p["n"], p["probed"], p["differ"], p["lower"]) == (5, 4, 2, 1)
+    assert p["max_rel_diff"] == pytest.approx(2e-3 / (1 - 2e-3))
+    assert p["max_shift"] == pytest.approx(0.2 / 0.9) and p["shift_param"] == "u"      # the 5%-95% width is 0.9
+    p = _path(f, fp, x, xp, both, samples, 0.5, ["u", "v"])
+    assert p["max_shift"] == pytest.approx(0.2 / 0.5)
+    none = _path(f, fp, x, xp, np.zeros(5, bool), samples, 0.9, ["u", "v"])
+    assert none["probed"] == 0 and none["max_shift"] is None and none["max_rel_diff"] is None
+
+
+def test_the_path_warning_needs_a_lower_optimum_a_tenth_of_an_interval_away(monkeypatch):
+    """The warning's gate, with the probe's counts set by hand: a lower optimum closer than SHIFT_WARN of the
+    interval, or only higher ones, are recorded without a warning."""
+    import scalinglaws.trust.bootstrap as bs
+
+    runs = _runs(5)
+    fit = sl.fit(runs, law="chinchilla", starts=16)
+    base = {"n": 8, "probed": 8, "differ": 3, "lower": 0, "max_rel_diff": 0.0, "max_shift": 0.0,
+            "shift_param": None, "rtol": bs.PATH_RTOL, "xtol": bs.PATH_XTOL}
+    for lower, shift, warned in ((0, 0.0, False), (1, 0.9 * bs.SHIFT_WARN, False), (1, bs.SHIFT_WARN, True),
+                                 (2, 0.5, True)):
+        rec = dict(base, lower=lower, max_shift=shift, shift_param="alpha" if lower else None,
+                   max_rel_diff=1e-3 if lower else 0.0)
+        monkeypatch.setattr(bs, "_path", lambda *a, rec=rec: rec)
+        out = sl.bootstrap(fit, runs, n=8, seed=0, n_jobs=1)
+        assert out.extra["bootstrap"]["path"] == rec
+        codes = [w["code"] for w in out.warnings]
+        assert ("bootstrap_path_dependent" in codes) == warned, (lower, shift)
+
+
+def test_the_probe_jitters_free_parameters_only(monkeypatch):
+    """With a parameter held (``fix``), the probe's starts keep it and move the others by about 1% of their
+    fitted-space value (at least 0.01), seeded: the same starts for the same seed, others for another."""
+    import scalinglaws.trust.bootstrap as bs
+    from scalinglaws.trust.bootstrap import samples_of
+
+    runs = _runs(6)
+    fit = sl.fit(runs, law="chinchilla", starts=16, fix={"beta": 0.3})
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(np.array(args[2]))
+        return minimize_multistart(*args, **kwargs)
+    from scalinglaws.fitting.fitter import minimize_multistart
+    monkeypatch.setattr(bs, "minimize_multistart", spy)
+    out = sl.bootstrap(fit, runs, n=64, seed=3, n_jobs=1)
+    x0, starts = calls[0][0], calls[1]
+    beta = list(fit.params).index("beta")
+    assert (starts[:, beta] == 0.3).all() and (calls[0] == x0).all()
+    free = np.delete(np.arange(x0.size), beta)
+    moved = (starts - x0)[:, free] / (bs.JITTER * np.maximum(np.abs(x0[free]), 1.0))
+    assert 0.7 < moved.std() < 1.3 and np.abs(moved.mean()) < 0.3          # a standard normal, scaled
+    assert {s["beta"] for s in samples_of(out)} == {0.3}
+    calls.clear()
+    sl.bootstrap(fit, runs, n=64, seed=3, n_jobs=1)
+    again = calls[1]
+    calls.clear()
+    sl.bootstrap(fit, runs, n=64, seed=4, n_jobs=1)
+    assert (again == starts).all() and not np.allclose(calls[1], starts)
+
+
+def test_fit_prints_the_probes_counts_and_the_warning(cli, tmp_path):
+    """On a table whose refits depend on where they start the command line names the counts (other optima,
+    lower ones, the largest move against the threshold) and prints the warning."""
+    from scalinglaws.fitting.synthetic import example_table
+
+    _, table = example_table("ouyang-qid", rows=300, seed=0)
+    path, out = tmp_path / "runs.csv", tmp_path / "fit.json"
+    table.to_csv(path, index=False)
+    code, stdout, err = cli("fit", path, "--law", "ouyang-qid", "--bootstrap", 64, "--out", out)
+    assert code == 0, err
+    p = json.loads(out.read_text())["extra"]["bootstrap"]["path"]
+    assert p["lower"] < p["differ"]
+    text = " ".join(stdout.split())
+    assert (f"64 refitted again from jittered starts: {p['probed']} pairs converged, {p['differ']} ended at another "
+            f"optimum, {p['lower']} at a lower one (moving {p['shift_param']} by up to {p['max_shift']:.3g} of its "
+            f"interval's width; warned from 0.1)") in text
+    assert "warning (bootstrap_path_dependent)" in text

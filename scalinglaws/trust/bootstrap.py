@@ -57,9 +57,9 @@ REFIT_SWITCH = 1e-2
 #: the first this many resamples are refitted a second time from a start near the fit's optimum, to test that
 #: a refit's optimum does not depend on where it starts (``path`` in the result; a warning where it does)
 PROBE = BATCH
-#: the probe's starts: the fit's optimum moved by a seeded Gaussian jitter of this standard deviation, relative
-#: to each free parameter's size in the fitted space, at least 1 (a parameter of size under 1 moves by about 0.01,
-#: the value of a log-scaled one by about 1%)
+#: the probe's starts: the fit's optimum moved by a seeded Gaussian jitter whose standard deviation is this
+#: fraction of each free parameter's fitted-space value (its log for a log-scaled one), at least this itself
+#: (0.01): an exponent of 0.3 moves by about 0.01, a scale A = e^6 by about 6%
 JITTER = 1e-2
 #: two refits of one resample ended at different optima where their objectives differ by more than PATH_RTOL
 #: (relative) and their end points by more than PATH_XTOL (in the fitted space; the objectives alone would
@@ -88,7 +88,8 @@ def _refit(token: int, rows: np.ndarray):
 
 def probe_starts(prob: Problem, x0: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
     """``m`` starts near the fit's optimum ``x0`` (fitted space) for the path probe: each free parameter moved
-    by a seeded Gaussian jitter of ``JITTER`` times its size (at least 1), clipped into the bounds."""
+    by a seeded Gaussian jitter of ``JITTER`` times the larger of 1 and its fitted-space value's magnitude,
+    clipped into the bounds."""
     rng = np.random.default_rng([int(seed), 1])      # a stream of its own: the resampling's is untouched
     step = JITTER * np.maximum(np.abs(x0), 1.0) * np.asarray(prob.free, float)
     return np.clip(x0 + rng.standard_normal((m, x0.size)) * step, prob.lower, prob.upper)
@@ -149,11 +150,11 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     (name -> [low, high]), ``residuals`` (the full fit's residuals in its fitted space,
     used for prediction intervals) and ``path``: the first ``min(n, probe)`` resamples are refitted a
     second time from the fit's optimum moved by a seeded jitter (:func:`probe_starts`), and ``path``
-    says how many pairs both converged (``probed``), how many of those ended at different optima
+    says how many were (``n``), how many pairs both converged (``probed``), how many of those ended at different optima
     (``differ``: objectives more than ``rtol`` apart relative, end points more than ``xtol``), the
     largest relative difference of those pairs' objectives (``max_rel_diff``) and the largest move of a
     parameter between the two refits of a pair as a fraction of its interval's width (in the fitted
-    space; ``max_shift``, of ``shift_param``), both over the pairs whose probe found the ``lower``
+    space, so on the log scale for a log-scaled parameter; ``max_shift``, of ``shift_param``), both over the pairs whose probe found the ``lower``
     optimum; None where no pair converged.  Where any differ, the resampled objectives have several
     optima near the fit's and which one a refit reaches depends on where it starts; where a probe found
     a lower optimum that moves a parameter by at least :data:`SHIFT_WARN` of its interval's width, a
@@ -221,12 +222,13 @@ def _path(f, f_probe, x, x_probe, both, samples, level, names) -> dict:
     differ = (rel > PATH_RTOL) & (d.max(1, initial=0.0) > PATH_XTOL)
     lower = differ & (f_probe < f)                            # the refit from the optimum missed a better optimum
     none = None if not rel.size else 0.0
-    out = {"probed": int(both.sum()), "differ": int(differ.sum()), "lower": int(lower.sum()),
+    out = {"n": int(both.size), "probed": int(both.sum()), "differ": int(differ.sum()), "lower": int(lower.sum()),
            "max_rel_diff": none, "max_shift": none, "shift_param": None, "rtol": PATH_RTOL, "xtol": PATH_XTOL}
     if lower.any():
         q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
         lo, hi = np.percentile(samples, q, axis=0)
-        shift = d[lower] / np.where(hi > lo, hi - lo, np.inf)    # a parameter the refits all agree on: no shift
+            # (a parameter the refits agree on to rounding, or hold, has no interval to move in: no shift)
+        shift = d[lower] / np.where(hi - lo > PATH_XTOL, hi - lo, np.inf)
         k = int(np.argmax(shift.max(0)))
         out.update(max_rel_diff=float(rel[lower].max()), max_shift=float(shift.max()), shift_param=names[k])
     return out
@@ -234,9 +236,11 @@ def _path(f, f_probe, x, x_probe, both, samples, level, names) -> dict:
 
 def _path_warning(path: dict, prob: Problem, residuals: np.ndarray) -> dict:
     msg = (f"the bootstrap refits depend on where they start: refitted a second time from the fit's optimum "
-           f"moved by a seeded jitter ({100 * JITTER:g}% of each parameter's size), {path['differ']} of {path['probed']} resamples ended at another "
+           f"moved by a seeded jitter ({100 * JITTER:g}% of each parameter's value, of its log for log-scaled ones), "
+           f"{path['differ']} of {path['probed']} resamples ended at another "
            f"optimum, {path['lower']} of them at a lower one (objectives up to {100 * path['max_rel_diff']:.3g}% "
-           f"lower, {path['shift_param']} up to {100 * path['max_shift']:.3g}% of its interval's width away), so the "
+           f"lower, {path['shift_param']} up to {100 * path['max_shift']:.3g}% of its interval's width away, on the log "
+           f"scale if log-scaled), so the "
            f"resampled objectives have several optima near the fit's and the intervals reflect which one a refit "
            f"reached as well as the data")
     med = float(np.median(np.abs(residuals)))
