@@ -201,3 +201,13 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
         except InputError:
             raise OptionError(option, f"{k.strip()}: {v.strip()!r} is not a number") from None
     return out
+
+
+def print_caveats(caveats: list[dict]) -> None:
+    """One line beside printed bootstrap intervals when the fit was warned about its bootstrap (the warnings'
+    first clauses; ``scalinglaws fit`` and the fit's report print them whole)."""
+    if not caveats:
+        return
+    said = "; ".join(f"{w['code']}: {re.split(r': |, ', w['message'], maxsplit=1)[0]}" for w in caveats)
+    console.print(f"[yellow]note:[/] these intervals come from a bootstrap the fit was warned about ({escape(said)}), "
+                  f"so they are less certain than they look; the fit's warnings say why", highlight=False)

@@ -15,7 +15,8 @@ import typer
 
 from rich.markup import escape
 
-from scalinglaws.cli.common import QUIET, console, fmt, guard_overwrite, handle_errors, print_json, progress_bar, table
+from scalinglaws.cli.common import (QUIET, console, fmt, guard_overwrite, handle_errors, print_caveats, print_json,
+                                    progress_bar, table)
 from scalinglaws.cli.options import fit_options
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
@@ -228,6 +229,10 @@ def predict_cmd(
     if level is not None and not boot:
         raise OptionError("level", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
 
+    def caveats() -> list[dict]:
+        from scalinglaws.trust.bootstrap import interval_caveats
+        return interval_caveats(res)
+
     def with_intervals(runs, into) -> None:
         if boot:
             from scalinglaws.trust.bootstrap import predict_interval
@@ -258,12 +263,15 @@ def predict_cmd(
             else:
                 write_atomic(out, raw.to_csv(index=False))
         if as_json:
-            print_json({"law": law.name, "fit": fit, "out": out, "predictions": raw.to_dict(orient="records")})
+            print_json({"law": law.name, "fit": fit, "out": out, "predictions": raw.to_dict(orient="records"),
+                        **({"caveats": caveats()} if boot else {})})
         else:
             console.print(table(f"{law.name} predictions ({len(raw)} rows)", list(raw.columns),
                                 raw.head(50).values.tolist()))
             if len(raw) > 50:
                 console.print(f"... {len(raw) - 50} more rows", highlight=False)
+            if boot:
+                print_caveats(caveats())
             if out:
                 console.print(f"wrote {out}", highlight=False)
         return
@@ -285,10 +293,13 @@ def predict_cmd(
     records = [{k: float(frame[k][i]) for k in names} for i in range(runs.n)]
     if as_json:
         print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records,
-                    **({"interval": interval, "level": level or res.bootstrap["level"]} if boot else {})})
+                    **({"interval": interval, "level": level or res.bootstrap["level"], "caveats": caveats()}
+                       if boot else {})})
         return
     title = f"{law.name} ({fit})" + (f", {interval} intervals" if boot else "")
     console.print(table(title, names, [[r[k] for k in names] for r in records]))
+    if boot:
+        print_caveats(caveats())
 
 
 @handle_errors

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from scalinglaws.cli.common import console, fmt, handle_errors, is_count, print_json, table
+from scalinglaws.cli.common import console, fmt, handle_errors, is_count, print_caveats, print_json, table
 from scalinglaws.data.errors import OptionError
 
 
@@ -130,7 +130,8 @@ def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level:
     answer = {"planner": kind, "law": law.name, "fit": str(fit_source), "source": source,
               "params": fit.params, "inputs": given, **result}
     if boot:
-        answer["intervals"], answer["level"] = ci, level
+        from scalinglaws.trust.bootstrap import interval_caveats
+        answer["intervals"], answer["level"], answer["caveats"] = ci, level, interval_caveats(fit)
     if as_json:
         print_json(answer)
         return answer
@@ -161,6 +162,8 @@ def run_planner(kind: str, fit_source: str, options: dict, as_json: bool, level:
         console.print(table(None, head, body))
     if result.get("summary"):
         console.print(result["summary"], highlight=False)
+    if boot:
+        print_caveats(answer["caveats"])
     return answer
 
 
@@ -223,6 +226,7 @@ def plan_command(
         console.print(table(f"winner over {res['choice_samples']} resamples", ["config", "share"],
                             [[c, f"{100 * v:.1f}%"] for c, v in res["choices"].items()]))
     console.print(res["summary"], highlight=False)
+    print_caveats(res.get("caveats", []))
 
 
 def register(app: typer.Typer) -> None:

@@ -107,6 +107,31 @@ def test_a_bootstrapped_fit_gives_intervals_and_how_often_the_choice_wins():
     assert lo <= res["N_opt"] <= hi and lo < hi
     assert res["choices"] == {"16-bit": 1.0} and res["choice_samples"] == 40
     assert "wins in 100% of 40 bootstrap resamples" in res["summary"]
+    assert res["caveats"] == []
+
+
+def test_intervals_from_a_bootstrap_the_fit_was_warned_about_say_so(cli, tmp_path):
+    """predict, optimal and plan print a note beside intervals whose bootstrap the fit was warned about (and
+    carry the warnings in --json); without such a warning they print none."""
+    runs = sl.load_runs("data/synthetic_chinchilla.csv")
+    fit = sl.bootstrap(sl.fit(runs), runs, n=20, seed=0)
+    clean, warned = tmp_path / "clean.json", tmp_path / "warned.json"
+    fit.save(clean)
+    fit.warnings = list(fit.warnings) + [{"code": "bootstrap_failed", "message": "3 of 20 bootstrap refits did not "
+                                          "converge and are left out of the intervals, which may be too narrow"},
+                                         {"code": "one_value", "message": "not about the bootstrap"}]
+    fit.save(warned)
+    assert [w["code"] for w in sl.plan(sl.load_fit(warned), flops=1e22)["caveats"]] == ["bootstrap_failed"]
+    note = ("note: these intervals come from a bootstrap the fit was warned about (bootstrap_failed: 3 of 20 bootstrap "
+            "refits did not converge and are left out of the intervals), so they are less certain than they look")
+    for args in (("predict", "{}", "--N", "1B", "--D", "20B"), ("optimal", "compute", "{}", "--flops", "1e22"),
+                 ("plan", "{}", "--flops", "1e22")):
+        for path, says in ((clean, False), (warned, True)):
+            code, out, err = cli(*[a.format(path) for a in args])
+            assert code == 0, err
+            assert (note in " ".join(out.split())) == says, (args, path)
+    code, out, err = cli("predict", str(warned), "--N", "1B", "--D", "20B", "--json")
+    assert [w["code"] for w in json.loads(out)["caveats"]] == ["bootstrap_failed"]
 
 
 def test_plan_command_prints_json_and_refuses_bad_input(cli, tmp_path):

@@ -213,6 +213,16 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     return out
 
 
+#: a fit's warnings that make its bootstrap intervals less certain than they look
+INTERVAL_CAVEATS = ("bootstrap_failed", "bootstrap_path_dependent")
+
+
+def interval_caveats(result: FitResult) -> list[dict]:
+    """The warnings of ``result`` that bear on its bootstrap intervals (``{"code", "message"}`` each): what a
+    prediction or a plan with those intervals should say beside them."""
+    return [w for w in result.warnings if w.get("code") in INTERVAL_CAVEATS]
+
+
 def _path(f, f_probe, x, x_probe, both, samples, level, names) -> dict:
     """How the probe's refits (from jittered starts) compare with the same resamples' refits (from the optimum):
     objectives ``f``, end points ``x`` (fitted space), ``both``: the pairs whose two refits converged;

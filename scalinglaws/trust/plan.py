@@ -28,7 +28,7 @@ from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.fitting.result import FitResult, resolve_fit
 from scalinglaws.laws.base import OPTIONS
 from scalinglaws.laws.plan import COSTS, plan_configs, search
-from scalinglaws.trust.bootstrap import _level, plan_interval, samples_of
+from scalinglaws.trust.bootstrap import _level, interval_caveats, plan_interval, samples_of
 
 #: the outputs whose intervals a bootstrapped plan reports
 INTERVAL_KEYS = ("N_opt", "D_opt", "loss", "memory_bytes")
@@ -65,7 +65,8 @@ def plan(fit: str | FitResult, *, flops=None, memory=None, N=None, D=None, cost:
 
     Returns the :func:`scalinglaws.laws.plan.search` answer (``best``, ``config``, ``N_opt``,
     ``D_opt``, ``loss``, ``table`` of the runners-up, ``summary``), plus ``intervals``,
-    ``level`` and ``choices`` for a bootstrapped fit.
+    ``level``, ``choices`` and ``caveats`` (the fit's warnings about its bootstrap,
+    :func:`~scalinglaws.trust.bootstrap.interval_caveats`) for a bootstrapped fit.
     """
     result = resolve_fit(fit)
     law = result.law_obj
@@ -101,6 +102,7 @@ def plan(fit: str | FitResult, *, flops=None, memory=None, N=None, D=None, cost:
 
     res["intervals"] = plan_interval(result, held, level)
     res["level"] = level
+    res["caveats"] = interval_caveats(result)
     res["interval_samples"] = used[0]          # resamples in which the chosen configuration is feasible
     res["bootstrap_samples"] = len(samples)
     pick = np.unique(np.linspace(0, len(samples) - 1, min(choice_samples, len(samples))).round().astype(int))
