@@ -150,12 +150,12 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     (name -> [low, high]), ``residuals`` (the full fit's residuals in its fitted space,
     used for prediction intervals) and ``path``: the first ``min(n, probe)`` resamples are refitted a
     second time from the fit's optimum moved by a seeded jitter (:func:`probe_starts`), and ``path``
-    says how many were (``n``), how many pairs both converged (``probed``), how many of those ended at different optima
-    (``differ``: objectives more than ``rtol`` apart relative, end points more than ``xtol``), the
-    largest relative difference of those pairs' objectives (``max_rel_diff``) and the largest move of a
-    parameter between the two refits of a pair as a fraction of its interval's width (in the fitted
-    space, so on the log scale for a log-scaled parameter; ``max_shift``, of ``shift_param``), both over the pairs whose probe found the ``lower``
-    optimum; None where no pair converged.  Where any differ, the resampled objectives have several
+    says how many were (``n``), how many pairs both converged (``probed``), how many of those ended
+    at different optima (``differ``: objectives more than ``rtol`` apart relative, end points more
+    than ``xtol``), how many of those the probe ended lower (``lower``), and over those the largest
+    relative difference of the objectives (``max_rel_diff``) and the largest move of a parameter
+    between the two refits as a fraction of its interval's width (in the fitted space, so on the log
+    scale for a log-scaled parameter; ``max_shift``, of ``shift_param``); None where no pair converged.  Where any differ, the resampled objectives have several
     optima near the fit's and which one a refit reaches depends on where it starts; where a probe found
     a lower optimum that moves a parameter by at least :data:`SHIFT_WARN` of its interval's width, a
     ``bootstrap_path_dependent`` warning says so (the samples are those of the refits from the
