@@ -226,12 +226,12 @@ def predict_cmd(
     if interval not in ("confidence", "prediction"):
         raise OptionError("interval", f"must be 'confidence' or 'prediction', got {interval!r}")
     boot = bool(res.intervals())
+    caveats: list[dict] = []
+    if boot:
+        from scalinglaws.trust.bootstrap import interval_caveats
+        caveats = interval_caveats(res)
     if level is not None and not boot:
         raise OptionError("level", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
-
-    def caveats() -> list[dict]:
-        from scalinglaws.trust.bootstrap import interval_caveats
-        return interval_caveats(res)
 
     def with_intervals(runs, into) -> None:
         if boot:
@@ -264,14 +264,14 @@ def predict_cmd(
                 write_atomic(out, raw.to_csv(index=False))
         if as_json:
             print_json({"law": law.name, "fit": fit, "out": out, "predictions": raw.to_dict(orient="records"),
-                        **({"caveats": caveats()} if boot else {})})
+                        **({"caveats": caveats} if boot else {})})
         else:
             console.print(table(f"{law.name} predictions ({len(raw)} rows)", list(raw.columns),
                                 raw.head(50).values.tolist()))
             if len(raw) > 50:
                 console.print(f"... {len(raw) - 50} more rows", highlight=False)
             if boot:
-                print_caveats(caveats())
+                print_caveats(caveats)
             if out:
                 console.print(f"wrote {out}", highlight=False)
         return
@@ -293,13 +293,13 @@ def predict_cmd(
     records = [{k: float(frame[k][i]) for k in names} for i in range(runs.n)]
     if as_json:
         print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records,
-                    **({"interval": interval, "level": level or res.bootstrap["level"], "caveats": caveats()}
+                    **({"interval": interval, "level": level or res.bootstrap["level"], "caveats": caveats}
                        if boot else {})})
         return
     title = f"{law.name} ({fit})" + (f", {interval} intervals" if boot else "")
     console.print(table(title, names, [[r[k] for k in names] for r in records]))
     if boot:
-        print_caveats(caveats())
+        print_caveats(caveats)
 
 
 @handle_errors
@@ -344,7 +344,7 @@ def _path_line(path) -> str:
     if not path:
         return ""
     from scalinglaws.trust.bootstrap import SHIFT_WARN
-    line = (f"; {path.get('n', path['probed'])} refitted again from jittered starts: {path['probed']} pairs converged, "
+    line = (f"; {path['n']} refitted again from jittered starts: {path['probed']} pairs converged, "
             f"{path['differ']} ended at another optimum, {path['lower']} at a lower one")
     if path["lower"]:
         line += (f" (moving {path['shift_param']} by up to {path['max_shift']:.3g} of its interval's width; "

@@ -155,8 +155,8 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
     than ``xtol``), how many of those the probe ended lower (``lower``), and over those the largest
     relative difference of the objectives (``max_rel_diff``) and the largest move of a parameter
     between the two refits as a fraction of its interval's width (in the fitted space, so on the log
-    scale for a log-scaled parameter; ``max_shift``, of ``shift_param``); None where no pair converged.  Where any differ, the resampled objectives have several
-    optima near the fit's and which one a refit reaches depends on where it starts; where a probe found
+    scale for a log-scaled parameter; ``max_shift``, of ``shift_param``); None where no pair converged.
+    Where any differ, the resampled objectives have several optima near the fit's and which one a refit reaches depends on where it starts; where a probe found
     a lower optimum that moves a parameter by at least :data:`SHIFT_WARN` of its interval's width, a
     ``bootstrap_path_dependent`` warning says so (the samples are those of the refits from the
     optimum either way).
@@ -195,10 +195,8 @@ def bootstrap(result: FitResult, runs, n: int = 1000, *, cluster: str | None = N
         "n": int(n), "cluster": cluster, "seed": int(seed), "level": float(level),
         "n_failed": int((~ok).sum()), "samples": samples.tolist(),
         "intervals": intervals(samples, list(result.params), level),
-        "residuals": (prob.y - fitted).tolist(),
+        "residuals": (prob.y - fitted).tolist(), **({"path": path} if path is not None else {}),
     }
-    if path is not None:
-        out.extra["bootstrap"]["path"] = path
     if path and path["lower"] and path["max_shift"] >= SHIFT_WARN:
         out.warnings = list(out.warnings) + [_path_warning(path, prob, prob.y - fitted)]
     failed = int((~ok).sum())
@@ -235,9 +233,8 @@ def _path(f, f_probe, x, x_probe, both, samples, level, names) -> dict:
     out = {"n": int(both.size), "probed": int(both.sum()), "differ": int(differ.sum()), "lower": int(lower.sum()),
            "max_rel_diff": none, "max_shift": none, "shift_param": None, "rtol": PATH_RTOL, "xtol": PATH_XTOL}
     if lower.any():
-        q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
-        lo, hi = np.percentile(samples, q, axis=0)
-            # (a parameter the refits agree on to rounding, or hold, has no interval to move in: no shift)
+        lo, hi = _band(samples, level)
+        # (a parameter the refits agree on to rounding, or hold, has no interval to move in: no shift)
         shift = d[lower] / np.where(hi - lo > PATH_XTOL, hi - lo, np.inf)
         k = int(np.argmax(shift.max(0)))
         out.update(max_rel_diff=float(rel[lower].max()), max_shift=float(shift.max()), shift_param=names[k])
@@ -246,13 +243,12 @@ def _path(f, f_probe, x, x_probe, both, samples, level, names) -> dict:
 
 def _path_warning(path: dict, prob: Problem, residuals: np.ndarray) -> dict:
     msg = (f"the bootstrap refits depend on where they start: refitted a second time from the fit's optimum "
-           f"moved by a seeded jitter ({100 * JITTER:g}% of each parameter's value, of its log for log-scaled ones), "
-           f"{path['differ']} of {path['probed']} resamples ended at another "
-           f"optimum, {path['lower']} of them at a lower one (objectives up to {100 * path['max_rel_diff']:.3g}% "
-           f"lower, {path['shift_param']} up to {100 * path['max_shift']:.3g}% of its interval's width away, on the log "
-           f"scale if log-scaled), so the "
-           f"resampled objectives have several optima near the fit's and the intervals reflect which one a refit "
-           f"reached as well as the data")
+           f"moved by a seeded jitter ({100 * JITTER:g}% of each parameter's value, of its log for log-scaled "
+           f"ones), {path['differ']} of {path['probed']} resamples ended at another optimum, {path['lower']} of "
+           f"them at a lower one (objectives up to {100 * path['max_rel_diff']:.3g}% lower, {path['shift_param']} "
+           f"up to {100 * path['max_shift']:.3g}% of its interval's width away, on the log scale if log-scaled), "
+           f"so the resampled objectives have several optima near the fit's and the intervals reflect which one "
+           f"a refit reached as well as the data")
     med = float(np.median(np.abs(residuals)))
     if prob.loss.kind == "huber" and prob.loss.delta < med:
         msg += (f"; Huber's delta ({prob.loss.delta:g}) is below most residuals (median |r| {med:.3g}), which "
@@ -266,9 +262,13 @@ def intervals(samples: np.ndarray, names: list[str], level: float = defaults.LEV
     samples = np.asarray(samples, dtype=float)
     if samples.size == 0:
         return {k: [float("nan"), float("nan")] for k in names}
-    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
-    lo, hi = np.percentile(samples, q, axis=0)
+    lo, hi = _band(samples, level)
     return {k: [float(a), float(b)] for k, a, b in zip(names, lo, hi)}
+
+
+def _band(values: np.ndarray, level: float):
+    """The ``level`` percentile band of ``values`` along its first axis: (low, high)."""
+    return np.percentile(values, 100 * np.array([(1 - level) / 2, (1 + level) / 2]), axis=0)
 
 
 def samples_of(result: FitResult) -> list[dict[str, float]]:
@@ -316,8 +316,7 @@ def predict_interval(result: FitResult, runs, level: float | None = None, kind: 
         res = np.asarray(b.get("residuals") or [0.0], dtype=float)
         draw = np.random.default_rng(seed).choice(res, size=preds.shape)
         preds = preds * np.exp(draw) if result.loss.get("space", "log") == "log" else preds + draw
-    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
-    lo, hi = np.percentile(preds, q, axis=0)
+    lo, hi = _band(preds, level)
     return pd.DataFrame({"pred": result.predict(table), "low": lo, "high": hi})
 
 
