@@ -153,16 +153,18 @@ def _made_by_us(path: str, kind: str) -> bool:
             from scalinglaws.fitting.result import load_fit
             load_fit(path)
             return True
+        if kind == "figure":  # (a PDF keeps its metadata at the end: the whole file, figures are small)
+            from scalinglaws.viz.plotting import SIGNATURE
+            with open(path, "rb") as fh:
+                return SIGNATURE.encode() in fh.read(1 << 23)
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
-        if kind == "figure":
-            return b"matplotlib" in head.lower()
         if kind == "table":
             if path.lower().endswith((".parquet", ".pq")):
                 import pandas as pd
                 return any(str(c).endswith("_pred") for c in pd.read_parquet(path).columns)
             first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
-            return any(c.strip().endswith("_pred") for c in first.split(","))
+            return any(c.strip().endswith("_pred") for c in first.replace("\t", ",").split(","))
     except (OSError, ScalingLawsError, ValueError):
         return False
     return False
@@ -200,6 +202,8 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
             out[k.strip()] = parse_number(v.strip(), k.strip())
         except InputError:
             raise OptionError(option, f"{k.strip()}: {v.strip()!r} is not a number") from None
+        if out[k.strip()] != out[k.strip()]:
+            raise OptionError(option, f"{k.strip()}: {v.strip()!r} is not a number")
     return out
 
 

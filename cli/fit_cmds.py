@@ -6,6 +6,8 @@ Heavy imports (numpy, pandas, the fitter) happen inside the commands, so that
 
 from __future__ import annotations
 
+import math
+
 import functools
 import inspect
 import os
@@ -18,7 +20,7 @@ from rich.markup import escape
 from scalinglaws.cli.common import (QUIET, console, fmt, guard_overwrite, handle_errors, print_caveats, print_json,
                                     progress_bar, table)
 from scalinglaws.cli.options import fit_options
-from scalinglaws.data.errors import InputError, OptionError
+from scalinglaws.data.errors import InputError, OptionError, ScalingLawsError
 from scalinglaws.data.schema import CANONICAL, COUNT_COLUMNS
 from scalinglaws.fitting import defaults
 
@@ -62,7 +64,8 @@ def fit_cmd(
                                   help="Refit R resamples of the runs for percentile intervals."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="COLUMN",
                                           help="Bootstrap by whole groups of runs sharing COLUMN (e.g. N: by model size)."),
-    level: float = typer.Option(defaults.LEVEL, "--level", help="Coverage of the bootstrap and profile intervals."),
+    level: Optional[float] = typer.Option(None, "--level", help="Coverage of the bootstrap and profile intervals "
+                                                                 f"(default {defaults.LEVEL:g})."),
     profile: bool = typer.Option(False, "--profile",
                                  help="Profile intervals: refit with each parameter held along its range; an "
                                       "interval that reaches a bound is a parameter the data cannot pin down."),
@@ -92,6 +95,9 @@ def fit_cmd(
         raise OptionError("bootstrap", f"must be 0 (none) or at least 2 resamples, got {bootstrap}")
     if cluster is not None and not bootstrap:
         raise OptionError("cluster", "applies to --bootstrap; give --bootstrap R too")
+    if level is not None and not (bootstrap or profile):
+        raise OptionError("level", "applies to the intervals of --bootstrap R or --profile; give one of them too")
+    level = defaults.LEVEL if level is None else level
     if not 0 < level < 1:
         raise OptionError("level", f"must be between 0 and 1, got {level}")
     with progress_bar(not (as_json or quiet)) as prog:
@@ -193,13 +199,16 @@ def _with_column_options(func):
 
 
 def _values(text: str, name: str) -> list[float]:
-    from scalinglaws.data.units import parse_number
+    from scalinglaws.data.units import SUFFIX_NOTE, parse_number
     out = []
     for v in str(text).split(","):
         try:
-            out.append(parse_number(v.strip(), name))
+            x = parse_number(v.strip(), name)
         except InputError:
-            raise OptionError(name, f"{v.strip()!r} is not a number (suffixes k, M, B, T are allowed)") from None
+            raise OptionError(name, f"{v.strip()!r} is not a number ({SUFFIX_NOTE})") from None
+        if not math.isfinite(x):  # a NaN would read as an empty cell (16 bits, say), quietly
+            raise OptionError(name, f"{v.strip()!r} is not a finite number")
+        out.append(x)
     return out
 
 
@@ -226,6 +235,8 @@ def predict_cmd(
     if interval not in ("confidence", "prediction"):
         raise OptionError("interval", f"must be 'confidence' or 'prediction', got {interval!r}")
     boot = bool(res.intervals())
+    if interval != "confidence" and not boot:
+        raise OptionError("interval", "applies to a bootstrapped fit (scalinglaws fit ... --bootstrap R)")
     caveats: list[dict] = []
     if boot:
         from scalinglaws.trust.bootstrap import interval_caveats
@@ -248,6 +259,9 @@ def predict_cmd(
             raise OptionError("grid", "takes the runs from a table: give it or column options (--N, --D, ...), "
                                       "not both")
         guard_output(out, "--out", grid, fit)
+        if out and not out.lower().endswith((".csv", ".tsv", ".tab", ".parquet", ".pq")):
+            raise OptionError("out", f"{out}: the table is written as CSV (.csv), tab-separated (.tsv, .tab) or "
+                                     f"Parquet (.parquet, .pq)")
         guard_overwrite(out, "--out", "table", force)
         raw = read_table(grid)
         runs = load_runs(raw, required=law.required_columns(), name=grid)
@@ -257,11 +271,12 @@ def predict_cmd(
         if out:
             if out.lower().endswith((".parquet", ".pq")):
                 import io
+                from scalinglaws.data.runs import typed_columns
                 buf = io.BytesIO()
-                raw.to_parquet(buf, index=False)
+                typed_columns(raw).to_parquet(buf, index=False)  # numbers as numbers (a CSV keeps the cells)
                 write_atomic(out, buf.getvalue())
             else:
-                write_atomic(out, raw.to_csv(index=False))
+                write_atomic(out, raw.to_csv(index=False, sep="\t" if out.lower().endswith((".tsv", ".tab")) else ","))
         if as_json:
             print_json({"law": law.name, "fit": fit, "out": out, "predictions": raw.to_dict(orient="records"),
                         **({"caveats": caveats} if boot else {})})
@@ -277,6 +292,7 @@ def predict_cmd(
         return
     elif out:
         raise OptionError("out", "applies to --grid only")
+    import numpy as np
     from scalinglaws.data.columns import Columns
     cols = {k: _values(v, k) for k, v in given.items()}
     missing = [c for c in law.required_columns() if c not in cols]
@@ -287,17 +303,31 @@ def predict_cmd(
         raise InputError("comma lists must have the same length (or a single value)")
     runs = Columns(cols, source="the command line").check()
     frame = {c: runs[c] for c in cols}
-    frame[f"{law.predicts}_pred"] = law.predict(res.params, runs)
+    frame[f"{law.predicts}_pred"] = pred = law.predict(res.params, runs)
+    notes = []   # a flag the prediction does not depend on: the law does not read it (or reads it at its default)
+    for c in cols:
+        if c in law.required_columns():
+            continue
+        try:
+            without = law.predict(res.params, Columns({k: v for k, v in cols.items() if k != c},
+                                                      source="the command line").check())
+        except ScalingLawsError:
+            continue   # the law needs it after all (a format's bits, say)
+        if np.array_equal(without, pred, equal_nan=True):
+            notes.append(f"{_column_flag(c)} makes no difference to the prediction: law '{law.name}' does not "
+                         f"read {c}, or reads this value as its default")
     with_intervals(runs, frame)
     names = list(frame)
     records = [{k: float(frame[k][i]) for k in names} for i in range(runs.n)]
     if as_json:
-        print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records,
+        print_json({"law": law.name, "fit": fit, "params": res.params, "predictions": records, "notes": notes,
                     **({"interval": interval, "level": level or res.bootstrap["level"], "caveats": caveats}
                        if boot else {})})
         return
     title = f"{law.name} ({fit})" + (f", {interval} intervals" if boot else "")
     console.print(table(title, names, [[r[k] for k in names] for r in records]))
+    for n in notes:
+        console.print(f"note: {n}", highlight=False)
     if boot:
         print_caveats(caveats)
 

@@ -83,7 +83,9 @@ def run(argv: list[str] | None = None) -> int:
         if hasattr(exc, "format_message"):
             ctx = getattr(exc, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            sys.stderr.write(f"error: {exc.format_message()}{where}\n")
+            message = exc.format_message() or (  # a group called without its command: the help is printed above
+                f"'{ctx.command_path}' needs a command" if ctx is not None else "a command is missing")
+            sys.stderr.write(f"error: {message}{where}\n")
             return 2 if code is None else code
         if name == "Exit":
             return 0 if code is None else code

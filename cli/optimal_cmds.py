@@ -197,8 +197,9 @@ def plan_command(
     level: Optional[float] = typer.Option(None, "--level", help="With a bootstrapped fit: interval coverage."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
-    """Search N, D, precision, FP format, group size and QAT fraction jointly under compute and memory
-    budgets, with any loss law that models them; intervals when the fit was bootstrapped."""
+    """Search N, D, precision, format and QAT fraction under compute and memory budgets.
+
+    Jointly, with any loss law that models them; intervals when the fit was bootstrapped."""
     from scalinglaws.data.units import human, human_bytes
     from scalinglaws.trust.plan import plan
     res = plan(fit, flops=flops, memory=memory, N=N, D=D, cost=cost, bits=bits, w_bits=w_bits, a_bits=a_bits,

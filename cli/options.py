@@ -19,7 +19,8 @@ from scalinglaws.fitting import defaults
 #: option name -> (python type, typer.Option) of every shared fit option
 SHARED = {
     "loss": (str, typer.Option(defaults.LOSS, "--loss", metavar="huber|mse", help="huber or mse (summed over runs).")),
-    "delta": (float, typer.Option(defaults.HUBER_DELTA, "--delta", help="Huber threshold on residuals.")),
+    "delta": (Optional[float], typer.Option(None, "--delta", help=f"Huber threshold on residuals (default "
+                                                                  f"{defaults.HUBER_DELTA:g}; --loss huber only).")),
     "space": (str, typer.Option(defaults.SPACE, "--space", metavar="log|linear",
                                 help="Residuals of log(loss) ('log') or of loss ('linear').")),
     "starts": (Optional[int], typer.Option(None, "--starts", metavar="K",
@@ -83,7 +84,12 @@ def make_options(values: dict):
     """A FitOptions from the parsed command-line values (``--fix`` items parsed as NAME=VALUE)."""
     from scalinglaws.fitting.options import FitOptions
     from scalinglaws.cli.common import parse_assignments
+    from scalinglaws.data.errors import OptionError
     values = dict(values)
+    if values.get("delta") is None:
+        values.pop("delta", None)          # the library's default
+    elif values.get("loss", defaults.LOSS) != "huber":
+        raise OptionError("delta", f"is the Huber loss's threshold; --loss {values['loss']} has none")
     if "fix" in values:
         values["fix"] = parse_assignments(values["fix"], "fix")
     return FitOptions.of(None, **values)

@@ -135,8 +135,9 @@ def compare_cmd(
             console.print(f"[yellow]warning ({e.law}, {w['code']}):[/] {escape(w['message'])}", highlight=False)
         if e.heldout_error:
             console.print(f"[yellow]no held-out check for {e.law}:[/] {e.heldout_error}", highlight=False)
-    console.print(table("winner by each measure (lower is better)", ["measure", "winner"],
-                        [[m, w or "-"] for m, w in c.winners.items()]))
+    console.print(table("winner by each measure (lower is better; a tie where the data cannot tell)",
+                        ["measure", "winner", "why"],
+                        [[m, c.label(m), c.verdicts.get(m, "")] for m in c.winners]))
     for n in c.notes:
         console.print(f"note: {n}", highlight=False)
     console.print("AIC/BIC: Gaussian form with 2 x the summed robust objective as the residual sum of squares "
@@ -268,10 +269,10 @@ def report_cmd(
     if as_json:
         print_json(r)
         return
-    w = r["comparison"]["winners"]
+    w = r["comparison"]["labels"]
     console.print(f"wrote {r['html']} (self-contained) and {r['markdown']} with {len(r['figures'])} figures in "
                   f"{os.path.join(out, 'figures')}", highlight=False)
-    console.print("winners: " + ", ".join(f"{m} {v or '-'}" for m, v in w.items()), highlight=False)
+    console.print("winners: " + ", ".join(f"{m} {v}" for m, v in w.items()), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -124,3 +124,13 @@ def test_a_table_without_precision_columns_fits_a_precision_law_at_16_bits():
     full = law.predict(truth, df)
     bare = law.predict(truth, df[df[["w_bits", "a_bits", "kv_bits"]].eq(16).all(axis=1)][["N", "D"]])
     assert np.allclose(bare, full[df[["w_bits", "a_bits", "kv_bits"]].eq(16).all(axis=1).to_numpy()], rtol=1e-14)
+
+
+def test_one_warning_per_set_of_parameters_the_data_cannot_separate():
+    # the ladder's kv-cache terms leave A, gamma_kv and n_kv free along two directions: one line says so
+    runs = sl.load_runs(str(ROOT / "data" / "ladder_runs.csv"))
+    fit = sl.fit(runs, law="kumar-precision", starts=64)
+    lines = [w["message"] for w in fit.warnings if w["code"] == "unidentified"]
+    sets = [m.split(":")[0] for m in lines]
+    assert len(sets) == len(set(sets)), lines
+    assert any("A, gamma_kv, n_kv" in m and "2 combinations of them" in m for m in lines), lines

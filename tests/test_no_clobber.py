@@ -71,3 +71,84 @@ def test_quiet_is_accepted_by_every_long_command(cli):
                  ["diagnose", RUNS, "--converge", "32", "--quiet"]):
         code, _, err = cli(*args)
         assert code == 0, err
+
+
+def test_a_figure_matplotlib_drew_for_someone_else_is_refused(cli, tmp_path):
+    # a plain matplotlib figure says "matplotlib" in its metadata too; only ours carry the toolkit's mark
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    target = tmp_path / "mine.png"
+    fig = plt.figure()
+    fig.gca().plot([1, 2])
+    fig.savefig(target)
+    plt.close(fig)
+    before = target.read_bytes()
+    code, _, err = cli("fit", RUNS, "--plot", str(target))
+    assert code == 2 and "is not a figure this toolkit drew" in err and err.count("\n") == 1
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("ext", ["png", "pdf", "svg", "jpg"])
+def test_our_figures_in_every_format_are_redrawn_without_force(cli, tmp_path, ext):
+    target = tmp_path / f"fit.{ext}"
+    for _ in range(2):
+        code, _, err = cli("fit", RUNS, "--plot", str(target), "--starts", "64")
+        assert code == 0, err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["predict", "besiroglu2024", "--N", "nan", "--D", "1T"], "--N 'nan' is not a finite number"),
+    (["predict", "besiroglu2024", "--N", "1B", "--D", "1T", "--w-bits", "nan"], "--w-bits 'nan' is not a finite"),
+    (["fit", RUNS, "--fix", "alpha=nan"], "--fix alpha: 'nan' is not a number"),
+    (["optimal"], "'scalinglaws optimal' needs a command"),
+])
+def test_nan_flags_and_a_bare_group_are_one_line_errors(cli, args, said):
+    code, _, err = cli(*args)
+    assert code == 2 and said in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_fit_file_of_an_unknown_law_names_the_file(cli, tmp_path):
+    import json
+    f = tmp_path / "fit.json"
+    f.write_text(json.dumps({"law": "nosuchlaw", "params": {"E": 1.8}}))
+    code, _, err = cli("predict", str(f), "--N", "1B", "--D", "20B")
+    assert code == 2 and err.startswith(f"error: {f}: key 'law': unknown law 'nosuchlaw'") and err.count("\n") == 1
+
+
+def test_predict_grid_writes_csv_or_typed_parquet_only(cli, tmp_path):
+    import pandas as pd
+    grid = tmp_path / "grid.csv"
+    grid.write_text("N,D,note\n1B,1.4T,a\n7B,2T,\n")
+    code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.json"))
+    assert code == 2 and "--out" in err and ".parquet" in err and ".tsv" in err and not (tmp_path / "p.json").exists()
+    code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.parquet"))
+    assert code == 0, err
+    d = pd.read_parquet(tmp_path / "p.parquet")
+    assert d["N"].tolist() == [1e9, 7e9] and d["D"].tolist() == [1.4e12, 2e12]   # numbers, not "1B"
+    assert d["note"].tolist()[0] == "a"
+    code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.csv"))
+    assert code == 0 and (tmp_path / "p.csv").read_text().splitlines()[1].startswith("1B,1.4T,a,")  # cells kept
+
+
+def test_predict_notes_a_flag_the_prediction_does_not_depend_on(cli):
+    import json
+    code, out, err = cli("predict", "besiroglu2024", "--N", "125M", "--D", "300B", "--ptq-bits", "2", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert len(d["notes"]) == 1 and d["notes"][0].startswith("--ptq-bits makes no difference")
+    # a flag the law reads changes the prediction, and gets no note
+    code, out, err = cli("predict", "kumar2024", "--N", "1B", "--D", "20B", "--w-bits", "4", "--json")
+    assert code == 0 and json.loads(out)["notes"] == []
+
+
+@pytest.mark.parametrize("args, said", [
+    (["fit", RUNS, "--loss", "mse", "--delta", "0.01"], "--delta is the Huber loss's threshold; --loss mse has none"),
+    (["fit", RUNS, "--level", "0.9"], "--level applies to the intervals of --bootstrap R or --profile"),
+    (["predict", "besiroglu2024", "--N", "1B", "--D", "1T", "--interval", "prediction"],
+     "--interval applies to a bootstrapped fit"),
+    (["predict", "besiroglu2024", "--N", "1Q", "--D", "1T"], "suffixes k, M, B (or G), T, P are allowed"),
+])
+def test_a_flag_that_would_be_ignored_is_refused(cli, args, said):
+    code, _, err = cli(*args)
+    assert code == 2 and said in err and err.count("\n") == 1

@@ -98,3 +98,10 @@ def test_dataframe_input_and_bits_bounds():
     assert df["N"].iloc[0] == 1e9
     with pytest.raises(InputError, match=r"frame, data row 1 \(line 2\), column 'w_bits': w_bits must be >= 1"):
         load_runs(pd.DataFrame({"N": [1e8], "D": [1e9], "loss": [3.0], "w_bits": [0]}), name="frame")
+
+
+def test_human_switches_to_scientific_past_its_largest_unit():
+    from scalinglaws.data.units import human_bytes
+    assert human(4.17e19) == "4.17e+19"      # not '41708125T'
+    assert human(9.99e14) == "999T" and human(1.4e12) == "1.4T"
+    assert human_bytes(3e16) == "3e+16 bytes" and human_bytes(8e9) == "8GB"

@@ -94,3 +94,12 @@ def test_bad_input_is_one_line_and_exit_2(cli, runs_csv, tmp_path, args, message
     assert message in err
     assert "Traceback" not in err + out
     assert len(err.strip().splitlines()) == 1
+
+
+def test_compare_text_prints_a_tie_and_why(cli, runs_csv):
+    # one law written twice (frantar-eff on 16-bit runs): every measure ties, and the table says why
+    code, out, err = cli("compare", runs_csv, "--laws", "chinchilla,frantar-eff", "--starts", 64)
+    assert code == 0, err
+    flat = " ".join(out.replace("│", " ").split())
+    assert "aic tie tie: chinchilla and frantar-eff" in flat or "aic tie tie: frantar-eff and chinchilla" in flat
+    assert "cannot tell them apart" in flat

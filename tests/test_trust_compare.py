@@ -53,7 +53,11 @@ def test_compare_picks_the_true_law(chen_runs):
     c = compare(chen_runs, "chinchilla,chen-qat", **FIT)
     assert c.split == "N >= 1200000000.0"
     assert c.winners == {"objective": "chen-qat", "aic": "chen-qat", "bic": "chen-qat",
-                         "heldout_mean_abs_error": "chen-qat"}
+                         "heldout_mean_abs_error": None}
+    # chen-qat's own held-out check cannot tell (w_bits = a_bits on every run): its held-out error, however
+    # low, names no winner
+    assert c.entry("chen-qat").heldout.outcome == "INCONCLUSIVE"
+    assert c.verdicts["heldout_mean_abs_error"].startswith("cannot tell: the held-out check of chen-qat")
     chen, chin = c.entry("chen-qat"), c.entry("chinchilla")
     assert chen.fit.n_runs == chin.fit.n_runs == 100 and chen.comparable and chin.comparable
     assert chin.criteria["aic"] - chen.criteria["aic"] > 10  # not a near tie
@@ -86,3 +90,54 @@ def test_compare_errors(chen_runs):
         compare(chen_runs, "chinchilla", holdout="N > 1e15", **FIT)
     with pytest.raises(InputError, match="no law could be fitted"):
         compare(chen_runs, "capybara", **FIT)
+
+
+def test_one_law_written_twice_ties_on_every_measure():
+    # frantar-eff on 16-bit runs is the Chinchilla law with the same five parameters: the data cannot
+    # tell them apart, and no measure may say otherwise
+    runs = sl.load_runs(simulate("chinchilla", {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37},
+                                 grid(np.geomspace(3e7, 3e9, 5), np.geomspace(1e9, 1e11, 4)), noise=0.005, seed=1))
+    c = compare(runs, "chinchilla,frantar-eff", **FIT)
+    a, b = c.entry("chinchilla"), c.entry("frantar-eff")
+    assert a.fit.objective == pytest.approx(b.fit.objective, rel=1e-9)
+    assert c.winners == {m: None for m in c.winners}
+    assert all(c.label(m) == "tie" for m in c.winners), c.verdicts
+    assert "within 2 units" in c.verdicts["aic"] and "same objective" in c.verdicts["objective"]
+    assert "one run's noise" in c.verdicts["heldout_mean_abs_error"]
+    d = c.to_dict()
+    assert d["labels"]["bic"] == "tie" and d["ties"]["aic"] == 2.0
+
+
+def _entry(law, objective, aic, outcome="PASS", mae=0.01, noise=0.001, observed=2.0):
+    from scalinglaws.trust.compare import LawEntry
+    from types import SimpleNamespace
+    fit = SimpleNamespace(objective=objective, n_runs=20, params={}, fixed={})
+    held = SimpleNamespace(outcome=outcome, errors={"mean_abs_error": mae}, noise=noise, n_test=4,
+                           runs=pd.DataFrame({"observed": [observed] * 4}))
+    return LawEntry(law=law, fit=fit, criteria={"aic": aic, "bic": aic}, heldout=held)
+
+
+def test_a_measure_names_a_winner_only_beyond_its_stated_margin():
+    from scalinglaws.trust.compare import TIE_IC, _winners
+    # AIC 1.9 apart: a tie; 2.1 apart: a winner (Burnham & Anderson's 2 units)
+    w, _, v = _winners([_entry("chinchilla", 1.0, 10.0), _entry("kaplan", 1.1, 10.0 + TIE_IC - 0.1)])
+    assert w["aic"] is None and w["bic"] is None and v["aic"].startswith("tie")
+    w, _, v = _winners([_entry("chinchilla", 1.0, 10.0), _entry("kaplan", 1.1, 10.0 + TIE_IC + 0.1)])
+    assert w["aic"] == w["bic"] == "chinchilla" and w["objective"] == "chinchilla"
+    # objectives 1e-7 apart relative: the same optimum, a tie; 1e-5 apart: a winner
+    w, _, _ = _winners([_entry("chinchilla", 1.0, 10.0), _entry("kaplan", 1.0 + 1e-7, 20.0)])
+    assert w["objective"] is None and w["aic"] == "chinchilla"
+    w, _, _ = _winners([_entry("chinchilla", 1.0, 10.0), _entry("kaplan", 1.0 + 1e-5, 20.0)])
+    assert w["objective"] == "chinchilla"
+    # held-out errors: one run's noise is noise x the mean observed loss in log space (0.001 x 2.0 = 0.002)
+    w, _, v = _winners([_entry("chinchilla", 1.0, 10.0, mae=0.010), _entry("kaplan", 2.0, 20.0, mae=0.0119)])
+    assert w["heldout_mean_abs_error"] is None and "0.002" in v["heldout_mean_abs_error"]
+    w, _, _ = _winners([_entry("chinchilla", 1.0, 10.0, mae=0.010), _entry("kaplan", 2.0, 20.0, mae=0.0121)])
+    assert w["heldout_mean_abs_error"] == "chinchilla"
+    w, _, _ = _winners([_entry("chinchilla", 1.0, 10.0, mae=0.010), _entry("kaplan", 2.0, 20.0, mae=0.0121)],
+                       space="linear")
+    assert w["heldout_mean_abs_error"] == "chinchilla"  # noise 0.001 as it is
+    # a held-out check that cannot tell makes the held-out error say nothing, however large the gap
+    w, _, v = _winners([_entry("chinchilla", 1.0, 10.0, mae=0.01),
+                        _entry("kaplan", 2.0, 20.0, mae=0.5, outcome="INCONCLUSIVE")])
+    assert w["heldout_mean_abs_error"] is None and v["heldout_mean_abs_error"].startswith("cannot tell")

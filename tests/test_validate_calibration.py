@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import scalinglaws as sl
 from scalinglaws.fitting.synthetic import grid, simulate
@@ -82,3 +83,65 @@ def test_a_validate_table_at_80_columns_piped_keeps_every_number_whole(tmp_path)
         for key in ("observed", "predicted", "error", "low", "high", "z"):
             assert fmt(run[key]) in text.stdout, (key, fmt(run[key]))
     assert "rule: FAIL when" in text.stdout
+
+
+def test_count_tail_counts_runs_that_share_one_error_together():
+    from statistics import NormalDist
+    from scalinglaws.trust.validate import binomial_tail, count_tail
+    # three runs that share one error (each draw shifts all three alike), no noise of their own: they are
+    # outside together, so P(3 outside) is the share of draws beyond the half-width, not p^3
+    u = np.linspace(-3, 3, 601)
+    draws = np.repeat(u[:, None], 3, axis=1)
+    half = np.full(3, 1.96)
+    p = count_tail(3, draws, np.zeros(3), half, noise=0.0, dof=10)
+    assert p == pytest.approx(np.mean(np.abs(u) > 1.96), abs=1e-12)
+    assert p > 100 * binomial_tail(3, 3, 0.05)
+    # runs with independent noise only (no shared error; the noise scale known: many degrees of freedom):
+    # the binomial tail with p = 2 (1 - Phi(half)), to Monte-Carlo accuracy
+    q = 2 * (1 - NormalDist().cdf(1.5))
+    p = count_tail(2, np.zeros((400, 4)), np.zeros(4), np.full(4, 1.5), noise=1.0, dof=10 ** 8, seed=3)
+    assert p == pytest.approx(binomial_tail(2, 4, q), abs=0.01)
+    assert count_tail(0, draws, np.zeros(3), half, noise=0.0, dof=10) == 1.0
+
+
+def test_a_fit_its_profile_does_not_pin_down_is_inconclusive_not_fail():
+    # 4 sizes over 1.6x, held out at 6x beyond: the fit slides along E (its profile interval reaches the
+    # bound); this table made the true law FAIL with 5 of 5 runs outside before the profile was consulted
+    runs = calibration.table(3, False, calibration.NARROW)
+    v = holdout(runs, "chinchilla", "N >= 1e9", starts=64)
+    assert v.outcome == "INCONCLUSIVE", v.verdict
+    assert "not pinned down" in v.verdict
+
+
+def test_the_small_design_does_not_fail_the_true_law():
+    # 9 fitted runs and 3 held out at one size: their errors go together (shared parameters, a noise scale
+    # from 4 residuals), which a binomial count took for independent evidence (6 of 40 FAIL before)
+    out = calibration.outcomes(8, bent=False, seed0=2000, starts=64, design=calibration.SMALL)
+    assert out["FAIL"] == 0, out
+
+
+def test_detectable_shift_by_hand():
+    from scalinglaws.trust.validate import detectable_shift
+    # no count test, the farthest run's limit at 3 sd: every run at z = 0 fails once shifted by 3 sd
+    assert detectable_shift(np.zeros(3), np.ones(3), 1.96, lambda k: False, 3.0) == pytest.approx(3.0, abs=1e-9)
+    # two runs at z = 0 and 0.5, failing when both are outside (|z| > 1.96): up, both are out at 1.96 (the
+    # one at 0.5 left at 1.46); down, at 2.46; the shift either way is the larger
+    d = detectable_shift(np.array([0.0, 0.5]), np.ones(2), 1.96, lambda k: k >= 2, 10.0)
+    assert d == pytest.approx(2.46, abs=1e-9)
+    # in units of each run's own sd
+    assert detectable_shift(np.zeros(2), np.array([1.0, 2.0]), 1.96, lambda k: False, 3.0) == pytest.approx(3.0)
+
+
+def test_a_pass_says_what_it_could_have_caught_and_noise_makes_it_weaker():
+    quiet = holdout(calibration.table(1, False), "chinchilla", "N >= 1e9", starts=64)
+    saved = calibration.NOISE
+    try:
+        calibration.NOISE = 0.03
+        noisy = holdout(calibration.table(1, False), "chinchilla", "N >= 1e9", starts=64)
+    finally:
+        calibration.NOISE = saved
+    assert quiet.outcome == noisy.outcome == "PASS"
+    assert "would have failed a shift of every held-out loss by" in quiet.verdict
+    # six times the noise: a PASS that could only catch a shift several times larger
+    assert noisy.detectable > 3 * quiet.detectable > 0
+    assert quiet.to_dict()["detectable_shift"] == quiet.detectable

@@ -17,7 +17,7 @@ import numpy as np
 
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, DEFAULTS, range_error
-from scalinglaws.data.units import parse_number
+from scalinglaws.data.units import SUFFIX_NOTE, parse_number
 
 
 class Columns:
@@ -157,7 +157,7 @@ def _as_float_array(values, name: str, source: str) -> np.ndarray:
             try:
                 out.append(parse_number(v, name))
             except InputError:
-                raise InputError(f"{name}: {v!r} is not a number (suffixes k, M, B, T are allowed)",
+                raise InputError(f"{name}: {v!r} is not a number ({SUFFIX_NOTE})",
                                  file=source) from None
     return np.asarray(out, dtype=float)
 

@@ -238,6 +238,21 @@ def _cell_values(series: pd.Series) -> list:
     return out
 
 
+def typed_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text columns of numbers (suffixes allowed: ``1B``; empty cells allowed) are
+    floats, for a typed format such as Parquet; other columns as they are."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype != object and not pd.api.types.is_string_dtype(out[c]):
+            continue
+        cells = [None if str(v).strip() in ("", "NA", "nan", "NaN", "None", "null") else v for v in out[c]]
+        values = [np.nan if v is None else v for v in _cell_values(pd.Series([v for v in cells if v is not None]))]
+        if all(isinstance(v, float) for v in values):
+            it = iter(values)
+            out[c] = [np.nan if v is None else next(it) for v in cells]
+    return out
+
+
 def _same_cells(a: pd.Series, b: pd.Series) -> bool:
     """Whether two columns hold the same values (as numbers where they are numbers)."""
     return _first_difference(a, b) is None

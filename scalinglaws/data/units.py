@@ -16,6 +16,8 @@ from scalinglaws.data.errors import InputError
 
 #: Decimal multipliers accepted after a number (case-insensitive).
 SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+#: how error messages name them
+SUFFIX_NOTE = "suffixes k, M, B (or G), T, P are allowed"
 _BYTE_UNITS = {"": 1.0, "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
                "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40}
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
@@ -38,7 +40,7 @@ def parse_number(value, what: str = "value") -> float:
         lowered = text.strip().lower()
         if lowered in ("inf", "+inf", "-inf", "nan"):
             return float(lowered)
-        raise InputError(f"{what} {text!r} is not a number (suffixes k, M, B, T are allowed)")
+        raise InputError(f"{what} {text!r} is not a number ({SUFFIX_NOTE})")
     return float(m.group(1)) * SUFFIXES[m.group(2).lower()]
 
 
@@ -65,6 +67,8 @@ def human(x: float, digits: int = 3, units=_HUMAN_COUNTS) -> str:
     """Short human form of a count: 6.7e10 -> '67B', 1.4e12 -> '1.4T' (``units``: (suffix, scale), largest first)."""
     if x is None or not math.isfinite(x):
         return str(x)
+    if abs(x) >= 1000 * units[0][1]:  # past the largest unit: 4.17e+19, not 41708125T
+        return f"{x:.{digits}g}" + units[-1][0]
     for unit, scale in units:
         if abs(x) >= scale or scale == 1.0:
             v = x / scale

@@ -144,12 +144,17 @@ def parameter_warnings(prob, x: np.ndarray, on_bound: list[str]) -> list[dict]:
         Jn = J / np.where(norms > 0, norms, 1.0)
         _, s, vt = np.linalg.svd(Jn, full_matrices=False)
         rel = s / s.max() if s.max() > 0 else s
+        weak: dict[tuple, list] = {}   # one warning per set of parameters, however many directions it has
         for k in np.flatnonzero(rel < WEAK):
             involved = [names[fidx[i]] for i in np.flatnonzero(np.abs(vt[k]) > 0.1) if names[fidx[i]] not in flat]
             if len(involved) >= 2 and prob.n > fidx.size:
-                _warn(out, "unidentified", f"the data cannot separate {', '.join(involved)}: no fitted value "
-                                           f"changes along a combination of them (Jacobian singular value "
-                                           f"{rel[k]:.1e} of the largest)")
+                weak.setdefault(tuple(involved), []).append(rel[k])
+        for involved, values in weak.items():
+            along = ("a combination of them (Jacobian singular value" if len(values) == 1 else
+                     f"{len(values)} combinations of them (Jacobian singular values")
+            _warn(out, "unidentified", f"the data cannot separate {', '.join(involved)}: no fitted value "
+                                       f"changes along {along} "
+                                       f"{' and '.join(f'{v:.1e}' for v in values)} of the largest)")
         for name in flat:
             _warn(out, "unidentified", f"{name} has no effect on any fitted run: the data say nothing about it")
     for name in on_bound:

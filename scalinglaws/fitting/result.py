@@ -151,7 +151,10 @@ def load_fit(path: str | os.PathLike) -> FitResult:
         raise InputError("not a fit file (needs 'law' and 'params')", file=path)
     if not isinstance(d["params"], dict):
         raise InputError("not a fit file ('params' must map names to values)", file=path)
-    law = get_law(d["law"]).from_param_names(list(d["params"]))  # data-dependent laws rebuild here
+    try:
+        law = get_law(d["law"]).from_param_names(list(d["params"]))  # data-dependent laws rebuild here
+    except InputError as exc:  # an unknown law (a fit of a newer version, a typo): name the file
+        raise InputError(f"key 'law': {exc.reason}", file=path) from None
     try:
         law.to_internal(d["params"])  # names, numbers, signs
     except OptionError as exc:

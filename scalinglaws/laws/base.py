@@ -35,7 +35,7 @@ import numpy as np
 from scalinglaws.data.columns import Columns, as_columns
 from scalinglaws.data.errors import InputError, OptionError
 from scalinglaws.data.schema import BITS_COLUMNS, DEFAULTS, UNQUANTIZED_BITS
-from scalinglaws.data.units import parse_bytes, parse_number
+from scalinglaws.data.units import SUFFIX_NOTE, parse_bytes, parse_number
 from scalinglaws.laws.derive import Vars, functions
 
 
@@ -228,8 +228,7 @@ class Option:
             try:
                 x = parse_number(value, self.name)
             except InputError:
-                raise OptionError(self.name, f"{value!r} is not a number (suffixes k, M, B, T are "
-                                             f"allowed)") from None
+                raise OptionError(self.name, f"{value!r} is not a number ({SUFFIX_NOTE})") from None
         if not math.isfinite(x):
             raise OptionError(self.name, f"must be a finite number, got {value!r}")
         if self.positive and not x > 0:
@@ -251,7 +250,7 @@ OPTIONS = {o.name: o for o in (
     Option("N", "parameters (non-embedding)", "count", positive=True),
     Option("D", "training tokens", "count", positive=True),
     Option("flops", "compute budget in FLOPs (e.g. 1e23)", "flops", positive=True),
-    Option("memory", "memory budget in bytes (suffixes: GB, GiB)", "bytes", positive=True),
+    Option("memory", "memory budget in bytes", "bytes", positive=True),
     Option("bits", "total bits of a number format (sign + exponent + mantissa)", "bits", lo=2, hi=64,
            integer=True),
     Option("w_bits", "weight bits", "bits", lo=1, hi=64),

@@ -27,7 +27,7 @@ import torch
 from scalinglaws.data.atomic import atomic_path
 from scalinglaws.data.errors import InputError
 from scalinglaws.data.schema import CANONICAL, NOT_TRAINED
-from scalinglaws.data.units import human, parse_number
+from scalinglaws.data.units import human, SUFFIX_NOTE, parse_number
 
 from scalinglaws.train.data import Batches, Corpus, read_meta, token_unit
 from scalinglaws.train.model import GPT, RunOptionError, Shape, shape_for
@@ -147,7 +147,7 @@ def _number(value, name) -> float:
     try:
         return parse_number(value, name)
     except InputError:
-        raise RunOptionError.about(name, f"{value!r} is not a number (suffixes k, M, B, T are allowed)") from None
+        raise RunOptionError.about(name, f"{value!r} is not a number ({SUFFIX_NOTE})") from None
 
 
 def _int(value, name) -> int:

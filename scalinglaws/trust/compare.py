@@ -21,9 +21,26 @@ the robust sum in place of the residual sum of squares::
 with ``n`` runs and ``k`` free parameters (+1 for the noise scale).  For ``mse`` this
 is the exact Gaussian AIC/BIC; for ``huber`` it is a *pseudo*-likelihood: ``Q`` is
 ``r^2`` for small residuals and ``2 delta |r| - delta^2`` for large ones, so the
-criteria rank fits by a robust measure of misfit penalised by parameter count.  Treat
-differences of a few units as a tie, and compare only laws fitted to the same runs with
-the same loss (the table says when a law is not comparable).
+criteria rank fits by a robust measure of misfit penalised by parameter count.  Compare only
+laws fitted to the same runs with the same loss (the table says when a law is not comparable).
+
+Ties: when the data cannot tell
+-------------------------------
+A measure names a winner only when the best law beats the next by more than a stated margin;
+otherwise it says the two tie (``winners[measure]`` is None and ``verdicts[measure]`` says why):
+
+* AIC, BIC: a difference of at most :data:`TIE_IC` (2) units.  Burnham and Anderson's rule
+  (*Model Selection and Multimodel Inference*, 2002): within 2 units both models keep substantial
+  support.
+* objective: a relative difference of at most :data:`TIE_OBJECTIVE` (1e-6), the fitter's own
+  tolerance for "the same optimum" (two laws that are one law written twice end there).
+* held-out error: no winner when any law's held-out check is INCONCLUSIVE (its fitted runs cannot
+  identify it, so its held-out error says nothing), nor when the mean absolute errors differ by no
+  more than the noise of one run (the larger of the two laws' robust noise scales, in the target's
+  units): a difference one run's noise could make.
+
+``benchmarks/compare_calibration.py`` measures how often these margins name the true law, tie or
+name a wrong one on synthetic tables with known truth.
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
 from scalinglaws.data.errors import OptionError
@@ -46,6 +64,10 @@ from scalinglaws.trust.validate import LEVEL, Validation, _distinct, holdout as 
 
 #: measures a law can win, with the direction that wins
 MEASURES = {"objective": "lower", "aic": "lower", "bic": "lower", "heldout_mean_abs_error": "lower"}
+#: AIC or BIC differences up to this many units are a tie (Burnham & Anderson 2002)
+TIE_IC = 2.0
+#: objectives within this relative difference are a tie (the fitter's tolerance for the same optimum)
+TIE_OBJECTIVE = 1e-6
 
 
 def information_criteria(objective: float, n: int, k: int) -> dict:
@@ -130,20 +152,67 @@ class Comparison:
     loss: dict
     winners: dict
     notes: list
+    verdicts: dict = field(default_factory=dict)
+
+    def label(self, measure: str) -> str:
+        """The winner of ``measure`` as printed: the law, ``tie``, ``cannot tell`` or ``-`` (no law has it)."""
+        if self.winners.get(measure):
+            return self.winners[measure]
+        why = self.verdicts.get(measure, "")
+        return "tie" if why.startswith("tie") else "cannot tell" if why.startswith("cannot tell") else "-"
 
     def entry(self, law: str) -> LawEntry:
         return next(e for e in self.entries if e.law == get_law(law).name)
 
     def to_dict(self) -> dict:
-        return {"split": self.split, "loss": self.loss, "winners": self.winners, "notes": self.notes,
-                "measures": MEASURES, "laws": [e.to_dict() for e in self.entries]}
+        return {"split": self.split, "loss": self.loss, "winners": self.winners, "verdicts": self.verdicts,
+                "labels": {m: self.label(m) for m in self.winners},
+                "notes": self.notes, "measures": MEASURES,
+                "ties": {"aic": TIE_IC, "bic": TIE_IC, "objective_rel": TIE_OBJECTIVE,
+                         "heldout_mean_abs_error": "one run's noise"},
+                "laws": [e.to_dict() for e in self.entries]}
 
 
-def _winners(entries: list) -> tuple[dict, list]:
+def _noise_in_target(e: LawEntry, space: str) -> float:
+    """One run's noise in the target's units: the held-out check's robust noise scale (fitted space),
+    times the held-out runs' mean observed target where the fit is in log space."""
+    h = e.heldout
+    scale = float(np.mean(np.abs(h.runs["observed"].to_numpy(float)))) if space == "log" else 1.0
+    return float(h.noise) * scale
+
+
+def _verdict(m: str, cands: list, by_law: dict, space: str) -> tuple[str | None, str]:
+    """The winner of measure ``m`` among ``cands`` ((value, law) pairs, best first), or None for a tie, and
+    one line saying why."""
+    (v0, best), (v1, second) = cands[0], cands[1]
+    gap = v1 - v0
+    if m in ("aic", "bic"):
+        if gap <= TIE_IC:
+            return None, (f"tie: {best} and {second} are {gap:.3g} apart, within {TIE_IC:g} units: the data "
+                          f"cannot tell them apart")
+        return best, f"{best}, {gap:.3g} below {second} (a tie within {TIE_IC:g})"
+    if m == "objective":
+        rel = gap / max(abs(v0), abs(v1), 1e-300)
+        if rel <= TIE_OBJECTIVE:
+            return None, (f"tie: {best} and {second} reach the same objective (within {TIE_OBJECTIVE:g} "
+                          f"relative)")
+        return best, f"{best}, {rel:.3g} relative below {second}"
+    unsure = [law for _, law in cands if by_law[law].heldout.outcome == "INCONCLUSIVE"]
+    if unsure:
+        return None, (f"cannot tell: the held-out check of {', '.join(unsure)} is inconclusive (its fitted runs "
+                      f"cannot identify the law), so its held-out error says nothing")
+    noise = max(_noise_in_target(by_law[best], space), _noise_in_target(by_law[second], space))
+    if gap <= noise:
+        return None, (f"tie: the mean held-out errors of {best} and {second} differ by {gap:.3g}, no more than "
+                      f"one run's noise ({noise:.3g})")
+    return best, f"{best}, {gap:.3g} below {second} (one run's noise: {noise:.3g})"
+
+
+def _winners(entries: list, space: str = "log") -> tuple[dict, list, dict]:
     ok = [e for e in entries if e.fit is not None]
     notes = []
     if not ok:
-        return {m: None for m in MEASURES}, notes
+        return {m: None for m in MEASURES}, notes, {}
     # comparable = fitted to the same number of runs of the same target as most laws
     key = lambda e: (get_law(e.law).predicts, e.fit.n_runs)  # noqa: E731
     groups: dict = {}
@@ -155,16 +224,22 @@ def _winners(entries: list) -> tuple[dict, list]:
             e.comparable = False
             notes.append(f"{e.law} is fitted to {e.fit.n_runs} runs of its {key(e)[0]} (the others: {ref[1]} runs "
                          f"of {ref[0]}); it takes no part in the ranking")
-    winners = {}
+    winners, verdicts = {}, {}
+    by_law = {e.law: e for e in ok}
     for m in MEASURES:
-        cands = [(e.value(m), e.law) for e in ok if e.comparable and math.isfinite(e.value(m))]
+        cands = sorted((e.value(m), e.law) for e in ok if e.comparable and math.isfinite(e.value(m)))
         if m == "heldout_mean_abs_error":
             ns = {e.heldout.n_test for e in ok if e.comparable and e.heldout is not None}
             if len(ns) > 1:
                 notes.append("the laws score different numbers of held-out runs; no held-out winner")
                 cands = []
-        winners[m] = min(cands)[1] if cands else None
-    return winners, notes
+        if len(cands) >= 2:
+            winners[m], verdicts[m] = _verdict(m, cands, by_law, space)
+        elif cands:
+            winners[m], verdicts[m] = cands[0][1], f"{cands[0][1]}, the only law with this measure"
+        else:
+            winners[m], verdicts[m] = None, "no law has this measure"
+    return winners, notes, verdicts
 
 
 def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, level: float = LEVEL,
@@ -220,9 +295,9 @@ def compare(runs, laws: str | Iterable[str], *, holdout: str | None = None, leve
         entries.append(e)
     if all(e.fit is None for e in entries):
         raise InputError("no law could be fitted to these runs: " + "; ".join(f"{e.law}: {e.error}" for e in entries))
-    winners, notes = _winners(entries)
     loss = opts.loss_record()
+    winners, notes, verdicts = _winners(entries, loss.get("space", "log"))
     if split is None:
         notes.append("no held-out check: " + ("none asked for" if holdout is not None
                                               else "the table has one model size only"))
-    return Comparison(entries=entries, split=split, loss=loss, winners=winners, notes=notes)
+    return Comparison(entries=entries, split=split, loss=loss, winners=winners, notes=notes, verdicts=verdicts)

@@ -138,6 +138,20 @@ def check_figure_path(path: str | os.PathLike) -> str:
     return ext
 
 
+#: the mark every figure file of ours carries in its metadata, so that ``--plot`` writes over our figures only
+SIGNATURE = "Made by scalinglaws"
+
+
+def _signature(ext: str) -> dict:
+    """savefig arguments that put :data:`SIGNATURE` into a file of format ``ext``."""
+    import matplotlib
+    if ext == "png":
+        return {"metadata": {"Software": f"{SIGNATURE} (matplotlib {matplotlib.__version__})"}}
+    if ext in ("pdf", "svg"):
+        return {"metadata": {"Creator": f"{SIGNATURE} (matplotlib {matplotlib.__version__})"}}
+    return {"pil_kwargs": {"comment": SIGNATURE.encode()}}  # jpg: a JPEG comment
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int | None = None) -> None:
     """Save ``fig`` atomically (format from the extension: png, pdf, svg, jpg) in its style, and close it.
 
@@ -149,7 +163,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int | None = None) -> None:
     try:
         ext = check_figure_path(path)
         with plt.rc_context(st.rc), atomic_path(path, suffix="." + ext) as tmp:
-            fig.savefig(tmp, dpi=dpi or st.dpi, bbox_inches="tight" if st.tight else None, format=ext)
+            fig.savefig(tmp, dpi=dpi or st.dpi, bbox_inches="tight" if st.tight else None, format=ext,
+                        **_signature(ext))
     finally:
         plt.close(fig)
 

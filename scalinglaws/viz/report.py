@@ -382,10 +382,13 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
                      "" if e.comparable else "not comparable"])
     cmp_sec.blocks.append(("table", ["law", "runs", "free parameters", "objective", "AIC", "BIC",
                                      "held-out mean |error|", "note"], rows))
-    cmp_sec.blocks.append(("table", ["measure", "winner"], [[m, w or "-"] for m, w in comp.winners.items()]))
+    cmp_sec.blocks.append(("table", ["measure", "winner", "why"],
+                           [[m, comp.label(m), comp.verdicts.get(m, "")] for m in comp.winners]))
     cmp_sec.blocks.append(("p", "AIC and BIC use the Gaussian form with 2 x the summed robust objective in place of "
                                 "the residual sum of squares: exact for --loss mse, a pseudo-likelihood for Huber. "
-                                "Lower is better; treat differences of a few units as a tie."))
+                                "Lower is better; a measure names no winner (a tie) where the best law leads by "
+                                "at most 2 units of AIC or BIC, 1e-6 of the objective, or one run's noise of "
+                                "held-out error, or where a held-out check cannot tell (docs/trust.md)."))
     if comp.notes:
         cmp_sec.blocks.append(("ul", comp.notes))
     sections.append(cmp_sec)
