@@ -173,7 +173,8 @@ def _made_by_us(path: str, kind: str) -> bool:
 def guard_overwrite(path: str | None, flag: str, kind: str, force: bool) -> None:
     """Refuse to write over an existing file (or report folder) this command did not make, unless ``--force``.
 
-    The commands write over their own outputs only: a fit.json, a figure matplotlib drew, a table
+    The commands write over their own outputs only: a fit.json, a figure carrying the toolkit's signature in
+    its metadata (``scalinglaws.viz.plotting.SIGNATURE``), a table
     of predictions (a ``*_pred`` column), a report folder; anything else needs ``--force``.
     """
     import os

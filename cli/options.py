@@ -88,7 +88,7 @@ def make_options(values: dict):
     values = dict(values)
     if values.get("delta") is None:
         values.pop("delta", None)          # the library's default
-    elif values.get("loss", defaults.LOSS) != "huber":
+    elif values.get("loss", defaults.LOSS) == "mse":    # (a loss of another name is refused as such)
         raise OptionError("delta", f"is the Huber loss's threshold; --loss {values['loss']} has none")
     if "fix" in values:
         values["fix"] = parse_assignments(values["fix"], "fix")

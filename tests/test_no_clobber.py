@@ -119,16 +119,16 @@ def test_a_fit_file_of_an_unknown_law_names_the_file(cli, tmp_path):
 def test_predict_grid_writes_csv_or_typed_parquet_only(cli, tmp_path):
     import pandas as pd
     grid = tmp_path / "grid.csv"
-    grid.write_text("N,D,note\n1B,1.4T,a\n7B,2T,\n")
+    grid.write_text("N,D,note,id\n1B,1.4T,a,007\n7B,2T,,1e3\n")
     code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.json"))
     assert code == 2 and "--out" in err and ".parquet" in err and ".tsv" in err and not (tmp_path / "p.json").exists()
     code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.parquet"))
     assert code == 0, err
     d = pd.read_parquet(tmp_path / "p.parquet")
     assert d["N"].tolist() == [1e9, 7e9] and d["D"].tolist() == [1.4e12, 2e12]   # numbers, not "1B"
-    assert d["note"].tolist()[0] == "a"
+    assert d["note"].tolist()[0] == "a" and d["id"].tolist() == ["007", "1e3"]   # not a run column: as given
     code, _, err = cli("predict", "besiroglu2024", "--grid", str(grid), "--out", str(tmp_path / "p.csv"))
-    assert code == 0 and (tmp_path / "p.csv").read_text().splitlines()[1].startswith("1B,1.4T,a,")  # cells kept
+    assert code == 0 and (tmp_path / "p.csv").read_text().splitlines()[1].startswith("1B,1.4T,a,007,")  # kept
 
 
 def test_predict_notes_a_flag_the_prediction_does_not_depend_on(cli):

@@ -141,3 +141,16 @@ def test_a_measure_names_a_winner_only_beyond_its_stated_margin():
     w, _, v = _winners([_entry("chinchilla", 1.0, 10.0, mae=0.01),
                         _entry("kaplan", 2.0, 20.0, mae=0.5, outcome="INCONCLUSIVE")])
     assert w["heldout_mean_abs_error"] is None and v["heldout_mean_abs_error"].startswith("cannot tell")
+
+
+def test_aic_and_bic_cannot_tell_for_a_law_fitted_to_too_few_runs():
+    from scalinglaws.trust.compare import _winners
+    a, b = _entry("chinchilla", 1.0, 10.0), _entry("kaplan", 2.0, 40.0)
+    b.fit.params = {k: 1.0 for k in "abcd"}
+    a.fit.n_runs = b.fit.n_runs = 6        # 6 runs for kaplan's 4 free parameters: fewer than 4 + 3
+    w, _, v = _winners([a, b])
+    assert w["aic"] is None and w["bic"] is None
+    assert v["aic"].startswith("cannot tell: kaplan has fewer runs than free parameters + 3")
+    a.fit.n_runs = b.fit.n_runs = 7        # 4 + 3: the criterion speaks (30 units apart)
+    w, _, v = _winners([a, b])
+    assert w["aic"] == "chinchilla" and "(ties: within 2)" in v["aic"]

@@ -1,6 +1,7 @@
 """figures and report: every figure is an image, the HTML page is self-contained and renders."""
 
 import base64
+import os
 import io
 import re
 import shutil
@@ -224,3 +225,17 @@ def test_report_with_bootstrap_intervals(tmp_path):
         decode_png(base64.b64decode(b64))
     assert len(out["figures"]) >= 5
 
+
+
+def test_a_report_written_again_with_fewer_laws_leaves_no_stale_figures(tmp_path):
+    runs_csv = tmp_path / "runs.csv"
+    chen_table().to_csv(runs_csv, index=False)
+    folder = tmp_path / "rep"
+    first = write_report(str(runs_csv), "chinchilla,chen-qat", folder, **FIT)
+    mine = folder / "figures" / "my-notes.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n not one of ours")
+    second = write_report(str(runs_csv), "chinchilla", folder, **FIT)
+    left = {p.name for p in (folder / "figures").iterdir()}
+    drawn = {os.path.basename(p) for p in second["figures"]}
+    assert left == drawn | {"my-notes.png"}                     # the earlier chen-qat figures are gone
+    assert any("chen" in os.path.basename(p) for p in first["figures"]) and not any("chen" in n for n in drawn)

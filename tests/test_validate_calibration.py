@@ -90,18 +90,26 @@ def test_count_tail_counts_runs_that_share_one_error_together():
     from scalinglaws.trust.validate import binomial_tail, count_tail
     # three runs that share one error (each draw shifts all three alike), no noise of their own: they are
     # outside together, so P(3 outside) is the share of draws beyond the half-width, not p^3
-    u = np.linspace(-3, 3, 601)
+    u = np.linspace(-3, 3, 600)   # (no draw exactly on the limit)
     draws = np.repeat(u[:, None], 3, axis=1)
     half = np.full(3, 1.96)
-    p = count_tail(3, draws, np.zeros(3), half, noise=0.0, dof=10)
-    assert p == pytest.approx(np.mean(np.abs(u) > 1.96), abs=1e-12)
+    p = count_tail(3, draws, np.zeros(3), half, noise=0.0, dof=10 ** 9)   # the noise level known
+    assert p == pytest.approx(np.mean(np.abs(u) > 1.96), abs=1e-3)
     assert p > 100 * binomial_tail(3, 3, 0.05)
+    # the noise level estimated with 4 degrees of freedom: each simulation scales the shared error by
+    # f = sqrt(4 / chi2_4), so a draw u is outside where f > 1.96 / |u|: P = mean_u chi2_4.cdf(4 u^2 / 1.96^2)
+    from scipy.stats import chi2
+    p4 = count_tail(3, draws, np.zeros(3), half, noise=0.0, dof=4, per=400)
+    assert p4 == pytest.approx(np.mean(chi2.cdf(4 * u ** 2 / 1.96 ** 2, 4)), abs=0.01)
+    assert p4 > p
     # runs with independent noise only (no shared error; the noise scale known: many degrees of freedom):
     # the binomial tail with p = 2 (1 - Phi(half)), to Monte-Carlo accuracy
     q = 2 * (1 - NormalDist().cdf(1.5))
     p = count_tail(2, np.zeros((400, 4)), np.zeros(4), np.full(4, 1.5), noise=1.0, dof=10 ** 8, seed=3)
     assert p == pytest.approx(binomial_tail(2, 4, q), abs=0.01)
     assert count_tail(0, draws, np.zeros(3), half, noise=0.0, dof=10) == 1.0
+    with pytest.raises(ValueError, match="no refit"):
+        count_tail(1, np.full((5, 3), np.nan), np.zeros(3), half, noise=1.0, dof=10)
 
 
 def test_a_fit_its_profile_does_not_pin_down_is_inconclusive_not_fail():
@@ -145,3 +153,31 @@ def test_a_pass_says_what_it_could_have_caught_and_noise_makes_it_weaker():
     # six times the noise: a PASS that could only catch a shift several times larger
     assert noisy.detectable > 3 * quiet.detectable > 0
     assert quiet.to_dict()["detectable_shift"] == quiet.detectable
+
+
+def test_shifting_the_held_out_runs_by_the_detectable_shift_fails_and_by_less_does_not():
+    runs = calibration.table(0, False)
+    v = holdout(runs, "chinchilla", "N >= 1e9", starts=64)
+    assert v.outcome == "PASS" and v.detectable > 0
+    big = runs["N"] >= 1e9
+    outcomes = {}
+    for factor in (0.98, 1.02):
+        for sign in (1, -1):
+            t = runs.copy()
+            t.loc[big, "loss"] *= np.exp(sign * factor * np.log1p(v.detectable))
+            outcomes[factor, sign] = holdout(t, "chinchilla", "N >= 1e9", starts=64).outcome
+    assert outcomes[1.02, 1] == outcomes[1.02, -1] == "FAIL"        # beyond it: FAIL either way
+    assert "PASS" in (outcomes[0.98, 1], outcomes[0.98, -1])        # within it: one way still passes
+
+
+def test_refits_without_a_finite_prediction_do_not_turn_runs_outside_into_a_pass(monkeypatch):
+    from scalinglaws.trust import bootstrap as bs
+    real = bs.sample_predictions
+
+    def broken(result, table):
+        out = real(result, table)
+        out[np.arange(len(out)), np.arange(len(out)) % out.shape[1]] = np.inf   # every refit has one inf
+        return out
+    monkeypatch.setattr(bs, "sample_predictions", broken)
+    v = holdout(calibration.table(1000, True), "chinchilla", "N >= 1e9", starts=64)   # a bent table
+    assert v.outcome == "FAIL" and np.isfinite(v.p_count) and v.p_count < 0.01

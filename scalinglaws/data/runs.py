@@ -239,10 +239,13 @@ def _cell_values(series: pd.Series) -> list:
 
 
 def typed_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` whose text columns of numbers (suffixes allowed: ``1B``; empty cells allowed) are
-    floats, for a typed format such as Parquet; other columns as they are."""
+    """A copy of ``df`` whose run-table columns (canonical names and their aliases) written as text numbers
+    (suffixes allowed: ``1B``; empty cells allowed) are floats, for a typed format such as Parquet; every
+    other column as it is (an identifier such as ``007`` stays text)."""
     out = df.copy()
     for c in out.columns:
+        if canonical_name(str(c)) is None:
+            continue
         if out[c].dtype != object and not pd.api.types.is_string_dtype(out[c]):
             continue
         cells = [None if str(v).strip() in ("", "NA", "nan", "NaN", "None", "null") else v for v in out[c]]

@@ -29,9 +29,12 @@ Ties: when the data cannot tell
 A measure names a winner only when the best law beats the next by more than a stated margin;
 otherwise it says the two tie (``winners[measure]`` is None and ``verdicts[measure]`` says why):
 
-* AIC, BIC: a difference of at most :data:`TIE_IC` (2) units.  Burnham and Anderson's rule
+* AIC, BIC: a difference of at most :data:`TIE_IC` (2) units.  For AIC, Burnham and Anderson's rule
   (*Model Selection and Multimodel Inference*, 2002): within 2 units both models keep substantial
-  support.
+  support; for BIC, Kass and Raftery's (*Bayes Factors*, 1995): a difference under 2 is "not worth more
+  than a bare mention".  Neither says anything where a law has fewer than its free parameters + 3 runs
+  (the held-out check's margin): its likelihood is then a near-interpolation, and the measure says
+  "cannot tell".
 * objective: a relative difference of at most :data:`TIE_OBJECTIVE` (1e-6), the fitter's own
   tolerance for "the same optimum" (two laws that are one law written twice end there).
 * held-out error: no winner when any law's held-out check is INCONCLUSIVE (its fitted runs cannot
@@ -60,7 +63,7 @@ from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError, ScalingLawsError
 from scalinglaws.laws import get_law
 from scalinglaws.fitting.problem import filtered_table
-from scalinglaws.trust.validate import LEVEL, Validation, _distinct, holdout as holdout_check
+from scalinglaws.trust.validate import LEVEL, MARGIN, Validation, _distinct, holdout as holdout_check
 
 #: measures a law can win, with the direction that wins
 MEASURES = {"objective": "lower", "aic": "lower", "bic": "lower", "heldout_mean_abs_error": "lower"}
@@ -187,10 +190,14 @@ def _verdict(m: str, cands: list, by_law: dict, space: str) -> tuple[str | None,
     (v0, best), (v1, second) = cands[0], cands[1]
     gap = v1 - v0
     if m in ("aic", "bic"):
+        few = [law for _, law in cands if by_law[law].fit.n_runs < by_law[law].n_free + MARGIN]
+        if few:
+            return None, (f"cannot tell: {', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer runs than "
+                          f"free parameters + {MARGIN}, where the criterion means nothing")
         if gap <= TIE_IC:
             return None, (f"tie: {best} and {second} are {gap:.3g} apart, within {TIE_IC:g} units: the data "
                           f"cannot tell them apart")
-        return best, f"{best}, {gap:.3g} below {second} (a tie within {TIE_IC:g})"
+        return best, f"{best}, {gap:.3g} below {second} (ties: within {TIE_IC:g})"
     if m == "objective":
         rel = gap / max(abs(v0), abs(v1), 1e-300)
         if rel <= TIE_OBJECTIVE:
@@ -199,8 +206,10 @@ def _verdict(m: str, cands: list, by_law: dict, space: str) -> tuple[str | None,
         return best, f"{best}, {rel:.3g} relative below {second}"
     unsure = [law for _, law in cands if by_law[law].heldout.outcome == "INCONCLUSIVE"]
     if unsure:
-        return None, (f"cannot tell: the held-out check of {', '.join(unsure)} is inconclusive (its fitted runs "
-                      f"cannot identify the law), so its held-out error says nothing")
+        one = len(unsure) == 1
+        return None, (f"cannot tell: the held-out check{'' if one else 's'} of {', '.join(unsure)} "
+                      f"{'is' if one else 'are'} inconclusive (the fitted runs cannot identify the law), so "
+                      f"{'its' if one else 'their'} held-out error says nothing")
     noise = max(_noise_in_target(by_law[best], space), _noise_in_target(by_law[second], space))
     if gap <= noise:
         return None, (f"tie: the mean held-out errors of {best} and {second} differ by {gap:.3g}, no more than "

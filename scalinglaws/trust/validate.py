@@ -23,20 +23,26 @@ single run, ``s = 1.4826 * median(|r|)`` over the in-sample residuals ``r`` in t
 space (log loss by default) without the ``p`` smallest (a robust fit with a small Huber
 delta passes through about ``p`` runs, one per free parameter): a median is not inflated
 by a few badly fitted runs, and it is floored at 1e-4 so that a noise-free fit does not
-turn rounding into failures.  With ``z`` the held-out run's error in units of its
-interval's standard deviation:
+turn rounding into failures.  The interval is ``prediction +- t sd`` with ``t`` Student's
+quantile for the ``n - p`` degrees of freedom of the residuals, as in a least-squares prediction
+interval (both parts of ``sd`` scale with the noise level the fitted runs estimate).  With ``z``
+the held-out run's error in units of ``sd``:
 
 * **INCONCLUSIVE** when the fitted part cannot identify the law: fewer than ``p +``
   :data:`MARGIN` runs, inputs collinear in log space, an input with one value, an
   unidentified direction of the parameters, or a parameter on a bound (the fit's own
-  warnings, :mod:`scalinglaws.fitting.identifiability`); the reason is given.
+  warnings, :mod:`scalinglaws.fitting.identifiability`), a parameter whose profile interval
+  (at the default level) is open or could not be computed, or a held-out run without a
+  finite prediction; the reason is given.
 * **FAIL** when the held-out runs fall outside their intervals more often than the level
-  allows -- the count outside is improbable at :data:`ALPHA` (1%) for a binomial with
-  rate ``1 - level`` -- or one run is so far out that it is improbable at ALPHA even
-  after a Bonferroni correction for the number of held-out runs (``|z| > z_(1 - ALPHA/(2m))``).
+  allows -- the count outside is improbable at :data:`ALPHA` (1%), its probability simulated
+  (:func:`null_counts`: the held-out runs share the fitted parameters' error and the noise
+  level's) -- or one run is so far out that it is improbable at ALPHA even after a Bonferroni
+  correction for the number of held-out runs (``|z| > t_(1 - ALPHA/(2m))``).
   The runs outside are listed, with how far out they are.
 * **PASS** otherwise: the held-out runs sit inside their intervals about as often as the
-  level says.
+  level says; it gives the smallest shift of every held-out run the rule would have FAILed
+  (:func:`detectable_shift`), which says how much such a PASS means.
 
 The mean error against the in-sample residual scale (``ratio``) is still reported, as
 information: a few badly fitted in-sample runs inflate it, so it decides nothing.
@@ -147,15 +153,21 @@ def null_counts(draws: np.ndarray, centre: np.ndarray, half: np.ndarray, noise: 
                 seed: int = 0, per: int = DRAWS) -> np.ndarray:
     """How many held-out runs fall outside their intervals ``centre +- half`` in each of ``per`` seeded
     simulations per bootstrap refit, where every run's truth is that refit's prediction (a row of
-    ``draws``, fitted space) and its observation adds independent Gaussian noise whose sd is the
-    estimated ``noise`` as it may really be, given that it was estimated with ``dof`` degrees of
-    freedom: one ``noise * sqrt(dof / chi2_dof)`` per simulation, shared by its runs."""
+    ``draws``, fitted space) and its observation adds independent Gaussian noise of sd ``noise``; both
+    scaled by the noise level as it may really be, given that it was estimated with ``dof`` degrees of
+    freedom (one factor ``sqrt(dof / chi2_dof)`` per simulation, shared by its runs, on the refit's
+    departure from ``centre`` and on the noise: both scale with the noise level)."""
     m = centre.size
     draws = draws[np.isfinite(draws).all(axis=1)]
     rng = np.random.default_rng([int(seed), 2])
-    sigma = noise * np.sqrt(dof / rng.chisquare(dof, (draws.shape[0], per, 1)))
-    sim = draws[:, None, :] + sigma * rng.standard_normal((draws.shape[0], per, m))
-    return (np.abs(sim - centre) > half).sum(axis=-1).reshape(-1)
+    out = []
+    step = max(1, 2_000_000 // max(1, per * m))    # refits per chunk: arrays of at most ~16 MB
+    for i in range(0, draws.shape[0], step):
+        d = draws[i:i + step]
+        f = np.sqrt(dof / rng.chisquare(dof, (d.shape[0], per, 1)))   # the noise level as it may really be
+        sim = centre + (d[:, None, :] - centre) * f + noise * f * rng.standard_normal((d.shape[0], per, m))
+        out.append((np.abs(sim - centre) > half).sum(axis=-1).reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0, int)
 
 
 def count_tail(k: int, draws: np.ndarray, centre: np.ndarray, half: np.ndarray, noise: float, dof: int,
@@ -168,23 +180,34 @@ def count_tail(k: int, draws: np.ndarray, centre: np.ndarray, half: np.ndarray, 
     inside together far more often than a binomial says (which made the true law FAIL on small tables)."""
     if k <= 0:
         return 1.0
-    return float((null_counts(draws, centre, half, noise, dof, seed, per) >= k).mean())
+    counts = null_counts(draws, centre, half, noise, dof, seed, per)
+    if not counts.size:
+        raise ValueError("no refit has a finite prediction for every held-out run: nothing to simulate")
+    return float((counts >= k).mean())
 
 
-def detectable_shift(z: np.ndarray, sd: np.ndarray, q: float, count_fails: Callable[[int], bool],
-                     z_limit: float) -> float:
+def detectable_shift(z: np.ndarray, sd: np.ndarray, q, count_fails: Callable[[int], bool], z_limit,
+                     max_doublings: int = 200) -> float | None:
     """The smallest shift (fitted space) of every held-out observation, up or down whichever needs more,
-    that the rule would FAIL: a measure of what a PASS could have caught.  ``count_fails(k)``: whether
-    k runs outside fail the count test; ``z_limit``: the Bonferroni limit on the farthest run."""
+    that the rule would FAIL: a measure of what a PASS could have caught.  ``q``: each run's interval
+    half-width in sd; ``count_fails(k)``: whether k runs outside fail the count test; ``z_limit``: each run's
+    Bonferroni limit.  None where no shift within ``2**max_doublings`` sd would fail (or sd is not finite)."""
+    if not (np.isfinite(z).all() and np.isfinite(sd).all() and (sd > 0).all()):
+        return None
+
     def fails(shift):
-        zs = z + shift / sd
-        return bool(np.nanmax(np.abs(zs)) > z_limit or count_fails(int((np.abs(zs) > q).sum())))
+        zs = np.abs(z + shift / sd)
+        return bool((zs > z_limit).any() or count_fails(int((zs > q).sum())))
 
     out = 0.0
     for sign in (1.0, -1.0):
-        hi = float(np.nanmax(sd)) or 1e-12
-        while not fails(sign * hi):
+        hi = float(np.max(sd))
+        for _ in range(max_doublings):
+            if fails(sign * hi):
+                break
             hi *= 2.0
+        else:
+            return None
         lo = 0.0
         for _ in range(40):
             mid = 0.5 * (lo + hi)
@@ -315,32 +338,51 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
         reasons.insert(0, f"{len(fitted)} runs for {n_free} free parameters (fewer than {n_free} + {MARGIN})")
     if not reasons:
         # a parameter the fitted runs leave free to slide (an open profile interval) makes the bootstrap's
-        # intervals, whose refits start at the optimum and stay near it, too narrow to judge by
+        # intervals, whose refits start at the optimum and stay near it, too narrow to judge by (at the default
+        # level whatever the check's: a looser level would pin more)
         with np.errstate(all="ignore"):
-            reasons = [w["message"] for w in profile_warnings(law, profile(result, train, level=level, problem=prob))]
+            prof = profile(result, train, level=defaults.LEVEL, problem=prob)
+        reasons = [w["message"] for w in profile_warnings(law, prof)]
+        unknown = sorted({iv["reason"] for iv in prof["params"].values() if iv.get("reason")})
+        reasons += [f"the profile intervals that would say whether the runs pin the law down could not be "
+                    f"computed: {r}" for r in unknown]
     with np.errstate(all="ignore"):
         # (the spread of the predictions only: no path probe, which would cost a third more refits)
         boot = bootstrap(result, train, RESAMPLES, seed=seed, n_jobs=1, probe=0)
         samples = sample_predictions(boot, table) if boot.bootstrap.get("samples") else np.empty((0, len(table)))
         tf = np.log if log_space else (lambda v: v)
         centre, y = tf(pred), tf(obs)
-        spread = np.nanvar(tf(samples), axis=0) if samples.shape[0] >= 2 else np.zeros(len(table))
+        draws = tf(samples)
+        draws = draws[np.isfinite(draws).all(axis=1)]     # refits with a prediction for every held-out run
+        spread = np.var(draws, axis=0) if draws.shape[0] >= 2 else np.zeros(len(table))
         sd = np.sqrt(spread + noise ** 2)
         z = (y - centre) / sd
-    dof = max(len(fitted) - n_free, 1)   # of the noise estimate: the intervals take Student's t quantile
-    q = float(student_t.ppf(0.5 + level / 2, dof))
+    m = len(table)
+    bad = ~(np.isfinite(z) & np.isfinite(sd) & (sd > 0))
+    if bad.any() and not reasons:
+        rows = ", ".join(str(i) for i in table.index[bad][:6])
+        reasons.append(f"no finite prediction or interval for {int(bad.sum())} of the {m} held-out runs (rows "
+                       f"{rows}): the law cannot score them")
+    # Student's t with the n - p degrees of freedom of the residuals, for the whole interval: as in a least-
+    # squares prediction interval, both its parts (the parameters' spread and one run's noise) scale with the
+    # noise level, which the fitted runs estimate with n - p degrees of freedom (the robust scale taken as
+    # such an estimate).  t for the noise part alone (Welch-Satterthwaite) made the true law FAIL on 9-run
+    # tables: the bootstrap's spread is as uncertain as the noise scale
+    dof = max(len(fitted) - n_free, 1)
+    nu = np.full(m, float(dof))
+    q = student_t.ppf(0.5 + level / 2, nu)
     lo, hi = centre - q * sd, centre + q * sd
     low, high = (np.exp(lo), np.exp(hi)) if log_space else (lo, hi)
     outside = ~(np.abs(z) <= q)
-    m = len(table)
-    if samples.shape[0] >= 2:
-        counts = null_counts(tf(samples), centre, q * sd, noise, dof, seed)
+    if draws.shape[0] >= 2:
+        counts = null_counts(draws, centre, q * sd, noise, dof, seed)
         tail = lambda k: 1.0 if k <= 0 else float((counts >= k).mean())  # noqa: E731
     else:  # no refit converged: nothing to say how the runs' errors go together
         tail = lambda k: binomial_tail(k, m, 1 - level)  # noqa: E731
     p_count = tail(int(outside.sum()))
-    zmax = float(np.nanmax(np.abs(z))) if m else 0.0
-    p_extreme = min(1.0, m * 2 * float(student_t.sf(zmax, dof)))
+    z_limit = student_t.isf(ALPHA / (2 * m), nu)      # the Bonferroni limit of each run
+    with np.errstate(all="ignore"):
+        p_extreme = min(1.0, float(np.nanmin(m * 2 * student_t.sf(np.abs(z), nu)))) if not bad.all() else 1.0
     if reasons:
         outcome = "INCONCLUSIVE"
     elif p_count < ALPHA or p_extreme < ALPHA:
@@ -348,9 +390,9 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     else:
         outcome = "PASS"
     shift = None  # what this PASS could have caught
-    if outcome == "PASS" and np.isfinite(z).all():
-        shift = detectable_shift(z, sd, q, lambda k: tail(k) < ALPHA, float(student_t.isf(ALPHA / (2 * m), dof)))
-        shift = float(np.expm1(shift)) if log_space else shift
+    if outcome == "PASS":
+        shift = detectable_shift(z, sd, q, lambda k: tail(k) < ALPHA, z_limit)
+        shift = None if shift is None else float(np.expm1(shift)) if log_space else shift
     cols = [c for c in ("N", "D") + tuple(law.required_columns()) + tuple(law.optional_columns)
             if c in table.columns]
     cols = list(dict.fromkeys(cols))

@@ -370,7 +370,7 @@ def figure_png(fig, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     try:
         with plt.rc_context(P.style_of(fig).rc):
-            fig.savefig(buf, format="png", dpi=dpi)  # the figures use constrained layout
+            fig.savefig(buf, format="png", dpi=dpi, **P._signature("png"))  # the figures use constrained layout
     finally:
         plt.close(fig)
     return buf.getvalue()

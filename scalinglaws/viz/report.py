@@ -171,6 +171,24 @@ def render_html(title: str, sections: list[Section]) -> str:
     return "".join(parts)
 
 
+def _remove_stale_figures(fig_dir: str, keep: list[str]) -> None:
+    """Remove the figures an earlier report drew into ``fig_dir`` that this one did not (PNG files carrying the
+    toolkit's signature only: a file of anyone else's stays)."""
+    from scalinglaws.viz.plotting import SIGNATURE
+    keep_set = {os.path.abspath(p) for p in keep}
+    for name in os.listdir(fig_dir):
+        path = os.path.join(fig_dir, name)
+        if not name.endswith(".png") or os.path.abspath(path) in keep_set or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as fh:
+                ours = SIGNATURE.encode() in fh.read(1 << 16)
+            if ours:
+                os.remove(path)
+        except OSError:
+            pass   # a figure that cannot be read or removed is left as it is
+
+
 def render_markdown(title: str, sections: list[Section], figure_dir: str = "figures") -> str:
     out = [f"# {title}", ""]
     for sec in sections:
@@ -437,5 +455,6 @@ def write_report(runs, laws, out_dir: str | os.PathLike, *, flops: float | None 
     html_path, md_path = os.path.join(out_dir, "report.html"), os.path.join(out_dir, "report.md")
     write_atomic(html_path, render_html(title, sections))
     write_atomic(md_path, render_markdown(title, sections))
+    _remove_stale_figures(fig_dir, paths)
     return {"html": html_path, "markdown": md_path, "figures": paths, "comparison": comp.to_dict(),
             "planners": answers, "bootstrap": bootstrap}
