@@ -153,10 +153,9 @@ def _made_by_us(path: str, kind: str) -> bool:
             from scalinglaws.fitting.result import load_fit
             load_fit(path)
             return True
-        if kind == "figure":  # (a PDF keeps its metadata at the end: the whole file, figures are small)
-            from scalinglaws.viz.plotting import SIGNATURE
-            with open(path, "rb") as fh:
-                return SIGNATURE.encode() in fh.read(1 << 23)
+        if kind == "figure":
+            from scalinglaws.viz.plotting import is_our_figure
+            return is_our_figure(path)
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
         if kind == "table":

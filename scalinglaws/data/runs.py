@@ -248,11 +248,10 @@ def typed_columns(df: pd.DataFrame) -> pd.DataFrame:
             continue
         if out[c].dtype != object and not pd.api.types.is_string_dtype(out[c]):
             continue
-        cells = [None if str(v).strip() in ("", "NA", "nan", "NaN", "None", "null") else v for v in out[c]]
-        values = [np.nan if v is None else v for v in _cell_values(pd.Series([v for v in cells if v is not None]))]
-        if all(isinstance(v, float) for v in values):
-            it = iter(values)
-            out[c] = [np.nan if v is None else next(it) for v in cells]
+        try:
+            out[c] = _to_number(out[c], "", str(c), None)   # empty cells: NaN
+        except InputError:
+            continue                                      # a cell that is not a number: the column as given
     return out
 
 

@@ -127,12 +127,14 @@ def profile(result: FitResult, runs, *, level: float = defaults.LEVEL, mapping=N
     return out
 
 
-def _refit(prob: Problem, start: np.ndarray, j: int) -> tuple[np.ndarray, float]:
+def _refit(prob: Problem, starts: np.ndarray, j: int, **options) -> tuple[np.ndarray, float]:
+    """The best refit from ``starts`` (one point or several) with theta_j held at their value: (point,
+    objective; not finite where no start gave a finite objective)."""
     free = prob.free.copy()
     free[j] = False
-    res = minimize_multistart(prob.model, prob.y, start[None], prob.lower, prob.upper, prob.loss, free=free,
-                              newton=True)
-    return res.xs[0], float(res.funs[0])
+    res = minimize_multistart(prob.model, prob.y, np.atleast_2d(starts), prob.lower, prob.upper, prob.loss,
+                              free=free, **options)
+    return res.x, float(res.fun)
 
 
 def _recheck(prob: Problem, x_t: np.ndarray, j: int) -> tuple[np.ndarray, float]:
@@ -142,11 +144,7 @@ def _recheck(prob: Problem, x_t: np.ndarray, j: int) -> tuple[np.ndarray, float]
     pick = np.random.default_rng(j).choice(len(grid), min(CHECK_STARTS, len(grid)), replace=False)
     starts = np.vstack([x_t[None], prob.hold(grid[np.sort(pick)])])
     starts[:, j] = x_t[j]
-    free = prob.free.copy()
-    free[j] = False
-    res = minimize_multistart(prob.model, prob.y, starts, prob.lower, prob.upper, prob.loss, free=free,
-                              min_keep=CHECK_KEEP)
-    return res.x, float(res.fun)
+    return _refit(prob, starts, j, min_keep=CHECK_KEEP)
 
 
 def _walk(prob, x0, F0, delta, j, side, h):
@@ -167,7 +165,7 @@ def _walk(prob, x0, F0, delta, j, side, h):
             t = bound
         start = x_in.copy()
         start[j] = t
-        x_t, F_t = _refit(prob, start, j)
+        x_t, F_t = _refit(prob, start, j, newton=True)
         if not np.isfinite(F_t):
             return t_in, "failed", x_in
         if F_t - F0 > delta:            # the walk's refit may have stopped at a local optimum: look wider
@@ -180,7 +178,7 @@ def _walk(prob, x0, F0, delta, j, side, h):
                 m = 0.5 * (a + b)
                 s = xa.copy()
                 s[j] = m
-                x_m, F_m = _refit(prob, s, j)
+                x_m, F_m = _refit(prob, s, j, newton=True)
                 if F_m - F0 > delta:
                     b = m
                 else:

@@ -178,20 +178,23 @@ def count_tail(k: int, draws: np.ndarray, centre: np.ndarray, half: np.ndarray, 
     The held-out runs share the error of the fitted parameters and of the noise estimate, so their chances of
     falling outside are not independent: three runs at one extrapolated model size are all outside or all
     inside together far more often than a binomial says (which made the true law FAIL on small tables)."""
-    if k <= 0:
-        return 1.0
     counts = null_counts(draws, centre, half, noise, dof, seed, per)
     if not counts.size:
         raise ValueError("no refit has a finite prediction for every held-out run: nothing to simulate")
-    return float((counts >= k).mean())
+    return _share_at_least(counts, k)
 
 
-def detectable_shift(z: np.ndarray, sd: np.ndarray, q, count_fails: Callable[[int], bool], z_limit,
-                     max_doublings: int = 200) -> float | None:
+def _share_at_least(counts: np.ndarray, k: int) -> float:
+    """The share of simulated ``counts`` that reach ``k`` (1 for k <= 0)."""
+    return 1.0 if k <= 0 else float((counts >= k).mean())
+
+
+def detectable_shift(z: np.ndarray, sd: np.ndarray, q: float, count_fails: Callable[[int], bool],
+                     z_limit: float, max_doublings: int = 200) -> float | None:
     """The smallest shift (fitted space) of every held-out observation, up or down whichever needs more,
-    that the rule would FAIL: a measure of what a PASS could have caught.  ``q``: each run's interval
-    half-width in sd; ``count_fails(k)``: whether k runs outside fail the count test; ``z_limit``: each run's
-    Bonferroni limit.  None where no shift within ``2**max_doublings`` sd would fail (or sd is not finite)."""
+    that the rule would FAIL: a measure of what a PASS could have caught.  ``q``: the interval's half-width
+    in sd; ``count_fails(k)``: whether k runs outside fail the count test; ``z_limit``: the Bonferroni
+    limit.  None where no shift within ``2**max_doublings`` sd would fail (or sd is not finite)."""
     if not (np.isfinite(z).all() and np.isfinite(sd).all() and (sd > 0).all()):
         return None
 
@@ -369,20 +372,19 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     # such an estimate).  t for the noise part alone (Welch-Satterthwaite) made the true law FAIL on 9-run
     # tables: the bootstrap's spread is as uncertain as the noise scale
     dof = max(len(fitted) - n_free, 1)
-    nu = np.full(m, float(dof))
-    q = student_t.ppf(0.5 + level / 2, nu)
+    q = float(student_t.ppf(0.5 + level / 2, dof))
     lo, hi = centre - q * sd, centre + q * sd
     low, high = (np.exp(lo), np.exp(hi)) if log_space else (lo, hi)
     outside = ~(np.abs(z) <= q)
     if draws.shape[0] >= 2:
         counts = null_counts(draws, centre, q * sd, noise, dof, seed)
-        tail = lambda k: 1.0 if k <= 0 else float((counts >= k).mean())  # noqa: E731
+        tail = lambda k: _share_at_least(counts, k)  # noqa: E731
     else:  # no refit converged: nothing to say how the runs' errors go together
         tail = lambda k: binomial_tail(k, m, 1 - level)  # noqa: E731
     p_count = tail(int(outside.sum()))
-    z_limit = student_t.isf(ALPHA / (2 * m), nu)      # the Bonferroni limit of each run
+    z_limit = float(student_t.isf(ALPHA / (2 * m), dof))      # the Bonferroni limit
     with np.errstate(all="ignore"):
-        p_extreme = min(1.0, float(np.nanmin(m * 2 * student_t.sf(np.abs(z), nu)))) if not bad.all() else 1.0
+        p_extreme = min(1.0, m * 2 * float(student_t.sf(np.nanmax(np.abs(z)), dof))) if not bad.all() else 1.0
     if reasons:
         outcome = "INCONCLUSIVE"
     elif p_count < ALPHA or p_extreme < ALPHA:

@@ -142,6 +142,16 @@ def check_figure_path(path: str | os.PathLike) -> str:
 SIGNATURE = "Made by scalinglaws"
 
 
+def is_our_figure(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` carries :data:`SIGNATURE` (a PDF keeps its metadata at the end: the whole
+    file is read, up to 8 MB; figures are small)."""
+    try:
+        with open(path, "rb") as fh:
+            return SIGNATURE.encode() in fh.read(1 << 23)
+    except OSError:
+        return False
+
+
 def _signature(ext: str) -> dict:
     """savefig arguments that put :data:`SIGNATURE` into a file of format ``ext``."""
     import matplotlib

@@ -174,19 +174,17 @@ def render_html(title: str, sections: list[Section]) -> str:
 def _remove_stale_figures(fig_dir: str, keep: list[str]) -> None:
     """Remove the figures an earlier report drew into ``fig_dir`` that this one did not (PNG files carrying the
     toolkit's signature only: a file of anyone else's stays)."""
-    from scalinglaws.viz.plotting import SIGNATURE
+    from scalinglaws.viz.plotting import is_our_figure
     keep_set = {os.path.abspath(p) for p in keep}
     for name in os.listdir(fig_dir):
         path = os.path.join(fig_dir, name)
         if not name.endswith(".png") or os.path.abspath(path) in keep_set or not os.path.isfile(path):
             continue
-        try:
-            with open(path, "rb") as fh:
-                ours = SIGNATURE.encode() in fh.read(1 << 16)
-            if ours:
+        if is_our_figure(path):
+            try:
                 os.remove(path)
-        except OSError:
-            pass   # a figure that cannot be read or removed is left as it is
+            except OSError:
+                pass   # a figure that cannot be removed is left as it is
 
 
 def render_markdown(title: str, sections: list[Section], figure_dir: str = "figures") -> str:
