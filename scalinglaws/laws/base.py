@@ -411,6 +411,13 @@ class Law:
         """The observed target of each run."""
         return np.asarray(as_columns(runs)[self.target], dtype=float)
 
+    def resolution(self, runs) -> np.ndarray | None:
+        """How far off each run's observed target may be beyond the runs' own noise, as a standard deviation
+        in log space, where the target is only known to a resolution (the best of a few points of a sweep: the
+        true best may sit anywhere up to the next point); None (the default): the target is measured.
+        ``validate`` widens each held-out run's interval by it (``runs`` as :meth:`prepare` returns them)."""
+        return None
+
     # ------------------------------------------- parameters that depend on the data
     def specialize(self, runs) -> "Law":
         """The law to fit on ``runs`` (default: ``self``).

@@ -34,11 +34,12 @@ the held-out run's error in units of ``sd``:
   warnings, :mod:`scalinglaws.fitting.identifiability`), a parameter whose profile interval
   (at the default level) is open or could not be computed, or a held-out run without a
   finite prediction; the reason is given.
-* **FAIL** when the held-out runs fall outside their intervals more often than the level
-  allows -- the count outside is improbable at :data:`ALPHA` (1%), its probability simulated
-  (:func:`null_counts`: the held-out runs share the fitted parameters' error and the noise
-  level's) -- or one run is so far out that it is improbable at ALPHA even after a Bonferroni
-  correction for the number of held-out runs (``|z| > t_(1 - ALPHA/(2m))``).
+* **FAIL** when any of three tests, each at :data:`ALPHA` (1%), says the held-out runs do not
+  follow the fit: the count outside their intervals is improbable, or their mean error (in units
+  of their intervals) is -- they lie on one side of their predictions together, as where a slope
+  bends -- both probabilities simulated (:func:`null_stats`: the held-out runs share the fitted
+  parameters' error and the noise level's); or one run is so far out that it is improbable even
+  after a Bonferroni correction for the number of held-out runs (``|z| > t_(1 - ALPHA/(2m))``).
   The runs outside are listed, with how far out they are.
 * **PASS** otherwise: the held-out runs sit inside their intervals about as often as the
   level says; it gives the smallest shift of every held-out run the rule would have FAILed
@@ -72,7 +73,8 @@ from scalinglaws.fitting.problem import filtered_table
 
 #: the level of the prediction intervals behind a verdict
 LEVEL = defaults.LEVEL
-#: significance of the FAIL tests (count outside; the most extreme run, Bonferroni-corrected)
+#: significance of each FAIL test (the count outside; the mean error, one side; the most extreme run,
+#: Bonferroni-corrected): a law that holds FAILs on at most about three times this
 ALPHA = 0.01
 #: a check is inconclusive when the fitted part has fewer than free parameters + MARGIN runs
 MARGIN = 3
@@ -82,8 +84,9 @@ RESAMPLES = 200
 INCONCLUSIVE_CODES = ("underdetermined", "collinear_inputs", "one_value", "unidentified", "on_bound")
 #: the rule, in one line (printed under every validation table)
 RULE = (f"rule: FAIL when more held-out runs fall outside their {{level:.0%}} prediction intervals than is "
-        f"plausible at {ALPHA:.0%} (the runs share the parameters' error: simulated from the bootstrap refits), or "
-        f"one is beyond the Bonferroni {ALPHA:.0%} limit; INCONCLUSIVE when the fitted runs cannot identify the law "
+        f"plausible at {ALPHA:.0%}, or they lie on one side of their predictions together more than is plausible at "
+        f"{ALPHA:.0%} (the runs share the parameters' error: both simulated from the bootstrap refits), or one is "
+        f"beyond the Bonferroni {ALPHA:.0%} limit; INCONCLUSIVE when the fitted runs cannot identify the law "
         f"(too few runs, a fit warning, or a parameter its profile does not pin down); PASS otherwise "
         f"(docs/trust.md)")
 #: noise draws per bootstrap refit in the simulated count of runs outside (:func:`count_tail`)
@@ -157,17 +160,32 @@ def null_counts(draws: np.ndarray, centre: np.ndarray, half: np.ndarray, noise: 
     scaled by the noise level as it may really be, given that it was estimated with ``dof`` degrees of
     freedom (one factor ``sqrt(dof / chi2_dof)`` per simulation, shared by its runs, on the refit's
     departure from ``centre`` and on the noise: both scale with the noise level)."""
+    return null_stats(draws, centre, half, noise, dof, seed, per)[0]
+
+
+def null_stats(draws: np.ndarray, centre: np.ndarray, half: np.ndarray, noise: float, dof: int,
+               seed: int = 0, per: int = DRAWS, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The simulations of :func:`null_counts`, two statistics of each: the count of runs outside their
+    intervals, and the mean of the runs' errors in units of their half-widths (``mean((sim - centre) /
+    half)``: near 0 when the runs scatter around their predictions, far from it when they lie on one side).
+    ``extra``: each run's further Gaussian error of known sd (the resolution of its observed target, not
+    estimated from the residuals, so not scaled by the noise level's uncertainty), or None."""
     m = centre.size
     draws = draws[np.isfinite(draws).all(axis=1)]
     rng = np.random.default_rng([int(seed), 2])
-    out = []
+    counts, means = [], []
     step = max(1, 2_000_000 // max(1, per * m))    # refits per chunk: arrays of at most ~16 MB
     for i in range(0, draws.shape[0], step):
         d = draws[i:i + step]
         f = np.sqrt(dof / rng.chisquare(dof, (d.shape[0], per, 1)))   # the noise level as it may really be
-        sim = centre + (d[:, None, :] - centre) * f + noise * f * rng.standard_normal((d.shape[0], per, m))
-        out.append((np.abs(sim - centre) > half).sum(axis=-1).reshape(-1))
-    return np.concatenate(out) if out else np.zeros(0, int)
+        sim = (d[:, None, :] - centre) * f + noise * f * rng.standard_normal((d.shape[0], per, m))
+        if extra is not None:
+            sim += extra * rng.standard_normal(sim.shape)
+        counts.append((np.abs(sim) > half).sum(axis=-1).reshape(-1))
+        means.append((sim / half).mean(axis=-1).reshape(-1))
+    if not counts:
+        return np.zeros(0, int), np.zeros(0)
+    return np.concatenate(counts), np.concatenate(means)
 
 
 def count_tail(k: int, draws: np.ndarray, centre: np.ndarray, half: np.ndarray, noise: float, dof: int,
@@ -190,17 +208,20 @@ def _share_at_least(counts: np.ndarray, k: int) -> float:
 
 
 def detectable_shift(z: np.ndarray, sd: np.ndarray, q: float, count_fails: Callable[[int], bool],
-                     z_limit: float, max_doublings: int = 200) -> float | None:
+                     z_limit: float, side_fails: Callable[[float], bool] | None = None,
+                     max_doublings: int = 200) -> float | None:
     """The smallest shift (fitted space) of every held-out observation, up or down whichever needs more,
     that the rule would FAIL: a measure of what a PASS could have caught.  ``q``: the interval's half-width
     in sd; ``count_fails(k)``: whether k runs outside fail the count test; ``z_limit``: the Bonferroni
-    limit.  None where no shift within ``2**max_doublings`` sd would fail (or sd is not finite)."""
+    limit; ``side_fails(mean z)``: whether the runs' mean error in sd fails the one-side test (None: no such
+    test).  None where no shift within ``2**max_doublings`` sd would fail (or sd is not finite)."""
     if not (np.isfinite(z).all() and np.isfinite(sd).all() and (sd > 0).all()):
         return None
 
     def fails(shift):
-        zs = np.abs(z + shift / sd)
-        return bool((zs > z_limit).any() or count_fails(int((zs > q).sum())))
+        zs = z + shift / sd
+        return bool((np.abs(zs) > z_limit).any() or count_fails(int((np.abs(zs) > q).sum()))
+                    or (side_fails is not None and side_fails(float(np.mean(zs)))))
 
     out = 0.0
     for sign in (1.0, -1.0):
@@ -235,7 +256,9 @@ class Validation:
     outcome : ``"PASS"``, ``"FAIL"`` or ``"INCONCLUSIVE"`` (the rule: module doc)
     reasons : why it is inconclusive (the fit's warnings), empty otherwise
     n_outside : held-out runs outside their intervals; ``p_count``: the probability of at least that
-        count (:func:`count_tail`); ``p_extreme``: the Bonferroni-corrected p-value of the most extreme run
+        count (:func:`count_tail`); ``p_extreme``: the Bonferroni-corrected p-value of the most extreme run;
+        ``p_side``: the probability of a mean error (in units of the intervals) at least as far from 0, up or
+        down (:func:`null_stats`)
     detectable : for a PASS, the smallest shift of every held-out observation (up or down, whichever needs
         more) the rule would FAIL, as a fraction of the target in log space (0.02: 2%) or in the target's
         units in linear space: what the PASS could have caught (None otherwise)
@@ -262,6 +285,7 @@ class Validation:
     train_index: list = field(default_factory=list)
     value: float | None = None  # the held-out value of a leave-one-out fold
     detectable: float | None = None
+    p_side: float = 1.0
 
     @property
     def passed(self) -> bool:
@@ -295,6 +319,10 @@ class Validation:
             why.append(f"that many outside has probability {self.p_count:.2g}")
         if self.p_extreme < ALPHA:
             why.append(f"the farthest is improbable even alone (p = {self.p_extreme:.2g} after Bonferroni)")
+        if self.p_side < ALPHA:
+            mz = float(self.runs["z"].mean())
+            why.append(f"they lie {'below' if mz < 0 else 'above'} their predictions together (mean error "
+                       f"{mz:+.2g} sd, probability {self.p_side:.2g} for runs that share the fit's error)")
         listed = ", ".join(f"row {r['row']} ({r['error']:+.4g}, {r['z']:+.2g} sd)" for _, r in out.head(6).iterrows())
         return (f"FAIL: {head}: {'; '.join(why)}; the law predicts the held-out {what} {direction} by "
                 f"{abs(e['bias']):.4g} on average"
@@ -316,6 +344,7 @@ class Validation:
                 **self.errors, "residual_scale": self.residual_scale, "ratio": self.ratio, "level": self.level,
                 "noise_scale": self.noise, "outcome": self.outcome, "reasons": self.reasons,
                 "n_outside": self.n_outside, "p_count": self.p_count, "p_extreme": self.p_extreme,
+                "p_side": self.p_side,
                 "passed": self.passed, "verdict": self.verdict, "rule": RULE.format(level=self.level),
                 "params": self.fit.params, "runs": self.runs.to_dict(orient="records")}
 
@@ -358,7 +387,11 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
         draws = tf(samples)
         draws = draws[np.isfinite(draws).all(axis=1)]     # refits with a prediction for every held-out run
         spread = np.var(draws, axis=0) if draws.shape[0] >= 2 else np.zeros(len(table))
-        sd = np.sqrt(spread + noise ** 2)
+        # a target known only to a resolution (the best of a sweep's few points) may be off by it as well
+        extra = law.resolution(table)
+        if extra is not None:
+            extra = np.nan_to_num(np.asarray(extra, float), nan=0.0) * (1.0 if log_space else np.abs(obs))
+        sd = np.sqrt(spread + noise ** 2 + (0.0 if extra is None else extra ** 2))
         z = (y - centre) / sd
     m = len(table)
     bad = ~(np.isfinite(z) & np.isfinite(sd) & (sd > 0))
@@ -377,23 +410,27 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     low, high = (np.exp(lo), np.exp(hi)) if log_space else (lo, hi)
     outside = ~(np.abs(z) <= q)
     if draws.shape[0] >= 2:
-        counts = null_counts(draws, centre, q * sd, noise, dof, seed)
+        counts, means = null_stats(draws, centre, q * sd, noise, dof, seed, extra=extra)
+        means = np.abs(means)
         tail = lambda k: _share_at_least(counts, k)  # noqa: E731
+        side = lambda mz: float((means >= abs(mz)).mean())  # noqa: E731
     else:  # no refit converged: nothing to say how the runs' errors go together
         tail = lambda k: binomial_tail(k, m, 1 - level)  # noqa: E731
+        side = lambda mz: 1.0  # noqa: E731
     p_count = tail(int(outside.sum()))
+    p_side = side(float(np.mean(z)) / q) if not bad.any() else 1.0
     z_limit = float(student_t.isf(ALPHA / (2 * m), dof))      # the Bonferroni limit
     with np.errstate(all="ignore"):
         p_extreme = min(1.0, m * 2 * float(student_t.sf(np.nanmax(np.abs(z)), dof))) if not bad.all() else 1.0
     if reasons:
         outcome = "INCONCLUSIVE"
-    elif p_count < ALPHA or p_extreme < ALPHA:
+    elif p_count < ALPHA or p_extreme < ALPHA or p_side < ALPHA:
         outcome = "FAIL"
     else:
         outcome = "PASS"
     shift = None  # what this PASS could have caught
     if outcome == "PASS":
-        shift = detectable_shift(z, sd, q, lambda k: tail(k) < ALPHA, z_limit)
+        shift = detectable_shift(z, sd, q, lambda k: tail(k) < ALPHA, z_limit, lambda mz: side(mz / q) < ALPHA)
         shift = None if shift is None else float(np.expm1(shift)) if log_space else shift
     cols = [c for c in ("N", "D") + tuple(law.required_columns()) + tuple(law.optional_columns)
             if c in table.columns]
@@ -405,7 +442,7 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
     per_run["low"], per_run["high"], per_run["z"], per_run["outside"] = low, high, z, outside
     return Validation(law=result.law, split=split, n_train=len(fitted), n_test=m, errors=errors_of(obs, pred),
                       residual_scale=residual_scale(tr_obs, tr_pred, n_free), level=level, noise=noise,
-                      outcome=outcome, reasons=reasons, n_outside=int(outside.sum()), p_count=p_count,
+                      outcome=outcome, reasons=reasons, n_outside=int(outside.sum()), p_count=p_count, p_side=p_side,
                       p_extreme=p_extreme, fit=result, runs=per_run.reset_index(drop=True), detectable=shift,
                       train_index=list(train.index))
 
