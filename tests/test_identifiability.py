@@ -134,3 +134,57 @@ def test_one_warning_per_set_of_parameters_the_data_cannot_separate():
     sets = [m.split(":")[0] for m in lines]
     assert len(sets) == len(set(sets)), lines
     assert any("A, gamma_kv, n_kv" in m and "2 combinations of them" in m for m in lines), lines
+
+
+def _scatter_by_thirds(res, runs):
+    """The median absolute log residual of the third of runs with the smallest and the largest predictions,
+    computed here from the fit's predictions, and the Mann-Whitney p of the two thirds."""
+    from scipy.stats import mannwhitneyu
+    pred = np.log(res.predict(runs))
+    r = np.abs(np.log(np.asarray(runs["loss"], float)) - pred)
+    order = np.argsort(pred, kind="stable")
+    k = len(r) // 3
+    low, high = r[order[:k]], r[order[-k:]]
+    return np.median(low), np.median(high), mannwhitneyu(low, high).pvalue
+
+
+def test_noise_that_is_not_one_level_is_said_with_its_ratio_and_the_fix():
+    # an 8 x 8 grid of Chinchilla runs whose third with the lowest loss (the largest N and D) is measured with 4%
+    # noise, the rest with 0.5%: one noise level does not describe them (flagged on each of 6 seeds when written)
+    points = grid(np.geomspace(5e7, 5e9, 8), np.geomspace(1e9, 3e11, 8))
+    exact = simulate("chinchilla", TRUTH, points, noise=0.0)
+    z = np.random.default_rng(0).standard_normal(len(exact))
+    low = exact["loss"] <= np.quantile(exact["loss"], 1 / 3)
+    runs = sl.load_runs(exact.assign(loss=exact["loss"] * np.exp(np.where(low, 0.04, 0.005) * z)))
+    res = sl.fit(runs, law="chinchilla")
+    msg = next(w["message"] for w in res.warnings if w["code"] == "noise_varies")
+    s_low, s_high, p = _scatter_by_thirds(res, runs)
+    assert s_low / s_high > 3 and p < 0.01
+    ratio = s_low / s_high
+    times = f"{ratio:.2g}" if ratio < 10 else f"{ratio:.0f}"
+    assert f"{times}x as much among the third with the smallest fitted loss" in msg
+    assert f"p = {p:.1g}" in msg and "(validate's) are off" in msg
+    # one level of noise on the same grid: nothing said
+    same = sl.load_runs(exact.assign(loss=exact["loss"] * np.exp(0.005 * z)))
+    assert "noise_varies" not in codes(sl.fit(same, law="chinchilla"))
+    # thirds of 3 runs cannot reach the test's 1%, however the noise differs: a 9-run table is never flagged
+    nine = sl.load_runs(simulate("chinchilla", TRUTH, grid(np.geomspace(5e7, 5e9, 3), np.geomspace(1e9, 3e11, 3)),
+                                 noise=0.0))
+    nine["loss"] *= np.exp(np.array([0.001, 0.001, 0.001, 0.01, -0.01, 0.01, -0.05, 0.06, 0.07]))
+    assert "noise_varies" not in codes(sl.fit(nine, law="chinchilla"))
+
+
+def test_a_degradation_with_noise_of_fixed_size_is_pointed_to_linear_space_and_back():
+    # ouyang-qid's example draws the noise on the quantized loss (0.5% of about 2.5 nats), so the degradation
+    # loss - loss_fp (1e-4 to 0.3 nats) carries noise of a fixed size: in log space it grows as 1/degradation
+    from scalinglaws.fitting.synthetic import example_table
+    _, table = example_table("ouyang-qid", rows=300, seed=0)
+    log_fit = sl.fit(table, law="ouyang-qid")
+    msg = next(w["message"] for w in log_fit.warnings if w["code"] == "noise_varies")
+    assert "smallest fitted degradation" in msg and "--space linear" in msg
+    assert "noise_varies" not in codes(sl.fit(table, law="ouyang-qid", space="linear"))
+    # the project's own PTQ runs go the other way: their degradations scatter in proportion to their size
+    trainer = sl.fit(ROOT / "data" / "trainer_runs.csv", law="ouyang-qid", space="linear")
+    msg = next(w["message"] for w in trainer.warnings if w["code"] == "noise_varies")
+    assert "largest fitted degradation" in msg and "--space log" in msg
+    assert "noise_varies" not in codes(sl.fit(ROOT / "data" / "trainer_runs.csv", law="ouyang-qid"))

@@ -54,6 +54,11 @@ def test_fits_only_qualifying_rows_and_recovers_parameters():
     res = sl.fit(df, law="ouyang-qid")
     n_quant = int((df.ptq_bits < 16).sum())
     assert res.n_runs == n_quant - 1
+    assert [w["message"] for w in res.warnings if w["code"] == "not_positive"] == [
+        f"1 run has a degradation <= 0, which has no logarithm: left out of this log-space fit ({n_quant - 1} runs "
+        f"fitted; --space linear keeps them)"]
+    # in linear space it is kept: noise around a small degradation, whose absence would bias the fit up there
+    assert sl.fit(df, law="ouyang-qid", space="linear").n_runs == n_quant
     for k in ("alpha", "beta", "gamma"):
         assert res.params[k] == pytest.approx(PRESET[k], rel=0.05), k
     assert res.params["k"] == pytest.approx(PRESET["k"], rel=0.3)
@@ -69,7 +74,8 @@ def test_refuses_when_no_row_qualifies():
         sl.fit(df[df.ptq_bits >= 16], law="ouyang-qid")
     bad = df.copy()
     bad["loss"] = bad["loss_fp"].fillna(3.0) - 0.1
-    with pytest.raises(InputError, match="loss <= loss_fp"):
+    with pytest.raises(InputError, match=r"fitted in log space, where a degradation <= 0 has no logarithm, and each "
+                                         r"of the 24 runs has one \(from -0.1 to -0.1\): fit it in linear space"):
         sl.fit(bad, law="ouyang-qid")
 
 

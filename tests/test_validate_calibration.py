@@ -280,3 +280,15 @@ def test_the_best_fraction_law_passes_where_it_holds_and_fails_where_its_constan
     bends = [holdout(_fraction_sweeps(s, 1.25), "dremov-fraction", "N >= 1e9", seed=s).outcome for s in range(5)]
     assert holds == ["PASS"] * 5, holds
     assert bends == ["FAIL"] * 5, bends
+
+
+def test_a_degradation_whose_noise_is_not_one_level_in_log_space_is_inconclusive_not_fail():
+    # ouyang-qid's own example (noise of a fixed size on the degradation): its true law FAILed validate in log
+    # space (one noise level: the smallest degradations far outside their intervals); now the fit says the noise
+    # is not one level and validate cannot tell; fitted in linear space, where the noise is one level, it PASSes
+    from scalinglaws.fitting.synthetic import example_table
+    for seed in (0, 1):
+        _, table = example_table("ouyang-qid", rows=300, seed=seed)
+        v = holdout(table, "ouyang-qid", "N >= 6.9e9", seed=seed)
+        assert v.outcome == "INCONCLUSIVE" and any("one noise level does not describe them" in r for r in v.reasons)
+        assert holdout(table, "ouyang-qid", "N >= 6.9e9", seed=seed, space="linear").outcome == "PASS"

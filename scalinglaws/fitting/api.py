@@ -18,7 +18,7 @@ import numpy as np
 from scalinglaws.data.errors import FitError, OptionError
 from scalinglaws.fitting import defaults
 from scalinglaws.fitting.fitter import minimize_multistart
-from scalinglaws.fitting.identifiability import input_warnings, parameter_warnings
+from scalinglaws.fitting.identifiability import input_warnings, noise_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.problem import Problem
 from scalinglaws.fitting.threads import one_blas_thread
@@ -74,7 +74,13 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
               "n_best": res.n_best, "n_stopped": res.n_stopped, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
               "n_evals": res.n_evals}
-    warnings = input_warnings(law, table) + parameter_warnings(prob, res.x, on_bound)
+    warnings = input_warnings(law, table) + parameter_warnings(prob, res.x, on_bound) + noise_warnings(
+        prob, res.x, w)
+    left = table.attrs.get("not_positive", 0)
+    if left:
+        warnings.append({"code": "not_positive", "message": (
+            f"{left} {'run has' if left == 1 else 'runs have'} a {law.target_name} <= 0, which has no logarithm: left out "
+            f"of this log-space fit ({len(table)} runs fitted; --space linear keeps them)")})
     return FitResult(
         law=law.name, params=law.to_public(res.x), objective=res.fun, n_runs=len(table),
         loss=opts.loss_record(), fixed=dict(opts.fix), status=status,

@@ -18,6 +18,17 @@ their thresholds:
     message names the parameters that move along it.
 ``on_bound``
     a free parameter ended on a bound of the fitted space.
+``noise_varies``
+    the runs' scatter about the fit is not one level: the median absolute residual of the
+    third of runs with the smallest fitted values and that of the third with the largest
+    differ by at least :data:`NOISE_RATIO` (either way), and a Mann-Whitney test of the two
+    thirds' absolute residuals says so at :data:`NOISE_ALPHA` (so a table of fewer than 12
+    runs, whose thirds cannot reach it, is never flagged).  Intervals and checks that take one
+    noise level for every run (``validate``'s) are then off: too narrow at one end, too wide at
+    the other.  The usual cause is a noise model that does not match the fitted space: noise of
+    a fixed size in the target's units (a degradation, the difference of two measured losses,
+    near 0) grows as 1/target in log space; noise proportional to the target grows with it in
+    linear space.
 ``rows_not_modelled``
     rows with a precision (quantized training, post-training quantization, a
     floating-point format) that a law without precision terms cannot describe; the message
@@ -27,6 +38,7 @@ their thresholds:
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from scalinglaws.data.columns import as_columns
 from scalinglaws.data.schema import BITS_COLUMNS, UNQUANTIZED_BITS
@@ -35,6 +47,17 @@ from scalinglaws.data.schema import BITS_COLUMNS, UNQUANTIZED_BITS
 COLLINEAR = 1e-6
 #: relative singular value of the unit-column Jacobian below which a parameter direction is unidentified
 WEAK = 1e-6
+#: ratio of the median absolute residuals of the third of runs with the smallest fitted values and the third
+#: with the largest (either way) from which the noise is not one level.  Calibrated on synthetic tables with
+#: one noise level (every law's example design, 300 runs, 5 seeds each, 0.5% noise: 0.69-1.44 in the fitted
+#: log space, 0.49-1.16 in linear space; the main design of benchmarks/validate_calibration.py: see
+#: docs/trust.md) and with a noise of fixed size on a degradation fitted in log space (ouyang-qid's example:
+#: 4.4-12.2); on the project's trainer runs ouyang-qid's log fit gives 2.8, its linear fit 1/130
+NOISE_RATIO = 3.0
+#: significance of the two thirds' Mann-Whitney test behind ``noise_varies``
+NOISE_ALPHA = 0.01
+#: residuals below this (in the fitted space) are rounding, not noise: no ``noise_varies`` then
+NOISE_FLOOR = 1e-8
 
 
 def _warn(out: list, code: str, message: str) -> None:
@@ -163,4 +186,47 @@ def parameter_warnings(prob, x: np.ndarray, on_bound: list[str]) -> list[dict]:
         side = "lower" if abs(x[j] - prob.lower[j]) <= abs(x[j] - prob.upper[j]) else "upper"
         _warn(out, "on_bound", f"{name} ended on its {side} bound ({p.bounds[0 if side == 'lower' else 1]:.4g}): "
                                f"the data may not pin it, or the bound is too tight")
+    return out
+
+
+def noise_warnings(prob, x: np.ndarray, weights=None) -> list[dict]:
+    """``noise_varies`` where the residuals at ``x`` scatter more at one end of the fitted values than at the
+    other (module doc; runs of weight 0 left out)."""
+    out: list[dict] = []
+    with np.errstate(all="ignore"):
+        r = prob.residuals(x)
+    fitted = prob.y - r
+    keep = np.isfinite(r) & np.isfinite(fitted)
+    if weights is not None:
+        keep &= np.asarray(weights, float) > 0
+    r, fitted = r[keep], fitted[keep]
+    k = r.size // 3
+    if k < 4:
+        return out
+    order = np.argsort(fitted, kind="stable")
+    low, high = np.abs(r[order[:k]]), np.abs(r[order[-k:]])
+    s_low, s_high = float(np.median(low)), float(np.median(high))
+    if max(s_low, s_high) <= NOISE_FLOOR:
+        return out
+    ratio = s_low / s_high if s_high > 0 else np.inf
+    big = max(ratio, 1.0 / ratio) if ratio > 0 else np.inf
+    if big < NOISE_RATIO:
+        return out
+    p = float(mannwhitneyu(low, high).pvalue)
+    if not p < NOISE_ALPHA:
+        return out
+    name = prob.law.target_name
+    times = f"{big:.2g}" if big < 10 else f"{big:.0f}"
+    ends = ("smallest", "largest") if ratio > 1 else ("largest", "smallest")
+    if prob.space == "log" and ratio > 1:
+        hint = (f"noise of a fixed size in the {name}'s units (a difference of two measured losses, near 0) "
+                f"is fitted as such in linear space (--space linear)")
+    elif prob.space == "linear" and ratio < 1:
+        hint = f"noise proportional to the {name} is fitted as such in log space (--space log)"
+    else:
+        hint = "look at the residuals against the fitted values (scalinglaws diagnose)"
+    _warn(out, "noise_varies",
+          f"the runs scatter about the fit {times}x as much among the third with the {ends[0]} fitted {name} as "
+          f"among the third with the {ends[1]} (median absolute {prob.space} residual; Mann-Whitney p = {p:.1g}): "
+          f"one noise level does not describe them, so intervals that assume one (validate's) are off; {hint}")
     return out

@@ -22,6 +22,29 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.laws import Law, get_law
 
 
+def in_space(law: Law, table: pd.DataFrame, space: str) -> pd.DataFrame:
+    """The rows of a prepared ``table`` whose observed target the fitted ``space`` can take.
+
+    In log space a target <= 0 has no logarithm (a degradation ``loss - loss_fp`` that noise put
+    at or below 0): such rows are left out, their count in ``attrs["not_positive"]``, and a table
+    with none left is refused; in linear space every row is kept (leaving the small measured
+    values out would bias the fit up there)."""
+    if space != "log":
+        return table
+    obs = np.asarray(law.observed(table), float)
+    keep = ~(obs <= 0)
+    if keep.all():
+        return table
+    if not keep.any():
+        raise InputError(f"law '{law.name}' is fitted in log space, where a {law.target_name} <= 0 has no "
+                         f"logarithm, and each of the {len(table)} runs has one (from {obs.min():.4g} to "
+                         f"{obs.max():.4g}): fit it in linear space (--space linear)", file=table.attrs.get("source"))
+    out = table[keep]
+    out.attrs.update(table.attrs)
+    out.attrs["not_positive"] = int((~keep).sum())
+    return out
+
+
 class LawModel:
     """A law and its design arrays seen as a plain model ``f(theta)`` for the fitter.
 
@@ -112,6 +135,7 @@ class Problem:
         table = law.prepare(load_table(runs, law, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top))
         if len(table) == 0:
             raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+        table = in_space(law, table, opts.space)
         law = law.specialize(table)  # laws whose parameter list depends on the data
         obs = law.observed(table)
         model = LawModel(law, law.design(table), opts.space)

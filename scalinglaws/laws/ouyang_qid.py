@@ -15,11 +15,16 @@ What it is fitted on (and predicts)
 This law's target is the *degradation* ``dL = loss - loss_fp``, not the loss: each
 row must carry the quantized loss (``loss``) and the unquantized loss of the same
 checkpoint (``loss_fp``).  :meth:`OuyangQiD.prepare` keeps the rows that qualify,
-``ptq_bits < 16`` (quantized), ``loss_fp`` present and ``loss > loss_fp`` (a positive
-degradation, so that its logarithm exists), and refuses the table with the reasons
-when none does; :meth:`OuyangQiD.observed` returns ``loss - loss_fp``.  Rows of an
-unquantized model or with a negative measured degradation (noise) carry no
-information for this form and are left out.  ``predict`` returns dL.
+``ptq_bits < 16`` (quantized) and ``loss_fp`` present, and refuses the table with the
+reasons when none does; :meth:`OuyangQiD.observed` returns ``loss - loss_fp``.  Rows of
+an unquantized model carry no information for this form and are left out.  A row whose
+measured degradation is at or below 0 (noise around a small one) is left out in log space,
+the default, where it has no logarithm, and kept in linear space (``--space linear``), where
+leaving it out would bias the small degradations up.  Which space suits the runs depends on
+their noise: degradations that scatter in proportion to their size suit log space, noise of
+a fixed size (the two losses' own, where the degradation is near 0) linear space; the fit
+warns (``noise_varies``) where the scatter is far from one level in the space it was fitted
+in.  ``predict`` returns dL.
 
 With ``k`` fitted as its logarithm, ``log dL = log k + beta lnD - alpha lnN - gamma lnP``
 is linear in the fitted parameters (the fitter's IRLS steps suit the Huber loss here).
@@ -150,7 +155,8 @@ class OuyangQiD(Law):
 
     # ------------------------------------------------------------------ data
     def prepare(self, runs):
-        """Rows with ``ptq_bits < 16``, a ``loss_fp`` and ``loss > loss_fp``; refuse when none qualifies."""
+        """Rows with ``ptq_bits < 16`` and a ``loss_fp``; refuse when none qualifies (a log-space fit also
+        leaves out those with ``loss <= loss_fp``: :func:`scalinglaws.fitting.problem.in_space`)."""
         cols = as_columns(runs)
         src = cols.source
         if "loss_fp" not in cols:
@@ -159,13 +165,12 @@ class OuyangQiD(Law):
         cols.require(("ptq_bits", "loss"), f"law '{self.name}'")
         bits, loss, fp = cols["ptq_bits"], cols["loss"], cols["loss_fp"]
         quant, has_fp = bits < 16, np.isfinite(fp)
-        keep = quant & has_fp & (loss > np.where(has_fp, fp, np.inf))
+        keep = quant & has_fp & np.isfinite(loss)
         if not keep.any():
             raise InputError(
                 f"law '{self.name}' is fitted on post-training-quantized rows (ptq_bits < 16) that carry "
-                f"loss_fp with loss > loss_fp; none of the {len(runs)} rows qualifies "
-                f"({int((~quant).sum())} have ptq_bits >= 16, {int((quant & ~has_fp).sum())} quantized rows "
-                f"lack loss_fp, {int((quant & has_fp & ~keep).sum())} have loss <= loss_fp)", file=src)
+                f"loss_fp; none of the {len(runs)} rows qualifies ({int((~quant).sum())} have ptq_bits >= 16, "
+                f"{int((quant & ~has_fp).sum())} quantized rows lack loss_fp)", file=src)
         out = runs[keep]
         out.attrs.update(runs.attrs)
         return out

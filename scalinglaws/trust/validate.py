@@ -30,8 +30,9 @@ the held-out run's error in units of ``sd``:
 
 * **INCONCLUSIVE** when the fitted part cannot identify the law: fewer than ``p +``
   :data:`MARGIN` runs, inputs collinear in log space, an input with one value, an
-  unidentified direction of the parameters, or a parameter on a bound (the fit's own
-  warnings, :mod:`scalinglaws.fitting.identifiability`), a parameter whose profile interval
+  unidentified direction of the parameters, a parameter on a bound, or runs whose noise is
+  not one level (the fit's own warnings, :mod:`scalinglaws.fitting.identifiability`: the
+  intervals take one noise level for every run), a parameter whose profile interval
   (at the default level) is open or could not be computed, or a held-out run without a
   finite prediction; the reason is given.
 * **FAIL** when any of three tests, each at :data:`ALPHA` (1%), says the held-out runs do not
@@ -69,7 +70,7 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import filtered_table
+from scalinglaws.fitting.problem import filtered_table, in_space
 
 #: the level of the prediction intervals behind a verdict
 LEVEL = defaults.LEVEL
@@ -81,7 +82,8 @@ MARGIN = 3
 #: bootstrap refits behind each prediction interval
 RESAMPLES = 200
 #: the fit warnings that make a check inconclusive
-INCONCLUSIVE_CODES = ("underdetermined", "collinear_inputs", "one_value", "unidentified", "on_bound")
+INCONCLUSIVE_CODES = ("underdetermined", "collinear_inputs", "one_value", "unidentified", "on_bound",
+                      "noise_varies")
 #: the rule, in one line (printed under every validation table)
 RULE = (f"rule: FAIL when more held-out runs fall outside their {{level:.0%}} prediction intervals than is "
         f"plausible at {ALPHA:.0%}, or they lie on one side of their predictions together more than is plausible at "
@@ -129,6 +131,7 @@ def predict_runs(result: FitResult, runs: pd.DataFrame) -> tuple[pd.DataFrame, n
         table = law.prepare(runs)
     except InputError:
         table = runs
+    table = in_space(law, table, result.options.space)   # in log space, runs with a target <= 0 are left out
     law = result.law_obj
     obs = law.observed(table)
     try:
