@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import scalinglaws as sl
-from scalinglaws.data.errors import InputError
+from scalinglaws.data.errors import InputError, OptionError
 
 PRESET = {"k": 0.017, "alpha": 0.2261, "beta": 0.5251, "gamma": 5.4967}
 
@@ -58,7 +58,18 @@ def test_fits_only_qualifying_rows_and_recovers_parameters():
         f"1 run has a degradation <= 0, which has no logarithm: left out of this log-space fit ({n_quant - 1} runs "
         f"fitted; --space linear keeps them)"]
     # in linear space it is kept: noise around a small degradation, whose absence would bias the fit up there
-    assert sl.fit(df, law="ouyang-qid", space="linear").n_runs == n_quant
+    lin = sl.fit(df, law="ouyang-qid", space="linear")
+    assert lin.n_runs == n_quant and "not_positive" not in [w["code"] for w in lin.warnings]
+    # the rows a fit used, fitted again, lose none and are not said to
+    from scalinglaws.fitting.problem import Problem
+    used = Problem.build(df, "ouyang-qid").table
+    assert len(used) == n_quant - 1
+    again = sl.fit(used, law="ouyang-qid")
+    assert again.n_runs == n_quant - 1 and "not_positive" not in [w["code"] for w in again.warnings]
+    # weights are one per fitted run: the left-out row is not one of them
+    with pytest.raises(OptionError, match=f"one weight per fitted run \\({n_quant - 1} runs, 1 left out as <= 0"):
+        sl.fit(df, law="ouyang-qid", weights=np.ones(n_quant))
+    assert sl.fit(df, law="ouyang-qid", weights=np.ones(n_quant - 1)).objective == pytest.approx(res.objective, rel=1e-9)
     for k in ("alpha", "beta", "gamma"):
         assert res.params[k] == pytest.approx(PRESET[k], rel=0.05), k
     assert res.params["k"] == pytest.approx(PRESET["k"], rel=0.3)

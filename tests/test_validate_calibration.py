@@ -291,4 +291,8 @@ def test_a_degradation_whose_noise_is_not_one_level_in_log_space_is_inconclusive
         _, table = example_table("ouyang-qid", rows=300, seed=seed)
         v = holdout(table, "ouyang-qid", "N >= 6.9e9", seed=seed)
         assert v.outcome == "INCONCLUSIVE" and any("one noise level does not describe them" in r for r in v.reasons)
+        # the held-out runs whose degradation noise put at or below 0 are not dropped from the check unsaid
+        below = int((table.query("N >= 6.9e9").eval("loss <= loss_fp")).sum())
+        assert below > 0 and v.n_test == int((table["N"] >= 6.9e9).sum())
+        assert any(r.startswith(f"{below} of the {v.n_test} held-out runs have a degradation <= 0") for r in v.reasons)
         assert holdout(table, "ouyang-qid", "N >= 6.9e9", seed=seed, space="linear").outcome == "PASS"

@@ -63,6 +63,10 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
         S0 = np.vstack([law.to_internal({**law.to_public(S0[0]), **init}, "init"), S0])
     S0 = prob.hold(S0)
     w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is not None and (w.ndim != 1 or w.shape[0] != len(table)):
+        raise OptionError("weights", f"must be one weight per fitted run ({len(table)} runs"
+                                     + (f", {prob.not_positive} left out as <= 0 in log space" if prob.not_positive
+                                        else "") + f"), got shape {w.shape}")
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
                                   max_iter=opts.max_iter, min_keep=survivors(opts, law) or len(S0), seed=opts.seed,
@@ -76,7 +80,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
               "n_evals": res.n_evals}
     warnings = input_warnings(law, table) + parameter_warnings(prob, res.x, on_bound) + noise_warnings(
         prob, res.x, w)
-    left = table.attrs.get("not_positive", 0)
+    left = prob.not_positive
     if left:
         warnings.append({"code": "not_positive", "message": (
             f"{left} {'run has' if left == 1 else 'runs have'} a {law.target_name} <= 0, which has no logarithm: left out "

@@ -22,8 +22,8 @@ their thresholds:
     the runs' scatter about the fit is not one level: the median absolute residual of the
     third of runs with the smallest fitted values and that of the third with the largest
     differ by at least :data:`NOISE_RATIO` (either way), and a Mann-Whitney test of the two
-    thirds' absolute residuals says so at :data:`NOISE_ALPHA` (so a table of fewer than 12
-    runs, whose thirds cannot reach it, is never flagged).  Intervals and checks that take one
+    thirds' absolute residuals says so at :data:`NOISE_ALPHA` (so a table of fewer than 15
+    runs, whose thirds of at most 4 cannot reach it, is never flagged).  Intervals and checks that take one
     noise level for every run (``validate``'s) are then off: too narrow at one end, too wide at
     the other.  The usual cause is a noise model that does not match the fitted space: noise of
     a fixed size in the target's units (a degradation, the difference of two measured losses,
@@ -201,7 +201,7 @@ def noise_warnings(prob, x: np.ndarray, weights=None) -> list[dict]:
         keep &= np.asarray(weights, float) > 0
     r, fitted = r[keep], fitted[keep]
     k = r.size // 3
-    if k < 4:
+    if k < 5:   # two thirds of 4 runs each cannot reach NOISE_ALPHA (the least exact p is 0.029)
         return out
     order = np.argsort(fitted, kind="stable")
     low, high = np.abs(r[order[:k]]), np.abs(r[order[-k:]])
@@ -218,13 +218,15 @@ def noise_warnings(prob, x: np.ndarray, weights=None) -> list[dict]:
     name = prob.law.target_name
     times = f"{big:.2g}" if big < 10 else f"{big:.0f}"
     ends = ("smallest", "largest") if ratio > 1 else ("largest", "smallest")
-    if prob.space == "log" and ratio > 1:
+    if prob.space == "log" and ratio > 1 and prob.law.predicts != "loss":
         hint = (f"noise of a fixed size in the {name}'s units (a difference of two measured losses, near 0) "
                 f"is fitted as such in linear space (--space linear)")
+    elif prob.space == "log" and ratio > 1:
+        hint = f"if the noise is of a fixed size in the {name}'s units, linear space (--space linear) fits it as such"
     elif prob.space == "linear" and ratio < 1:
         hint = f"noise proportional to the {name} is fitted as such in log space (--space log)"
     else:
-        hint = "look at the residuals against the fitted values (scalinglaws diagnose)"
+        hint = "some runs may be measured less precisely than others (fewer evaluation tokens, other seeds)"
     _warn(out, "noise_varies",
           f"the runs scatter about the fit {times}x as much among the third with the {ends[0]} fitted {name} as "
           f"among the third with the {ends[1]} (median absolute {prob.space} residual; Mann-Whitney p = {p:.1g}): "

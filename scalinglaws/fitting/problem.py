@@ -26,7 +26,7 @@ def in_space(law: Law, table: pd.DataFrame, space: str) -> pd.DataFrame:
     """The rows of a prepared ``table`` whose observed target the fitted ``space`` can take.
 
     In log space a target <= 0 has no logarithm (a degradation ``loss - loss_fp`` that noise put
-    at or below 0): such rows are left out, their count in ``attrs["not_positive"]``, and a table
+    at or below 0): such rows are left out (:attr:`Problem.not_positive` counts them), and a table
     with none left is refused; in linear space every row is kept (leaving the small measured
     values out would bias the fit up there)."""
     if space != "log":
@@ -41,7 +41,6 @@ def in_space(law: Law, table: pd.DataFrame, space: str) -> pd.DataFrame:
                          f"{obs.max():.4g}): fit it in linear space (--space linear)", file=table.attrs.get("source"))
     out = table[keep]
     out.attrs.update(table.attrs)
-    out.attrs["not_positive"] = int((~keep).sum())
     return out
 
 
@@ -103,7 +102,8 @@ class Problem:
     Attributes
     ----------
     law : the (specialised) law
-    table : the rows the law is fitted on (after ``law.prepare``)
+    table : the rows the law is fitted on (after ``law.prepare``; in log space without the rows whose
+        target is <= 0, :func:`in_space`)
     model : the law on those rows as the fitter's model (:class:`LawModel`)
     obs : observed target per run (``loss``, or what the law predicts)
     y : the target in the fitted space (``log obs`` in log space)
@@ -127,6 +127,7 @@ class Problem:
     free: np.ndarray
     held: np.ndarray
     x: np.ndarray | None = None
+    not_positive: int = 0   # rows left out because their target is <= 0 (log space: :func:`in_space`)
 
     @classmethod
     def build(cls, runs, law: str | Law, options: FitOptions | None = None, *, mapping=None) -> "Problem":
@@ -135,6 +136,7 @@ class Problem:
         table = law.prepare(load_table(runs, law, mapping=mapping, where=opts.where, exclude_top=opts.exclude_top))
         if len(table) == 0:
             raise InputError(f"no runs left for law '{law.name}'", file=table.attrs.get("source"))
+        n_prepared = len(table)
         table = in_space(law, table, opts.space)
         law = law.specialize(table)  # laws whose parameter list depends on the data
         obs = law.observed(table)
@@ -153,7 +155,8 @@ class Problem:
                                          f"[{prm.bounds[0]:.4g}, {prm.bounds[1]:.4g}]")
             free[j], held[j] = False, prm.to_internal(value, "fix")
         return cls(law=law, table=table, model=model, obs=obs, y=np.log(obs) if opts.space == "log" else obs,
-                   options=opts, loss=opts.robust_loss(), lower=lo, upper=hi, free=free, held=held)
+                   options=opts, loss=opts.robust_loss(), lower=lo, upper=hi, free=free, held=held,
+                   not_positive=n_prepared - len(table))
 
     @classmethod
     def from_fit(cls, result, runs, mapping=None) -> "Problem":

@@ -208,7 +208,8 @@ def _verdict(m: str, cands: list, by_law: dict, space: str) -> tuple[str | None,
     if unsure:
         one = len(unsure) == 1
         return None, (f"cannot tell: the held-out check{'' if one else 's'} of {', '.join(unsure)} "
-                      f"{'is' if one else 'are'} inconclusive (the fitted runs cannot identify the law), so "
+                      f"{'is' if one else 'are'} inconclusive (the fitted runs cannot identify the law, or the held-out runs "
+                      f"cannot be scored as they are), so "
                       f"{'its' if one else 'their'} held-out error says nothing")
     noise = max(_noise_in_target(by_law[best], space), _noise_in_target(by_law[second], space))
     if gap <= noise:

@@ -23,7 +23,9 @@ single run, ``s = 1.4826 * median(|r|)`` over the in-sample residuals ``r`` in t
 space (log loss by default) without the ``p`` smallest (a robust fit with a small Huber
 delta passes through about ``p`` runs, one per free parameter): a median is not inflated
 by a few badly fitted runs, and it is floored at 1e-4 so that a noise-free fit does not
-turn rounding into failures.  The interval is ``prediction +- t sd`` with ``t`` Student's
+turn rounding into failures; a target known only to a resolution (:meth:`Law.resolution
+<scalinglaws.laws.base.Law.resolution>`: the best of a sweep's few points) adds that resolution to
+``sd`` as well.  The interval is ``prediction +- t sd`` with ``t`` Student's
 quantile for the ``n - p`` degrees of freedom of the residuals, as in a least-squares prediction
 interval (both parts of ``sd`` scale with the noise level the fitted runs estimate).  With ``z``
 the held-out run's error in units of ``sd``:
@@ -70,7 +72,7 @@ from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.result import FitResult
 from scalinglaws.data.errors import InputError
 from scalinglaws.laws import get_law
-from scalinglaws.fitting.problem import filtered_table, in_space
+from scalinglaws.fitting.problem import filtered_table
 
 #: the level of the prediction intervals behind a verdict
 LEVEL = defaults.LEVEL
@@ -89,7 +91,8 @@ RULE = (f"rule: FAIL when more held-out runs fall outside their {{level:.0%}} pr
         f"plausible at {ALPHA:.0%}, or they lie on one side of their predictions together more than is plausible at "
         f"{ALPHA:.0%} (the runs share the parameters' error: both simulated from the bootstrap refits), or one is "
         f"beyond the Bonferroni {ALPHA:.0%} limit; INCONCLUSIVE when the fitted runs cannot identify the law "
-        f"(too few runs, a fit warning, or a parameter its profile does not pin down); PASS otherwise "
+        f"(too few runs, a fit warning such as noise that is not one level, or a parameter its profile does not "
+        f"pin down) or a held-out run cannot be scored; PASS otherwise "
         f"(docs/trust.md)")
 #: noise draws per bootstrap refit in the simulated count of runs outside (:func:`count_tail`)
 DRAWS = 50
@@ -121,7 +124,8 @@ def errors_of(obs: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def predict_runs(result: FitResult, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The rows of ``runs`` the law scores (after its ``prepare``), their observed target and prediction.
+    """The rows of ``runs`` the law scores (after its ``prepare``; a target <= 0 is kept here, and a
+    log-space check calls it unscorable), their observed target and prediction.
 
     A law's ``prepare`` may refuse a subset as a whole (a QAT law wants quantized rows
     to *fit*); the rows can still be predicted, so the subset is then used as it is.
@@ -131,7 +135,6 @@ def predict_runs(result: FitResult, runs: pd.DataFrame) -> tuple[pd.DataFrame, n
         table = law.prepare(runs)
     except InputError:
         table = runs
-    table = in_space(law, table, result.options.space)   # in log space, runs with a target <= 0 are left out
     law = result.law_obj
     obs = law.observed(table)
     try:
@@ -308,8 +311,8 @@ class Validation:
         head = (f"{self.n_outside} of {self.n_test} held-out runs outside their {self.level:.0%} prediction "
                 f"intervals (expected {expected:.2g})")
         if self.outcome == "INCONCLUSIVE":
-            return (f"INCONCLUSIVE: the {self.n_train} fitted runs cannot identify the law, so the check cannot tell: "
-                    + "; ".join(self.reasons))
+            return (f"INCONCLUSIVE: the check cannot tell (the {self.n_train} fitted runs cannot identify the law, "
+                    f"or it cannot score the held-out runs as they are): " + "; ".join(self.reasons))
         if self.outcome == "PASS":
             return (f"PASS: {head}; the {what} of the held-out runs is predicted within the fit's uncertainty"
                     + (f" (the check would have failed a shift of every held-out {what} by {self.shift_text} "
@@ -324,8 +327,9 @@ class Validation:
             why.append(f"the farthest is improbable even alone (p = {self.p_extreme:.2g} after Bonferroni)")
         if self.p_side < ALPHA:
             mz = float(self.runs["z"].mean())
-            why.append(f"they lie {'below' if mz < 0 else 'above'} their predictions together (mean error "
-                       f"{mz:+.2g} sd, probability {self.p_side:.2g} for runs that share the fit's error)")
+            why.append(f"they lie {'below' if mz < 0 else 'above'} their predictions together (observed minus "
+                       f"predicted {mz:+.2g} sd on average, probability {self.p_side:.2g} for runs that share the "
+                       f"fit's error)")
         listed = ", ".join(f"row {r['row']} ({r['error']:+.4g}, {r['z']:+.2g} sd)" for _, r in out.head(6).iterrows())
         return (f"FAIL: {head}: {'; '.join(why)}; the law predicts the held-out {what} {direction} by "
                 f"{abs(e['bias']):.4g} on average"
@@ -398,7 +402,13 @@ def _score(result: FitResult, train: pd.DataFrame, test: pd.DataFrame, split: st
         z = (y - centre) / sd
     m = len(table)
     bad = ~(np.isfinite(z) & np.isfinite(sd) & (sd > 0))
-    if bad.any() and not reasons:
+    below = log_space & ~(obs > 0)     # a target <= 0 (a degradation noise put there) has no logarithm
+    if below.any():
+        rows = ", ".join(str(i) for i in table.index[below][:6])
+        reasons.append(f"{int(below.sum())} of the {m} held-out runs have a {law.target_name} <= 0 (rows {rows}), "
+                       f"which has no logarithm: a log-space check cannot score them, and leaving them out would "
+                       f"keep only those noise put high (--space linear scores them)")
+    elif bad.any() and not reasons:
         rows = ", ".join(str(i) for i in table.index[bad][:6])
         reasons.append(f"no finite prediction or interval for {int(bad.sum())} of the {m} held-out runs (rows "
                        f"{rows}): the law cannot score them")
