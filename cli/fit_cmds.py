@@ -148,8 +148,7 @@ def fit_cmd(
                   f"{o.space} space, summed)", highlight=False)
     mark = "[green]converged[/]" if res.converged else f"[yellow]{st.get('message')}[/]"
     stopped = f"; {st['n_stopped']} stopped early by successive halving" if st.get("n_stopped") else ""
-    console.print(f"{mark}; {st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum "
-                  f"(within 1e-6 relative{stopped})", highlight=False)
+    console.print(f"{mark}; {res.starts_line(f' (within 1e-6 relative{stopped})')}", highlight=False)
     mapped = res.data.get("columns") or {}
     if mapped:
         console.print("columns: " + ", ".join(f"{k} -> {v}" for k, v in mapped.items()), highlight=False)

@@ -180,7 +180,10 @@ def diagnose_cmd(
         print_json({**d.to_dict(), "params": res.params, "objective": res.objective})
         return
     console.print(f"[bold]{d.law}[/] on {d.n_runs} runs: objective {res.objective:.10g}", highlight=False)
-    console.print(f"start grid: {d.n_starts} starts, {d.n_converged} converged, {d.n_optima} distinct optima",
+    solved = res.status.get("solved") or []
+    distinct = (f" ({res.status.get('n_distinct')} distinct once {', '.join(solved)} "
+                f"{'is' if len(solved) == 1 else 'are'} solved for each)" if solved else "")
+    console.print(f"start grid: {d.n_starts} starts{distinct}, {d.n_converged} converged, {d.n_optima} distinct optima",
                   highlight=False)
     if d.optima:
         names = list(res.params)

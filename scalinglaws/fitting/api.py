@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from scalinglaws.data.errors import FitError, OptionError
-from scalinglaws.fitting import defaults
+from scalinglaws.fitting import amplitudes, defaults
 from scalinglaws.fitting.fitter import minimize_multistart
 from scalinglaws.fitting.identifiability import input_warnings, noise_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
@@ -58,15 +58,22 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     opts = FitOptions.of(options, **option_values)
     prob = Problem.build(runs, law, opts, mapping=mapping)
     law, table, lo, hi, free = prob.law, prob.table, prob.lower, prob.upper, prob.free
-    S0 = _starts(law, opts.starts, opts.seed)
-    if init:
-        S0 = np.vstack([law.to_internal({**law.to_public(S0[0]), **init}, "init"), S0])
-    S0 = prob.hold(S0)
     w = None if weights is None else np.asarray(weights, dtype=float)
     if w is not None and (w.ndim != 1 or w.shape[0] != len(table)):
         raise OptionError("weights", f"must be one weight per fitted run ({len(table)} runs"
                                      + (f", {prob.not_positive} left out as <= 0 in log space" if prob.not_positive
                                         else "") + f"), got shape {w.shape}")
+    S0 = prob.hold(_starts(law, opts.starts, opts.seed))
+    solved = amplitudes.indices(law, free) if _grid(opts.starts) else []
+    if solved:  # the grid's amplitudes solved for each start of the other parameters
+        X, y, ws = prob.X, prob.y, w
+        if opts.explore_rows and y.size > opts.explore_rows:  # the fitter's own exploring subset of a large table
+            rows = np.sort(np.random.default_rng(opts.seed).choice(y.size, int(opts.explore_rows), replace=False))
+            X, y, ws = prob.model.take(rows).X, y[rows], None if w is None else w[rows]
+        S0, n_solved = amplitudes.solve(law, X, y, prob.space, prob.loss, S0, lo, hi, free, ws)
+        solved = solved if n_solved else []
+    if init:
+        S0 = np.vstack([prob.hold(law.to_internal({**law.to_public(S0[0]), **init}, "init")[None]), S0])
     with one_blas_thread():
         res = minimize_multistart(prob.model, prob.y, S0, lo, hi, prob.loss, free=free, weights=w,
                                   max_iter=opts.max_iter, min_keep=survivors(opts, law) or len(S0), seed=opts.seed,
@@ -77,6 +84,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     on_bound = prob.on_bound(res.x)
     status = {"converged": res.best_converged, "message": res.message, "n_starts": res.n_starts,
               "n_best": res.n_best, "n_stopped": res.n_stopped, "on_bound": on_bound, "n_iter": int(res.n_iter.max()),
+              "n_distinct": int(len(np.unique(np.clip(S0, lo, hi), axis=0))), "solved": [law.param_names[j] for j in solved],
               "n_evals": res.n_evals}
     warnings = input_warnings(law, table) + parameter_warnings(prob, res.x, on_bound) + noise_warnings(
         prob, res.x, w)
@@ -99,6 +107,12 @@ def survivors(opts: FitOptions, law: Law) -> int:
     if opts.converge is not None:
         return opts.converge
     return law.converge if law.converge is not None else defaults.CONVERGE
+
+
+def _grid(starts) -> bool:
+    """Whether the starts are the law's grid (random starts differ in every parameter: solving their amplitudes
+    would merge none of them and cost a solve each; given starts are used as given)."""
+    return starts is None or (isinstance(starts, str) and starts == "grid")
 
 
 def _starts(law: Law, starts, seed: int) -> np.ndarray:

@@ -100,6 +100,19 @@ class FitResult:
         """Write ``fit.json`` atomically (a temporary file in the same folder, then rename)."""
         write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
+    def starts_line(self, within: str = "") -> str:
+        """How many starts reached the best optimum (``within``: how near, said right after), and of how many
+        distinct ones where the fit solved the law's amplitudes for each start
+        (:mod:`scalinglaws.fitting.amplitudes`)."""
+        st = self.status or {}
+        line = f"{st.get('n_best', '?')} of {st.get('n_starts', '?')} starts reached the best optimum{within}"
+        solved = st.get("solved") or []
+        if solved:
+            names = ", ".join(solved)
+            line += (f"; {st.get('n_distinct')} distinct once {names} {'is' if len(solved) == 1 else 'are'} solved "
+                     f"for each start of the other parameters")
+        return line
+
     def summary(self) -> str:
         lines = [f"law {self.law}: objective {self.objective:.10g} on {self.n_runs} runs "
                  f"({self.loss.get('loss')}, delta {self.loss.get('delta')}, {self.loss.get('space')} space)"]
@@ -108,9 +121,8 @@ class FitResult:
         st = self.status
         if st:
             n = st.get("n_stopped")
-            lines.append(f"  {st.get('message', '')}; {st.get('n_best', '?')} of {st.get('n_starts', '?')} "
-                         f"starts reached the best optimum"
-                         + (f" ({n} stopped early by successive halving)" if n else ""))
+            lines.append(f"  {st.get('message', '')}; "
+                         + self.starts_line(f" ({n} stopped early by successive halving)" if n else ""))
             if st.get("on_bound"):
                 lines.append(f"  on a bound: {', '.join(st['on_bound'])}")
         return "\n".join(lines)

@@ -337,6 +337,12 @@ class Law:
                           (``FitOptions.converge`` when the user gives none); None: the fitter's
                           default (32).  More for a landscape where the halving's early ranking
                           often misses the basin of the best optimum
+    amplitudes : tuple    log-scale parameters the formula is affine in, jointly (``L = c + sum_k P_k
+                          z_k``, ``c`` and ``z_k`` free of them: Chinchilla's E, A and B): the fit
+                          solves them for each start of the other parameters instead of searching
+                          their grid (:mod:`scalinglaws.fitting.amplitudes`); their grids only place
+                          the first point of that solve.  ``tests/test_amplitudes.py`` checks the
+                          affinity on the formula (sympy).  Empty: every parameter is searched
     """
 
     name: ClassVar[str] = ""
@@ -355,6 +361,7 @@ class Law:
     axis: ClassVar[tuple[str, str] | None] = None
     figure: ClassVar[tuple[View, ...]] = ()
     converge: ClassVar[int | None] = None
+    amplitudes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         """Every planner method of a law checks its options (the :class:`Option` declarations) when called."""

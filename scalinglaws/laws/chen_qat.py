@@ -218,6 +218,9 @@ class ChenQAT(Law):
         Param("gamma_G", "penalty growth with log2(group size)", (0.0, 5.0), (0.7,)),
         Param("gamma_N", "penalty decay with model size", (0.0, 3.0), (0.2,)),
     )
+    # (E, A, B and k enter the formula affinely, but solved per start (scalinglaws.fitting.amplitudes) the 144
+    # starts are 4, which ended 2.1e-5 above the whole grid's optimum at one bit width of data/ladder_runs.csv:
+    # the grid is searched, docs/fitter-speed.md)
     columns = ("N", "D", "w_bits", "a_bits")
     optional_columns = ("group_size",)
     presets = {

@@ -69,6 +69,7 @@ class Chinchilla(Law):
         Param("alpha", "exponent of model size", (0.0, 5.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
         Param("beta", "exponent of data size", (0.0, 5.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
     )
+    amplitudes = ("E", "A", "B")  # the formula is affine in them: solved per start, not searched
     columns = ("N", "D")
     presets = {
         "hoffmann2022": Preset(

@@ -317,6 +317,9 @@ class DremovQAT(Law):
         Param("xi", "FP-token exponent of the interaction term", (-3.0, 3.0), (0.0,)),
         Param("rho", "QAT-token exponent of the interaction term", (-2.0, 3.0), (0.3,)),
     )
+    # (E, A, B, theta, phi and lambda enter the formula affinely, but solved per start
+    # (scalinglaws.fitting.amplitudes) phi went to its lower bound on tests/test_law_dremov.py's table, 3.4x the
+    # objective: the grid is searched, docs/fitter-speed.md)
     columns = ("N", "D_fp", "D_qat", "w_bits")
     planners = (
         Planner("qat-fraction", "QAT fraction that minimises the unified loss, and the split of D",

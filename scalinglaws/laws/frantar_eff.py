@@ -167,6 +167,7 @@ class FrantarEff(Law):
         Param("beta", "exponent of data size", (0.0, 5.0), (0.2, 0.5, 0.8)),
     )
     params = base_params
+    amplitudes = ("E", "A", "B")  # the formula is affine in them: solved per start, not searched
     columns = ("N", "D", "w_bits", "a_bits")
     optional_columns = ("group_size", "sparsity")
     presets = {}

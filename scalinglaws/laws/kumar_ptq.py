@@ -102,6 +102,7 @@ class KumarPTQ(Law):
         Param("gamma_post", "bit scale of the PTQ degradation (exp(-ptq_bits/gamma_post))",
               (0.02, 20.0), (0.5, 1.5)),
     )
+    amplitudes = ("E", "A", "B", "C_T")  # the formula is affine in them: solved per start, not searched
     columns = ("N", "D", "ptq_bits")
     presets = {
         "kumar2024-ptq": Preset(

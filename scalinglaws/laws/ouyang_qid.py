@@ -116,6 +116,7 @@ class OuyangQiD(Law):
         Param("beta", "growth of the degradation with tokens D", (0.0, 5.0), (0.5,)),
         Param("gamma", "decay of the degradation with bit-width P", (0.0, 30.0), (2.0, 5.0)),
     )
+    amplitudes = ("k",)  # the formula is affine in them: solved per start, not searched
     columns = ("N", "D", "ptq_bits")
     presets = {
         "ouyang2024": Preset(

@@ -240,7 +240,7 @@ def _law_section(entry, table, flops) -> tuple[Section, list[Figure]]:
     line = (f"objective {res.objective:.10g} ({res.loss.get('loss')}, delta {res.loss.get('delta')}, "
             f"{res.loss.get('space')} space, summed) on {res.n_runs} runs; "
             f"{'converged' if res.converged else st.get('message')}; "
-            f"{st.get('n_best')} of {st.get('n_starts')} starts reached the best optimum.")
+            f"{res.starts_line()}.")
     if iv:
         line += (f" Intervals: percentile bootstrap, {b.get('n')} resamples"
                  + (f" clustered by {b.get('cluster')}" if b.get("cluster") else "") + f", seed {b.get('seed')}.")
