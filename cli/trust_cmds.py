@@ -180,9 +180,7 @@ def diagnose_cmd(
         print_json({**d.to_dict(), "params": res.params, "objective": res.objective})
         return
     console.print(f"[bold]{d.law}[/] on {d.n_runs} runs: objective {res.objective:.10g}", highlight=False)
-    solved = res.status.get("solved") or []
-    distinct = (f" ({res.status.get('n_distinct')} distinct once {', '.join(solved)} "
-                f"{'is' if len(solved) == 1 else 'are'} solved for each)" if solved else "")
+    distinct = f" ({res.distinct_note})" if res.distinct_note else ""
     console.print(f"start grid: {d.n_starts} starts{distinct}, {d.n_converged} converged, {d.n_optima} distinct optima",
                   highlight=False)
     if d.optima:

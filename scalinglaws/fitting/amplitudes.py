@@ -49,7 +49,7 @@ BLOCK = 2_000_000
 
 def indices(law, free: np.ndarray) -> list[int]:
     """The law's free amplitudes, as indices into its parameters."""
-    names = set(getattr(law, "amplitudes", ()) or ())
+    names = set(law.amplitudes)
     return [j for j, p in enumerate(law.params) if p.name in names and p.log and free[j]]
 
 
@@ -124,7 +124,6 @@ def _solve(c, Z, first, lo, hi, y, log_space, loss, w):
     (T: log or nothing), from ``first`` for every row."""
     U, n, K = Z.shape
     theta = np.tile(first, (U, 1))
-    w = np.ones(n) if w is None else w
     f, m, r = _objective(theta, c, Z, y, log_space, loss, w)
     active = np.isfinite(f)
     for _ in range(MAX_STEPS):
@@ -132,7 +131,7 @@ def _solve(c, Z, first, lo, hi, y, log_space, loss, w):
             break
         a = np.flatnonzero(active)
         J = Z[a] / m[a][..., None] if log_space else Z[a]                 # d T(m) / d theta
-        om = w * _irls_weight(r[a], loss)
+        om = loss.irls_weight(r[a]) if w is None else w * loss.irls_weight(r[a])
         H = np.einsum("un,unk,unl->ukl", om, J, J)
         H += np.eye(K) * (1e-9 * np.einsum("ukk->uk", H) + 1e-300)[:, None, :]   # a direction no run sees
         g = np.einsum("un,unk->uk", om * r[a], J)
@@ -161,19 +160,5 @@ def _objective(th, c, Z, y, log_space, loss, w):
     m = c + np.einsum("unk,uk->un", Z, th)
     with np.errstate(all="ignore"):
         r = y - (np.log(m) if log_space else m)
-    f = (w * _rho(r, loss)).sum(1)
+    f = loss.total(r, w)
     return np.where(np.isfinite(f), f, np.inf), m, r
-
-
-def _rho(r, loss):
-    if loss.kind == "mse":
-        return 0.5 * r * r
-    a = np.abs(r)
-    return np.where(a <= loss.delta, 0.5 * r * r, loss.delta * (a - 0.5 * loss.delta))
-
-
-def _irls_weight(r, loss):
-    if loss.kind == "mse":
-        return np.ones_like(r)
-    a = np.abs(r)
-    return np.where(a <= loss.delta, 1.0, loss.delta / np.maximum(a, 1e-300))

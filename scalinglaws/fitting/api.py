@@ -17,7 +17,7 @@ import numpy as np
 
 from scalinglaws.data.errors import FitError, OptionError
 from scalinglaws.fitting import amplitudes, defaults
-from scalinglaws.fitting.fitter import minimize_multistart
+from scalinglaws.fitting.fitter import explore_subset, minimize_multistart
 from scalinglaws.fitting.identifiability import input_warnings, noise_warnings, parameter_warnings
 from scalinglaws.fitting.options import FitOptions
 from scalinglaws.fitting.problem import Problem
@@ -68,7 +68,7 @@ def fit(runs, law: str | Law = DEFAULT_LAW, options: FitOptions | None = None, *
     if solved:  # the grid's amplitudes solved for each start of the other parameters
         X, y, ws = prob.X, prob.y, w
         if opts.explore_rows and y.size > opts.explore_rows:  # the fitter's own exploring subset of a large table
-            rows = np.sort(np.random.default_rng(opts.seed).choice(y.size, int(opts.explore_rows), replace=False))
+            rows = explore_subset(y.size, opts.explore_rows, opts.seed)
             X, y, ws = prob.model.take(rows).X, y[rows], None if w is None else w[rows]
         S0, n_solved = amplitudes.solve(law, X, y, prob.space, prob.loss, S0, lo, hi, free, ws)
         solved = solved if n_solved else []
@@ -116,7 +116,7 @@ def _grid(starts) -> bool:
 
 
 def _starts(law: Law, starts, seed: int) -> np.ndarray:
-    if starts is None or (isinstance(starts, str) and starts == "grid"):
+    if _grid(starts):
         return law.start_grid()
     if isinstance(starts, (int, np.integer)):
         grid = law.start_grid()

@@ -85,6 +85,11 @@ class RobustLoss:
         return v @ weights if weights.ndim == 1 else (v * weights).sum(axis=-1)
 
 
+def explore_subset(n: int, explore_rows: int, seed: int) -> np.ndarray:
+    """The seeded subset of ``explore_rows`` of ``n`` runs (sorted) on which a large table's starts are ranked."""
+    return np.sort(np.random.default_rng(seed).choice(n, int(explore_rows), replace=False))
+
+
 @dataclass
 class MultiStartResult:
     """Outcome of :func:`minimize_multistart`.
@@ -411,7 +416,7 @@ def minimize_multistart(model: Model, y: np.ndarray, starts: np.ndarray, lower: 
     explore_model, y_explore = model, y
     settle_model = None
     if explore_rows and y.size > explore_rows and hasattr(model, "take") and w is None:
-        subset = np.sort(np.random.default_rng(seed).choice(y.size, int(explore_rows), replace=False))
+        subset = explore_subset(y.size, explore_rows, seed)
         explore_model, y_explore = model.take(subset), y[subset]
         settle_model = explore_model  # in double precision (the rounds use a single-precision copy)
 

@@ -100,18 +100,24 @@ class FitResult:
         """Write ``fit.json`` atomically (a temporary file in the same folder, then rename)."""
         write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
+    @property
+    def distinct_note(self) -> str:
+        """How many distinct starts the grid was where the fit solved the law's amplitudes for each start
+        (:mod:`scalinglaws.fitting.amplitudes`), e.g. "25 distinct once E, A, B are solved for each start of
+        the other parameters"; empty where it did not."""
+        st = self.status or {}
+        solved = st.get("solved") or []
+        if not solved:
+            return ""
+        return (f"{st.get('n_distinct')} distinct once {', '.join(solved)} {'is' if len(solved) == 1 else 'are'} "
+                f"solved for each start of the other parameters")
+
     def starts_line(self, within: str = "") -> str:
-        """How many starts reached the best optimum (``within``: how near, said right after), and of how many
-        distinct ones where the fit solved the law's amplitudes for each start
-        (:mod:`scalinglaws.fitting.amplitudes`)."""
+        """How many starts reached the best optimum (``within``: how near, said right after), and
+        :attr:`distinct_note`."""
         st = self.status or {}
         line = f"{st.get('n_best', '?')} of {st.get('n_starts', '?')} starts reached the best optimum{within}"
-        solved = st.get("solved") or []
-        if solved:
-            names = ", ".join(solved)
-            line += (f"; {st.get('n_distinct')} distinct once {names} {'is' if len(solved) == 1 else 'are'} solved "
-                     f"for each start of the other parameters")
-        return line
+        return line + (f"; {self.distinct_note}" if self.distinct_note else "")
 
     def summary(self) -> str:
         lines = [f"law {self.law}: objective {self.objective:.10g} on {self.n_runs} runs "
